@@ -1,0 +1,60 @@
+# thrillmon: PGXS build (see STYLE.md for the Debian/LLVM traps this file works around).
+EXTENSION  = thrillmon
+EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+
+MODULE_big = thrillmon
+CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
+PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
+OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
+
+# The install script is generated from sql/thrillmon.sql; released scripts are frozen files.
+DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+
+REGRESS      = install_schema record_metric retention_api partitions
+REGRESS_OPTS = --load-extension=$(EXTENSION)
+
+PG_CONFIG   ?= pg_config
+PG_CPPFLAGS += -Isrc
+PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
+ifdef WERROR
+PG_CXXFLAGS += -Werror
+endif
+SHLIB_LINK  += -lstdc++
+
+EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql test/unit/unit_tests results regression.diffs regression.out
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+# Debian's Postgres is built with LLVM: every object also gets a .bc made by clang with only
+# BITCODE_CXXFLAGS + CPPFLAGS, which would lack -std=c++17.
+COMPILE.cxx.bc += $(PG_CXXFLAGS)
+
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
+	cp $< $@
+
+# ---- C++ core unit tests: system g++ and GoogleTest, no PGXS, no server -----------------------
+GTEST_CXXFLAGS = -std=c++17 -Wall -Wextra -O1 -g -Isrc
+UNIT_SRCS      = $(sort $(wildcard test/unit/*_test.cpp))
+
+test/unit/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.hpp)
+	$(CXX) $(GTEST_CXXFLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
+
+.PHONY: unittest pgtap concurrency test demo
+unittest: test/unit/unit_tests
+	test/unit/unit_tests
+
+# pgTAP suites against an installed server reached through the usual PG* variables.
+pgtap:
+	pg_prove -v test/pgtap/*.sql
+
+concurrency:
+	bash test/scripts/concurrent_retention.sh
+
+# The two commands of the README: both install their own dependencies.
+test:
+	bash scripts/test.sh
+
+demo:
+	bash scripts/demo.sh

@@ -1,0 +1,91 @@
+// Partition naming and the partition-level retention plan.
+#include "core/partitions.hpp"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace thrillmon {
+
+namespace {
+
+constexpr int kMinPremakeDays = 0;
+constexpr int kMaxPremakeDays = 365;
+
+std::optional<std::string>
+BoundLiteral(std::int64_t day)
+{
+	auto date = FormatDate(CivilFromDays(day));
+	if (!date)
+		return std::nullopt;
+	// An explicit +00 offset: the literal names the same instant whatever the session TimeZone.
+	return *date + " 00:00:00+00";
+}
+
+} // namespace
+
+std::optional<DailyPartition>
+PartitionForDay(std::int64_t day)
+{
+	auto lower = BoundLiteral(day);
+	auto upper = BoundLiteral(day + 1);
+	if (!lower || !upper)
+		return std::nullopt;
+	const CivilDate date = CivilFromDays(day);
+	char suffix[16];
+	std::snprintf(suffix, sizeof suffix, "%04d%02d%02d", date.year, date.month, date.day);
+	return DailyPartition {day, std::string(kPartitionPrefix) + suffix, *lower, *upper};
+}
+
+std::optional<std::int64_t>
+ParsePartitionName(const std::string &relname)
+{
+	const std::size_t prefix_len = std::strlen(kPartitionPrefix);
+	if (relname.size() != prefix_len + 8 || relname.compare(0, prefix_len, kPartitionPrefix) != 0)
+		return std::nullopt;
+	int parts[3] = {0, 0, 0};
+	const int widths[3] = {4, 2, 2};
+	std::size_t pos = prefix_len;
+	for (int i = 0; i < 3; ++i) {
+		for (int j = 0; j < widths[i]; ++j, ++pos) {
+			const char c = relname[pos];
+			if (c < '0' || c > '9')
+				return std::nullopt;
+			parts[i] = parts[i] * 10 + (c - '0');
+		}
+	}
+	const CivilDate date {parts[0], parts[1], parts[2]};
+	if (date.year < 1 || !IsValidDate(date))
+		return std::nullopt;
+	return DaysFromCivil(date);
+}
+
+std::vector<std::int64_t>
+PremakeDays(EpochMicros now, int premake_days)
+{
+	premake_days = std::clamp(premake_days, kMinPremakeDays, kMaxPremakeDays);
+	const std::int64_t today = DayIndexOf(now);
+	std::vector<std::int64_t> days;
+	for (std::int64_t d = today - 1; d <= today + premake_days; ++d)
+		days.push_back(d);
+	return days;
+}
+
+MetricRetentionPlan
+PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff)
+{
+	std::sort(existing_days.begin(), existing_days.end());
+	existing_days.erase(std::unique(existing_days.begin(), existing_days.end()), existing_days.end());
+	MetricRetentionPlan plan;
+	for (const std::int64_t day : existing_days) {
+		const EpochMicros lower = day * kMicrosPerDay;
+		const EpochMicros upper = lower + kMicrosPerDay;
+		if (upper <= cutoff)
+			plan.drop_days.push_back(day);
+		else if (lower < cutoff)
+			plan.straddling_day = day;
+	}
+	return plan;
+}
+
+} // namespace thrillmon

@@ -1,0 +1,72 @@
+// Input rules for everything a user hands thrillmon, as plain data so they can be unit-tested
+// without a server. The glue turns a ValidationError into ereport(ERROR) with its SQLSTATE.
+#pragma once
+#include "core/no_postgres.hpp"
+
+#include "core/civil_time.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace thrillmon {
+
+constexpr std::size_t kMaxMetricNameChars = 128;
+constexpr std::size_t kMaxMetadataBytes = 64 * 1024;
+constexpr int kMaxRetentionDays = 36500; // a century: anything larger is a typo, not a policy
+
+// SQLSTATEs used (all in classes 22 "data exception" and 23 "integrity constraint violation").
+constexpr const char *kSqlstateNullValueNotAllowed = "22004";
+constexpr const char *kSqlstateStringDataRightTruncation = "22001";
+constexpr const char *kSqlstateInvalidParameterValue = "22023";
+constexpr const char *kSqlstateDatetimeFieldOverflow = "22008";
+constexpr const char *kSqlstateCharacterNotInRepertoire = "22021";
+
+struct ValidationError {
+	std::string sqlstate; // five characters
+	std::string message;
+	std::string hint; // may be empty
+};
+
+using MaybeError = std::optional<ValidationError>;
+
+// The category names of DESIGN §2, in the order the docs list them.
+const std::vector<std::string> &
+MetricCategories();
+
+// A metric name: not NULL, not empty or blank, at most 128 characters (not bytes), no control
+// characters. Quotes, semicolons and any other printable Unicode are allowed and kept verbatim.
+MaybeError
+ValidateMetricName(std::optional<std::string_view> name);
+
+// A metric value: finite (NaN and +/-Infinity would poison every mean and deviation downstream).
+MaybeError
+ValidateMetricValue(std::optional<double> value);
+
+// A category: one of MetricCategories().
+MaybeError
+ValidateCategory(std::optional<std::string_view> category);
+
+// Metadata, described by the glue: is it a JSON object, and how large is it in bytes.
+enum class JsonKind { Object, Array, Scalar };
+MaybeError
+ValidateMetadata(JsonKind kind, std::size_t size_bytes);
+
+// A point's timestamp: finite (infinity has no day to be stored in nor ever expires).
+MaybeError
+ValidateTimestampIsFinite(bool is_finite);
+
+// Retention days: not NULL, at least 1, at most kMaxRetentionDays. `arg` names the parameter.
+MaybeError
+ValidateRetentionDays(std::optional<int> days, std::string_view arg);
+
+// The retention cut-off: exactly `days` x 24 h before `now`. Rows older than it are expired.
+// Whole 24-hour days rather than calendar days in some zone, so that a cleanup removes the same
+// rows whatever TimeZone the session calling it has (a DST change never shifts it by an hour).
+EpochMicros
+RetentionCutoff(EpochMicros now, int days);
+
+} // namespace thrillmon

@@ -1,0 +1,126 @@
+// SQL-callable functions for recording and validation (thin: rules live in src/core).
+#include "core/validation.hpp"
+#include "pg/boundary.hpp"
+#include "pg/spi.hpp"
+
+#include <optional>
+#include <string_view>
+
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT Datum thrillmon_record_metric(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_retention_cutoff(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(thrillmon_record_metric);
+PG_FUNCTION_INFO_V1(thrillmon_retention_cutoff);
+}
+
+using thrillmon::pg::Compute;
+using thrillmon::pg::PlainError;
+using thrillmon::pg::RaiseIfSet;
+
+namespace {
+
+// The prepared INSERT, kept for the life of the backend (SPI_keepplan moves it out of the
+// call's memory). The plan cache re-plans it by itself if the table changes (new partitions,
+// DROP/CREATE EXTENSION), because the statement names the table, not an OID we hold.
+SPIPlanPtr insert_plan = nullptr;
+
+std::optional<std::string_view>
+TextArg(FunctionCallInfo fcinfo, int n)
+{
+	if (PG_ARGISNULL(n))
+		return std::nullopt;
+	text *t = PG_GETARG_TEXT_PP(n);
+	return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+} // namespace
+
+// record_metric(metric_name, metric_value, metric_category, metadata, ts): validate, then insert.
+extern "C" Datum
+thrillmon_record_metric(PG_FUNCTION_ARGS)
+{
+	// Read: everything from fcinfo into plain values (detoasting may ereport, so before compute).
+	const std::optional<std::string_view> name = TextArg(fcinfo, 0);
+	const std::optional<double> value = PG_ARGISNULL(1) ? std::nullopt : std::optional<double>(PG_GETARG_FLOAT8(1));
+	const std::optional<std::string_view> category = TextArg(fcinfo, 2);
+	Jsonb *metadata = PG_ARGISNULL(3) ? nullptr : PG_GETARG_JSONB_P(3);
+	thrillmon::JsonKind metadata_kind = thrillmon::JsonKind::Object;
+	size_t metadata_size = 0;
+	if (metadata != nullptr) {
+		metadata_kind = JB_ROOT_IS_OBJECT(metadata) ? thrillmon::JsonKind::Object
+		                : JB_ROOT_IS_SCALAR(metadata) ? thrillmon::JsonKind::Scalar
+		                                               : thrillmon::JsonKind::Array;
+		metadata_size = VARSIZE(metadata) - VARHDRSZ;
+	}
+	const TimestampTz ts = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
+
+	// Compute: the core's rules, first failure wins, in the order of the parameters.
+	PlainError err {};
+	Compute(&err, [&] {
+		thrillmon::MaybeError e = thrillmon::ValidateMetricName(name);
+		if (!e)
+			e = thrillmon::ValidateMetricValue(value);
+		if (!e)
+			e = thrillmon::ValidateCategory(category);
+		if (!e && metadata != nullptr)
+			e = thrillmon::ValidateMetadata(metadata_kind, metadata_size);
+		if (!e)
+			e = thrillmon::ValidateTimestampIsFinite(!TIMESTAMP_NOT_FINITE(ts));
+		if (e)
+			thrillmon::pg::CopyError(*e, &err);
+	});
+	RaiseIfSet(&err);
+
+	// Write: one parameterised INSERT through the partitioned parent.
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	if (insert_plan == nullptr) {
+		Oid types[5] = {TEXTOID, TEXTOID, FLOAT8OID, TIMESTAMPTZOID, JSONBOID};
+		SPIPlanPtr plan = SPI_prepare("INSERT INTO thrillmon.metric_time_series "
+		                              "(metric_name, metric_category, metric_value, \"timestamp\", metadata) "
+		                              "VALUES ($1, $2, $3, $4, $5)",
+		                              5, types);
+		if (plan == nullptr)
+			elog(ERROR, "thrillmon: could not prepare insert: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "thrillmon: could not keep insert plan");
+		insert_plan = plan;
+	}
+	Datum values[5] = {PG_GETARG_DATUM(0), PG_GETARG_DATUM(2), PG_GETARG_DATUM(1), TimestampTzGetDatum(ts),
+	                   metadata != nullptr ? PointerGetDatum(metadata) : (Datum) 0};
+	const char nulls[5] = {' ', ' ', ' ', ' ', metadata != nullptr ? ' ' : 'n'};
+	const int ret = SPI_execute_plan(insert_plan, values, nulls, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "thrillmon: insert into metric_time_series returned %s", SPI_result_code_string(ret));
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+// _retention_cutoff(days, argument_name): validate retention days, return now() - days x 24 h.
+extern "C" Datum
+thrillmon_retention_cutoff(PG_FUNCTION_ARGS)
+{
+	const std::optional<int> days = PG_ARGISNULL(0) ? std::nullopt : std::optional<int>(PG_GETARG_INT32(0));
+	const std::optional<std::string_view> arg = TextArg(fcinfo, 1);
+	const thrillmon::EpochMicros now =
+	    GetCurrentTransactionStartTimestamp() + thrillmon::kPostgresEpochOffsetMicros;
+
+	PlainError err {};
+	thrillmon::EpochMicros cutoff = 0;
+	Compute(&err, [&] {
+		if (auto e = thrillmon::ValidateRetentionDays(days, arg.value_or("retention_days")))
+			thrillmon::pg::CopyError(*e, &err);
+		else
+			cutoff = thrillmon::RetentionCutoff(now, *days);
+	});
+	RaiseIfSet(&err);
+	PG_RETURN_TIMESTAMPTZ(cutoff - thrillmon::kPostgresEpochOffsetMicros);
+}

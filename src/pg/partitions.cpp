@@ -1,0 +1,301 @@
+// Partition maintenance and partition-level retention of metric_time_series.
+//
+// The arithmetic (which days, which names, which bounds, what to drop) is the core's; this file
+// only lists what exists and runs the DDL. Results cross the boundary as PlainPartition arrays
+// (fixed-size char buffers) so no C++ object is alive while SPI may ereport.
+#include "core/partitions.hpp"
+#include "core/validation.hpp"
+#include "pg/boundary.hpp"
+#include "pg/guc.hpp"
+#include "pg/spi.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+PGDLLEXPORT Datum thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(thrillmon_maintain_partitions_internal);
+PG_FUNCTION_INFO_V1(thrillmon_cleanup_metrics_internal);
+}
+
+using thrillmon::pg::Compute;
+using thrillmon::pg::PlainError;
+using thrillmon::pg::RaiseIfSet;
+
+namespace {
+
+struct PlainPartition {
+	int64_t day;
+	bool valid;
+	char name[64];
+	char lower[32];
+	char upper[32];
+};
+
+// Copies into a fixed buffer; the core's names and literals are short and fixed-width, so a
+// string that does not fit means a bug, and the partition is skipped rather than truncated.
+bool
+CopyInto(char *dst, std::size_t size, const std::string &src) noexcept
+{
+	if (src.size() >= size)
+		return false;
+	std::memcpy(dst, src.c_str(), src.size() + 1);
+	return true;
+}
+
+void
+Fill(PlainPartition *out, int64_t day)
+{
+	out->day = day;
+	out->valid = false;
+	if (auto p = thrillmon::PartitionForDay(day))
+		out->valid = CopyInto(out->name, sizeof out->name, p->name) && CopyInto(out->lower, sizeof out->lower, p->lower) &&
+		             CopyInto(out->upper, sizeof out->upper, p->upper);
+}
+
+// Days of the existing daily partitions (names parsed by the core; other partitions ignored).
+int
+ExistingPartitionDays(int64_t **days_out)
+{
+	char **names;
+	const int n = thrillmon::pg::SpiTextColumn(
+	    "SELECT c.relname::text FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+	    "WHERE i.inhparent = 'thrillmon.metric_time_series'::pg_catalog.regclass",
+	    &names);
+	int64_t *days = static_cast<int64_t *>(palloc(sizeof(int64_t) * (n > 0 ? n : 1)));
+	bool *ok = static_cast<bool *>(palloc0(sizeof(bool) * (n > 0 ? n : 1)));
+	PlainError err {};
+	Compute(&err, [&] {
+		for (int i = 0; i < n; i++) {
+			if (auto d = thrillmon::ParsePartitionName(names[i])) {
+				days[i] = *d;
+				ok[i] = true;
+			}
+		}
+	});
+	RaiseIfSet(&err);
+	int m = 0;
+	for (int i = 0; i < n; i++)
+		if (ok[i])
+			days[m++] = days[i];
+	*days_out = days;
+	return m;
+}
+
+bool
+Contains(const int64_t *days, int n, int64_t day)
+{
+	for (int i = 0; i < n; i++)
+		if (days[i] == day)
+			return true;
+	return false;
+}
+
+Datum
+TextArrayOf(PlainPartition *parts, int n, MemoryContext ctx)
+{
+	MemoryContext old = MemoryContextSwitchTo(ctx);
+	Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * (n > 0 ? n : 1)));
+	for (int i = 0; i < n; i++)
+		elems[i] = CStringGetTextDatum(parts[i].name);
+	ArrayType *arr = construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT);
+	MemoryContextSwitchTo(old);
+	return PointerGetDatum(arr);
+}
+
+Datum
+ReturnRecord(FunctionCallInfo fcinfo, Datum *values, int natts)
+{
+	TupleDesc tupdesc;
+	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "thrillmon: function returning record called in a context that cannot accept it");
+	bool *nulls = static_cast<bool *>(palloc0(sizeof(bool) * natts));
+	HeapTuple tuple = heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls);
+	return HeapTupleGetDatum(tuple);
+}
+
+} // namespace
+
+// _maintain_partitions(premake_days int): create missing daily partitions from yesterday to
+// premake_days ahead, and one for every day that has rows waiting in the default partition
+// (moving those rows in). Returns (created text[], rows_moved bigint).
+extern "C" Datum
+thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
+{
+	const int premake = PG_ARGISNULL(0) ? thrillmon::pg::partition_premake_days : PG_GETARG_INT32(0);
+	if (premake < 0 || premake > 365)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: premake_days must be between 0 and 365, got %d", premake)));
+	const thrillmon::EpochMicros now = GetCurrentTransactionStartTimestamp() + thrillmon::kPostgresEpochOffsetMicros;
+	MemoryContext fn_ctx = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	// Two maintainers at once would both try to create the same partition: serialise them, and
+	// read what exists only once we hold the lock.
+	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockMaintainPartitions);
+
+	int64_t *existing;
+	const int n_existing = ExistingPartitionDays(&existing);
+	int64_t *pending;
+	const int n_pending = thrillmon::pg::SpiInt64Column(
+	    "SELECT DISTINCT pg_catalog.floor(EXTRACT(EPOCH FROM \"timestamp\") / 86400)::int8 "
+	    "FROM ONLY thrillmon.metric_time_series_default ORDER BY 1",
+	    &pending);
+
+	// Compute: the wanted days, in order, without duplicates, minus those that exist.
+	const int max_wanted = 367 + n_pending;
+	PlainPartition *todo = static_cast<PlainPartition *>(palloc0(sizeof(PlainPartition) * max_wanted));
+	int n_todo = 0;
+	PlainError err {};
+	Compute(&err, [&] {
+		std::vector<int64_t> wanted = thrillmon::PremakeDays(now, premake);
+		wanted.insert(wanted.end(), pending, pending + n_pending);
+		std::sort(wanted.begin(), wanted.end());
+		wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
+		for (const int64_t day : wanted) {
+			if (Contains(existing, n_existing, day) || n_todo >= max_wanted)
+				continue;
+			Fill(&todo[n_todo], day);
+			if (todo[n_todo].valid)
+				n_todo++;
+		}
+	});
+	RaiseIfSet(&err);
+
+	// Write.
+	int64_t rows_moved = 0;
+	StringInfoData sql;
+	initStringInfo(&sql);
+	for (int i = 0; i < n_todo; i++) {
+		const PlainPartition *p = &todo[i];
+		const char *name = quote_identifier(p->name);
+		const char *lower = quote_literal_cstr(p->lower);
+		const char *upper = quote_literal_cstr(p->upper);
+		if (!Contains(pending, n_pending, p->day)) {
+			resetStringInfo(&sql);
+			appendStringInfo(&sql,
+			                 "CREATE TABLE thrillmon.%s PARTITION OF thrillmon.metric_time_series "
+			                 "FOR VALUES FROM (%s) TO (%s)",
+			                 name, lower, upper);
+			thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+			continue;
+		}
+		// Rows for this day sit in the default partition, and Postgres refuses to create a
+		// partition whose range the default partition still holds rows of. So build the table
+		// standalone, move the rows in, and attach it. The CHECK constraint matching the bounds
+		// lets ATTACH skip scanning the new table; it is dropped once attached.
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+		                 "CREATE TABLE thrillmon.%s (LIKE thrillmon.metric_time_series INCLUDING DEFAULTS "
+		                 "INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMMENTS)",
+		                 name);
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+		                 "WITH moved AS (DELETE FROM ONLY thrillmon.metric_time_series_default "
+		                 "WHERE \"timestamp\" >= %s AND \"timestamp\" < %s RETURNING *) "
+		                 "INSERT INTO thrillmon.%s SELECT * FROM moved",
+		                 lower, upper, name);
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_INSERT);
+		rows_moved += static_cast<int64_t>(SPI_processed);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+		                 "ALTER TABLE thrillmon.%s ADD CONSTRAINT thrillmon_bounds "
+		                 "CHECK (\"timestamp\" >= %s AND \"timestamp\" < %s)",
+		                 name, lower, upper);
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql,
+		                 "ALTER TABLE thrillmon.metric_time_series ATTACH PARTITION thrillmon.%s "
+		                 "FOR VALUES FROM (%s) TO (%s)",
+		                 name, lower, upper);
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ALTER TABLE thrillmon.%s DROP CONSTRAINT thrillmon_bounds", name);
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+	}
+	SPI_finish();
+
+	Datum values[2] = {TextArrayOf(todo, n_todo, fn_ctx), Int64GetDatum(rows_moved)};
+	return ReturnRecord(fcinfo, values, 2);
+}
+
+// _cleanup_metrics(cutoff timestamptz): remove every metric row older than cutoff. Daily
+// partitions wholly before it are dropped (cost per partition, not per row, and the disk space
+// comes back at once); only the partition that contains the cut-off, and the default partition,
+// have rows deleted. Returns (partitions_dropped text[], rows_dropped bigint, rows_deleted bigint).
+extern "C" Datum
+thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: cutoff must not be NULL")));
+	const TimestampTz cutoff_ts = PG_GETARG_TIMESTAMPTZ(0);
+	const thrillmon::EpochMicros cutoff = cutoff_ts + thrillmon::kPostgresEpochOffsetMicros;
+	MemoryContext fn_ctx = CurrentMemoryContext;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	// Serialise with any other metric retention (a second cleanup would find the partitions it
+	// planned to drop already gone) and with partition maintenance.
+	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockMetricRetention);
+	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockMaintainPartitions);
+
+	int64_t *existing;
+	const int n_existing = ExistingPartitionDays(&existing);
+	PlainPartition *drops = static_cast<PlainPartition *>(palloc0(sizeof(PlainPartition) * (n_existing + 1)));
+	int n_drops = 0;
+	PlainPartition straddling {};
+	PlainError err {};
+	Compute(&err, [&] {
+		const thrillmon::MetricRetentionPlan plan =
+		    thrillmon::PlanMetricRetention(std::vector<int64_t>(existing, existing + n_existing), cutoff);
+		for (const int64_t day : plan.drop_days)
+			Fill(&drops[n_drops++], day);
+		if (plan.straddling_day)
+			Fill(&straddling, *plan.straddling_day);
+	});
+	RaiseIfSet(&err);
+
+	int64_t rows_dropped = 0;
+	int64_t rows_deleted = 0;
+	StringInfoData sql;
+	initStringInfo(&sql);
+	for (int i = 0; i < n_drops; i++) {
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
+		rows_dropped += thrillmon::pg::SpiInt64(sql.data);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+	}
+	Oid types[1] = {TIMESTAMPTZOID};
+	Datum args[1] = {TimestampTzGetDatum(cutoff_ts)};
+	if (straddling.valid) {
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DELETE FROM ONLY thrillmon.%s WHERE \"timestamp\" < $1",
+		                 quote_identifier(straddling.name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_DELETE, 1, types, args);
+		rows_deleted += static_cast<int64_t>(SPI_processed);
+	}
+	thrillmon::pg::SpiRun("DELETE FROM ONLY thrillmon.metric_time_series_default WHERE \"timestamp\" < $1",
+	                      SPI_OK_DELETE, 1, types, args);
+	rows_deleted += static_cast<int64_t>(SPI_processed);
+	SPI_finish();
+
+	Datum values[3] = {TextArrayOf(drops, n_drops, fn_ctx), Int64GetDatum(rows_dropped), Int64GetDatum(rows_deleted)};
+	return ReturnRecord(fcinfo, values, 3);
+}
