@@ -639,6 +639,7 @@ DECLARE
 	cutoff timestamptz;
 	part record;
 	n bigint;
+	n_past bigint;
 	lo timestamptz;
 	hi timestamptz;
 BEGIN
@@ -666,8 +667,8 @@ BEGIN
 		row_count := row_count + n;
 		IF part.day IS NULL OR (part.day::timestamp AT TIME ZONE 'UTC') + interval '1 day' > cutoff THEN
 			IF part.day IS NULL OR (part.day::timestamp AT TIME ZONE 'UTC') < cutoff THEN
-				EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE "timestamp" < $1', part.rel) INTO n USING cutoff;
-				rows_past_retention := rows_past_retention + n;
+				EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE "timestamp" < $1', part.rel) INTO n_past USING cutoff;
+				rows_past_retention := rows_past_retention + n_past;
 			END IF;
 		ELSE
 			rows_past_retention := rows_past_retention + n;
@@ -746,11 +747,15 @@ figures AS (
 )
 SELECT f.target, f.table_name, f.row_count AS rows, f.rows_estimated, f.total_bytes AS bytes,
 	pg_catalog.pg_size_pretty(f.total_bytes) AS size, f.oldest, f.newest,
-	p.retention_days, p.enabled AS policy_enabled, p.cutoff,
+	CASE WHEN f.target = 'anomalies_archive' THEN p.archive_retention_days ELSE p.retention_days END AS retention_days,
+	p.enabled AS policy_enabled,
+	CASE WHEN f.target = 'anomalies_archive'
+		THEN thrillmon._retention_cutoff(p.archive_retention_days, 'archive_retention_days') ELSE p.cutoff END AS cutoff,
 	f.rows_past_retention, lc.last_cleanup_at, lc.last_cleanup_status, lc.last_cleanup_removed
 FROM figures f
 LEFT JOIN policy p ON p.target = (CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END)
-LEFT JOIN LATERAL thrillmon._last_cleanup(CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END) lc ON true;
+LEFT JOIN LATERAL thrillmon._last_cleanup(CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END) lc ON true
+ORDER BY f.target;
 COMMENT ON VIEW thrillmon.retention_stats IS
 	'Per retention target: rows, bytes, oldest/newest record, rows past retention now, last cleanup and what it removed. For metrics, rows and rows_past_retention are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, with exact counts only for never-analysed partitions and for the straddling and default partitions; other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';
 

@@ -113,7 +113,7 @@ MaybeError
 ValidateTimestampIsFinite(bool is_finite)
 {
 	if (!is_finite)
-		return Error(kSqlstateDatetimeFieldOverflow, "ts must be a finite timestamp, not infinity");
+		return Error(kSqlstateDatetimeFieldOverflow, "ts must be a finite timestamp, not infinity or -infinity");
 	return std::nullopt;
 }
 

@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs inside pg_virtualenv: the demo proper (see demo.sh).
+set -euo pipefail
+db=thrillwiki
+psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
+export PGDATABASE=$db
+run() { psql -X -q -v ON_ERROR_STOP=1 -P pager=off "$@"; }
+
+echo "== CREATE EXTENSION thrillmon; daily partitions"
+run -c "CREATE EXTENSION thrillmon" -c "SELECT jsonb_array_length(thrillmon.maintain_partitions()->'created') AS partitions_made_ahead"
+
+echo "== Recording six weeks of the origin's metrics through record_metric() (one point per 5 minutes)"
+run <<'SQL'
+\timing on
+SELECT count(thrillmon.record_metric(m.name, m.base + m.amplitude * sin(s / 48.0) + random() * m.noise, m.category,
+		jsonb_build_object('source', 'demo'), date_trunc('minute', now()) - s * interval '5 minutes'))
+	AS points_recorded
+FROM (VALUES
+	('api_response_time', 'performance', 180.0, 40.0, 25.0),
+	('error_rate', 'performance', 0.8, 0.3, 0.4),
+	('database_connections', 'system', 40.0, 10.0, 5.0),
+	('cache_hit_rate', 'performance', 97.0, 1.5, 0.8),
+	('celery_queue_size', 'system', 12.0, 8.0, 4.0),
+	('pending_submissions', 'workflow', 30.0, 12.0, 3.0),
+	('rate_limit_violations', 'security', 2.0, 1.0, 2.0),
+	('active_incidents', 'monitoring', 0.0, 0.0, 0.0)
+) AS m(name, category, base, amplitude, noise), generate_series(0, 42 * 288) AS s;
+\timing off
+SQL
+
+echo "== maintain_partitions(): the backfilled history moves from the default partition into daily partitions"
+run -c "SELECT jsonb_array_length(r->'created') AS partitions_created, r->'rows_moved' AS rows_moved FROM thrillmon.maintain_partitions() r"
+
+echo "== Anomalies, alerts and incidents of various ages and states"
+run <<'SQL'
+-- Alerts: resolved long ago, resolved recently, and one still open.
+INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metric_name, created_at, resolved_at)
+SELECT 'anomaly', (ARRAY['low','medium','high','critical'])[1 + d % 4], 'api_response_time spiked', 'api_response_time',
+	now() - d * interval '1 day', CASE WHEN d % 5 <> 0 THEN now() - d * interval '1 day' + interval '20 minutes' END
+FROM generate_series(1, 120, 3) d;
+-- Anomalies: every two days, linked to an alert when one was raised that day.
+INSERT INTO thrillmon.anomaly_detections (metric_name, metric_category, anomaly_type, severity, baseline_value,
+	anomaly_value, deviation_score, confidence_score, detection_algorithm, time_window_start, time_window_end,
+	detected_at, alert_created, alert_id)
+SELECT 'api_response_time', 'performance', 'spike', 'high', 180, 900, 9.5, 0.97, 'ensemble',
+	now() - d * interval '1 day' - interval '5 minutes', now() - d * interval '1 day', now() - d * interval '1 day',
+	a.id IS NOT NULL, a.id
+FROM generate_series(1, 60, 2) d
+LEFT JOIN LATERAL (SELECT id FROM thrillmon.system_alerts s
+	WHERE s.created_at::date = (now() - d * interval '1 day')::date LIMIT 1) a ON true;
+-- Incidents: one open (keeps its alerts), the rest resolved at various ages.
+INSERT INTO thrillmon.incidents (title, severity, status, detected_at, resolved_at)
+SELECT 'API latency incident ' || d, 'high', CASE WHEN d = 100 THEN 'open' ELSE 'resolved' END,
+	now() - d * interval '1 day', CASE WHEN d = 100 THEN NULL ELSE now() - d * interval '1 day' + interval '2 hours' END
+FROM generate_series(10, 130, 30) d;
+INSERT INTO thrillmon.incident_alerts (incident_id, alert_id)
+SELECT i.id, a.id FROM thrillmon.incidents i JOIN thrillmon.system_alerts a
+	ON a.created_at BETWEEN i.detected_at - interval '3 days' AND i.detected_at + interval '3 days';
+ANALYZE;
+SQL
+
+stats="SELECT target, rows, size, oldest::date, newest::date, retention_days AS keep_days, rows_past_retention AS past_retention, last_cleanup_status AS last_status, last_cleanup_removed AS last_removed FROM thrillmon.retention_stats ORDER BY target"
+echo "== retention_stats before"
+run -c "$stats"
+
+echo "== SELECT thrillmon.run_data_retention_cleanup()"
+run -c "SELECT jsonb_pretty(thrillmon.run_data_retention_cleanup())"
+
+echo "== retention_stats after"
+run -c "ANALYZE" -c "$stats"
+
+echo "== job_runs"
+run -c "SELECT run_id, job, target, status, rows_affected, round(duration_ms::numeric, 1) AS ms FROM thrillmon.job_runs ORDER BY run_id"
+echo "== daily partitions now: $(psql -X -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'thrillmon.metric_time_series'::regclass") (oldest: $(psql -X -At -c "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass AND c.relname <> 'metric_time_series_default'"))"

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need, from Debian 12's own packages.
+# Idempotent: does nothing when everything is there. Works as root or as a user with sudo.
+set -euo pipefail
+
+packages=(
+	postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
+	libtap-parser-sourcehandler-pgtap-perl postgresql-common libgtest-dev g++ make clang-14 llvm-14
+	perl
+)
+
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+	SUDO=(sudo)
+else
+	echo "thrillmon: need root or sudo to install: ${missing[*]}" >&2
+	exit 1
+fi
+echo "thrillmon: installing ${missing[*]}" >&2
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

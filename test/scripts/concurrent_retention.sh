@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Concurrency: run_data_retention_cleanup() from two sessions at once while two pgbench clients
+# insert, then prove that exactly one cleanup ran, the other said it skipped, and that no row
+# newer than the cut-off was lost (seeded history and every insert made during the cleanup).
+# Speaks TAP. Needs PG* variables pointing at a cluster where thrillmon is installable.
+set -uo pipefail
+PG_BINDIR=$(${PG_CONFIG:-pg_config} --bindir)
+db=thrillmon_concurrency
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+psqlq() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@"; }
+
+n=0
+fails=0
+ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+
+echo "1..9"
+psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
+psqlq -c "CREATE EXTENSION thrillmon"
+
+# 40 days of history for 20 metrics, a point every 5 minutes (230k rows), partitioned by day.
+# A plain copy of it (seed_copy) is kept to check afterwards which rows should have survived.
+psqlq <<'SQL'
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
+SELECT 'seed_' || m, 'system', random() * 100, date_trunc('minute', now()) - s * interval '5 minutes'
+FROM generate_series(1, 20) m, generate_series(0, 40 * 288) s;
+SELECT thrillmon.maintain_partitions() IS NOT NULL AS maintained \g /dev/null
+CREATE TABLE public.seed_copy AS SELECT * FROM thrillmon.metric_time_series;
+ANALYZE;
+SQL
+ok $? "seeded 40 days of history into daily partitions"
+
+# Each pgbench transaction records two points: one now, and one 29 days ago (inside retention).
+cat > "$work/ingest.sql" <<'SQL'
+SELECT thrillmon.record_metric('ingest_now', random() * 10, 'performance');
+SELECT thrillmon.record_metric('ingest_recent', random() * 10, 'performance', NULL, now() - interval '29 days');
+SQL
+per_client=1500
+"$PG_BINDIR/pgbench" -n -c 2 -j 2 -t $per_client -f "$work/ingest.sql" "$db" > "$work/pgbench.txt" 2>&1 &
+bench=$!
+
+# Session A holds its cleanup open for 3 s (as a slow cleanup would); B arrives during it.
+sleep 0.5
+psqlq -c "BEGIN" -c "SELECT thrillmon.run_data_retention_cleanup()" -c "SELECT pg_sleep(3)" -c "COMMIT" \
+	> "$work/a.txt" 2>&1 &
+a=$!
+sleep 1
+psqlq -c "SELECT thrillmon.run_data_retention_cleanup()->>'status'" > "$work/b.txt" 2>&1
+wait $a
+ok $? "session A's cleanup completed"
+wait $bench
+bench_rc=$?
+a_status=$(head -1 "$work/a.txt" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["status"])' 2>/dev/null)
+is "$a_status" "succeeded" "session A ran the cleanup"
+is "$(tail -1 "$work/b.txt")" "skipped" "session B, concurrent with A, skipped instead of running"
+is "$(psqlq -c "SELECT string_agg(status, ',' ORDER BY status) FROM thrillmon.job_runs WHERE job = 'retention' AND target = 'all'")" \
+	"skipped,succeeded" "job_runs records one run and one skip"
+
+ok $bench_rc "pgbench inserted during the cleanup without errors"
+cat "$work/pgbench.txt" | grep -E "transactions actually processed|failed" | sed 's/^/# /'
+is "$(psqlq -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name IN ('ingest_now', 'ingest_recent')")" \
+	"$((2 * 2 * per_client))" "every point inserted during the cleanup is there"
+
+# The cut-off the cleanup used is in its result; every seeded row at or after it must remain,
+# row for row, and none before it.
+cutoff=$(head -1 "$work/a.txt" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["targets"]["metrics"]["cutoff"])')
+is "$(psqlq -v cutoff="$cutoff" <<'SQL'
+SELECT count(*) FROM (
+	(SELECT * FROM public.seed_copy WHERE "timestamp" >= :'cutoff'
+	 EXCEPT ALL SELECT * FROM thrillmon.metric_time_series WHERE metric_name LIKE 'seed\_%')
+	UNION ALL
+	(SELECT * FROM thrillmon.metric_time_series WHERE metric_name LIKE 'seed\_%'
+	 EXCEPT ALL SELECT * FROM public.seed_copy WHERE "timestamp" >= :'cutoff')) d
+SQL
+)" "0" "seeded rows newer than the cut-off are all kept, and only they"
+is "$(psqlq -v cutoff="$cutoff" <<'SQL'
+SELECT count(*) FROM thrillmon.metric_time_series WHERE "timestamp" < :'cutoff'
+SQL
+)" "0" "nothing older than the cut-off is left"
+
+psql -X -q -c "DROP DATABASE $db" >/dev/null
+exit $((fails > 0))

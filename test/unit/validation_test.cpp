@@ -1,0 +1,113 @@
+// Input rules and the retention cut-off.
+#include "core/validation.hpp"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+
+using namespace thrillmon;
+
+TEST(Validation, MetricNames)
+{
+	EXPECT_FALSE(ValidateMetricName(std::string_view("api_response_time")));
+	EXPECT_FALSE(ValidateMetricName(std::string_view("it's; DROP TABLE x; --")));
+	EXPECT_FALSE(ValidateMetricName(std::string_view("température_°C_🔥")));
+	EXPECT_EQ(ValidateMetricName(std::nullopt)->sqlstate, "22004");
+	EXPECT_EQ(ValidateMetricName(std::string_view(""))->message, "metric_name must not be empty");
+	EXPECT_EQ(ValidateMetricName(std::string_view("   "))->sqlstate, "22023");
+	EXPECT_EQ(ValidateMetricName(std::string_view("a\tb"))->sqlstate, "22021");
+	EXPECT_EQ(ValidateMetricName(std::string_view("a\nb"))->sqlstate, "22021");
+}
+
+TEST(Validation, MetricNameLengthCountsCharactersNotBytes)
+{
+	std::string ascii(128, 'x');
+	EXPECT_FALSE(ValidateMetricName(std::string_view(ascii)));
+	ascii += 'x';
+	const auto e = ValidateMetricName(std::string_view(ascii));
+	ASSERT_TRUE(e);
+	EXPECT_EQ(e->sqlstate, "22001");
+	EXPECT_EQ(e->message, "metric_name is too long (129 characters, at most 128)");
+
+	std::string wide;
+	for (int i = 0; i < 128; ++i)
+		wide += "\xc3\xa9"; // é: 2 bytes, 1 character
+	EXPECT_FALSE(ValidateMetricName(std::string_view(wide)));
+	wide += "\xf0\x9f\x94\xa5"; // one 4-byte character
+	EXPECT_EQ(ValidateMetricName(std::string_view(wide))->message, "metric_name is too long (129 characters, at most 128)");
+}
+
+TEST(Validation, MetricValuesMustBeFinite)
+{
+	EXPECT_FALSE(ValidateMetricValue(0.0));
+	EXPECT_FALSE(ValidateMetricValue(-1e308));
+	EXPECT_FALSE(ValidateMetricValue(std::numeric_limits<double>::denorm_min()));
+	EXPECT_EQ(ValidateMetricValue(std::nullopt)->sqlstate, "22004");
+	EXPECT_EQ(ValidateMetricValue(std::numeric_limits<double>::quiet_NaN())->message,
+	          "metric_value must be a finite number, not NaN");
+	EXPECT_EQ(ValidateMetricValue(std::numeric_limits<double>::infinity())->message,
+	          "metric_value must be a finite number, not Infinity");
+	EXPECT_EQ(ValidateMetricValue(-std::numeric_limits<double>::infinity())->message,
+	          "metric_value must be a finite number, not -Infinity");
+}
+
+TEST(Validation, Categories)
+{
+	for (const char *c : {"performance", "system", "security", "workflow", "monitoring", "custom"})
+		EXPECT_FALSE(ValidateCategory(std::string_view(c))) << c;
+	const auto e = ValidateCategory(std::string_view("Performance"));
+	ASSERT_TRUE(e);
+	EXPECT_EQ(e->sqlstate, "22023");
+	EXPECT_EQ(e->message, "unknown metric_category \"Performance\"");
+	EXPECT_EQ(e->hint, "Use one of: performance, system, security, workflow, monitoring, custom.");
+	EXPECT_EQ(ValidateCategory(std::nullopt)->sqlstate, "22004");
+}
+
+TEST(Validation, Metadata)
+{
+	EXPECT_FALSE(ValidateMetadata(JsonKind::Object, 0));
+	EXPECT_FALSE(ValidateMetadata(JsonKind::Object, kMaxMetadataBytes));
+	EXPECT_EQ(ValidateMetadata(JsonKind::Object, kMaxMetadataBytes + 1)->message,
+	          "metadata is too large (65537 bytes, at most 65536)");
+	EXPECT_EQ(ValidateMetadata(JsonKind::Array, 10)->message, "metadata must be a JSON object, not an array");
+	EXPECT_EQ(ValidateMetadata(JsonKind::Scalar, 10)->message, "metadata must be a JSON object, not a scalar");
+}
+
+TEST(Validation, Timestamps)
+{
+	EXPECT_FALSE(ValidateTimestampIsFinite(true));
+	EXPECT_EQ(ValidateTimestampIsFinite(false)->sqlstate, "22008");
+}
+
+TEST(Validation, RetentionDays)
+{
+	EXPECT_FALSE(ValidateRetentionDays(1, "retention_days"));
+	EXPECT_FALSE(ValidateRetentionDays(30, "retention_days"));
+	EXPECT_FALSE(ValidateRetentionDays(kMaxRetentionDays, "retention_days"));
+	EXPECT_EQ(ValidateRetentionDays(std::nullopt, "retention_days")->sqlstate, "22004");
+	EXPECT_EQ(ValidateRetentionDays(std::nullopt, "retention_days")->message, "retention_days must not be NULL");
+	EXPECT_EQ(ValidateRetentionDays(0, "retention_days")->message, "retention_days must be at least 1, got 0");
+	EXPECT_EQ(ValidateRetentionDays(-7, "archive_after_days")->message, "archive_after_days must be at least 1, got -7");
+	EXPECT_EQ(ValidateRetentionDays(kMaxRetentionDays + 1, "retention_days")->sqlstate, "22023");
+}
+
+TEST(Validation, CutoffIsWholeTwentyFourHourDaysAcrossDst)
+{
+	// 2026-11-01 is the end of DST in New York; 30 days before 2026-11-25 13:00 UTC is exactly
+	// 720 hours earlier whatever zone the caller is in, not 30 calendar days in some zone.
+	const EpochMicros now = FromLocal({2026, 11, 25}, 8, 0, 0, -5 * 3600);
+	const EpochMicros cutoff = RetentionCutoff(now, 30);
+	EXPECT_EQ(now - cutoff, INT64_C(720) * 3600 * kMicrosPerSecond);
+	EXPECT_EQ(cutoff, FromLocal({2026, 10, 26}, 13, 0, 0, 0));
+	// The same instant seen from Kolkata gives the same cut-off.
+	EXPECT_EQ(RetentionCutoff(FromLocal({2026, 11, 25}, 18, 30, 0, 5 * 3600 + 1800), 30), cutoff);
+	// Spring forward (2026-03-08 in New York): still 24 h a day.
+	const EpochMicros spring = FromLocal({2026, 3, 9}, 12, 0, 0, -4 * 3600);
+	EXPECT_EQ(spring - RetentionCutoff(spring, 2), INT64_C(48) * 3600 * kMicrosPerSecond);
+}
+
+TEST(Validation, CutoffAtTheExtremesDoesNotOverflow)
+{
+	const EpochMicros now = FromLocal({2026, 11, 25}, 0, 0, 0, 0);
+	EXPECT_EQ(RetentionCutoff(now, kMaxRetentionDays), now - INT64_C(36500) * kMicrosPerDay);
+}
