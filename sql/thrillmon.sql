@@ -59,8 +59,12 @@ CREATE TABLE thrillmon.metric_time_series_default PARTITION OF thrillmon.metric_
 COMMENT ON TABLE thrillmon.metric_time_series_default IS
 	'Catches points outside the daily partitions; maintain_partitions() moves them into daily partitions it creates';
 
--- The dashboard's access path: one metric over a time range.
-CREATE INDEX metric_time_series_name_time_idx ON thrillmon.metric_time_series (metric_name, "timestamp" DESC);
+-- The dashboard's access path is one metric over a time range: (metric_name, "timestamp" DESC).
+-- That index is made per partition (here for the default one, by maintain_partitions() for the
+-- daily ones) rather than once on the parent: a partitioned index would be an extension member
+-- that pg_dump does not dump, while the partitions' child indexes would be dumped, and on
+-- restore each would collide with the one ATTACH PARTITION had already created.
+CREATE INDEX metric_time_series_default_name_time_idx ON thrillmon.metric_time_series_default (metric_name, "timestamp" DESC);
 
 ------------------------------------------------------------------------------------------------
 -- Detection configuration, detections, alerts, incidents
