@@ -637,7 +637,9 @@ COMMENT ON FUNCTION thrillmon.run_data_retention_cleanup() IS
 CREATE FUNCTION thrillmon._metric_retention_stats(
 	OUT row_count bigint, OUT total_bytes bigint, OUT oldest timestamptz, OUT newest timestamptz,
 	OUT rows_past_retention bigint, OUT partitions integer)
-LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+-- SECURITY DEFINER: it reads the daily partitions directly (ONLY, one at a time), which readers
+-- have no grant on (they read through the parent); it returns only aggregates.
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
 	days integer;
 	cutoff timestamptz;
