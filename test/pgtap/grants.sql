@@ -7,17 +7,7 @@ SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
 SELECT plan(70);
 
 -- Clean slate: no daily partition, no metric row.
-DELETE FROM thrillmon.metric_time_series;
-DO $$
-DECLARE r record;
-BEGIN
-	FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass AND c.relname <> 'metric_time_series_default'
-	LOOP
-		EXECUTE format('DROP TABLE thrillmon.%I', r.relname);
-	END LOOP;
-END
-$$;
+\ir fixtures/clean_slate.sql
 
 SELECT ok(pg_has_role('thrillmon_admin', 'thrillmon_reader', 'MEMBER') AND pg_has_role('thrillmon_admin', 'thrillmon_writer', 'MEMBER'),
 	'thrillmon_admin is a member of thrillmon_reader and thrillmon_writer');

@@ -6,11 +6,7 @@ SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
 SELECT plan(40);
 
-DELETE FROM thrillmon.anomaly_detections;
-DELETE FROM thrillmon.incident_alerts;
-DELETE FROM thrillmon.incidents;
-DELETE FROM thrillmon.system_alerts;
-DELETE FROM thrillmon.job_runs;
+\ir fixtures/clean_slate.sql
 
 CREATE FUNCTION pg_temp.alert(name text) RETURNS uuid LANGUAGE sql STABLE AS
 $$SELECT id FROM thrillmon.system_alerts WHERE alert_type = name$$;

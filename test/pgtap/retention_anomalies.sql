@@ -5,11 +5,7 @@ SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
 SELECT plan(31);
 
-DELETE FROM thrillmon.anomaly_detections;
-DELETE FROM thrillmon.anomaly_detections_archive;
-DELETE FROM thrillmon.incident_alerts;
-DELETE FROM thrillmon.system_alerts;
-DELETE FROM thrillmon.job_runs;
+\ir fixtures/clean_slate.sql
 
 -- Fixture: anomalies at several ages, each with no alert, a resolved alert, an unresolved alert.
 CREATE TEMP TABLE spec AS

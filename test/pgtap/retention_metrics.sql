@@ -6,18 +6,7 @@ SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
 SELECT plan(37);
 
 -- Start from no daily partition and no metric row, whatever the database holds.
-DELETE FROM thrillmon.metric_time_series;
-DO $$
-DECLARE r record;
-BEGIN
-	FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass AND c.relname <> 'metric_time_series_default'
-	LOOP
-		EXECUTE format('DROP TABLE thrillmon.%I', r.relname);
-	END LOOP;
-END
-$$;
-DELETE FROM thrillmon.job_runs;
+\ir fixtures/clean_slate.sql
 
 CREATE FUNCTION pg_temp.pname(t timestamptz) RETURNS text LANGUAGE sql STABLE AS
 $$SELECT 'metric_time_series_p' || to_char(t AT TIME ZONE 'UTC', 'YYYYMMDD')$$;

@@ -6,23 +6,7 @@ SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
 SELECT plan(45);
 
 -- Clean slate.
-DELETE FROM thrillmon.metric_time_series;
-DO $$
-DECLARE r record;
-BEGIN
-	FOR r IN SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-		WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass AND c.relname <> 'metric_time_series_default'
-	LOOP
-		EXECUTE format('DROP TABLE thrillmon.%I', r.relname);
-	END LOOP;
-END
-$$;
-DELETE FROM thrillmon.anomaly_detections;
-DELETE FROM thrillmon.anomaly_detections_archive;
-DELETE FROM thrillmon.incident_alerts;
-DELETE FROM thrillmon.incidents;
-DELETE FROM thrillmon.system_alerts;
-DELETE FROM thrillmon.job_runs;
+\ir fixtures/clean_slate.sql
 
 CREATE FUNCTION pg_temp.add_anomaly(name text, age interval, alert uuid) RETURNS void LANGUAGE sql AS $$
 	INSERT INTO thrillmon.anomaly_detections (metric_name, anomaly_type, severity, anomaly_value, deviation_score,
