@@ -7,9 +7,14 @@ CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
 PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
 OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-# The install script is generated from sql/thrillmon.sql; released scripts are frozen files.
-DATA_built = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA       = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+# Released scripts are frozen: the first release's install script and one upgrade script per
+# later release, in order. The current version's install script is generated as the first
+# release followed by every upgrade, so a fresh install and an upgraded one run the same DDL
+# (test/scripts/upgrade.sh still checks they end up identical).
+FIRST_VERSION = 0.1.0
+UPGRADE_CHAIN = sql/$(EXTENSION)--0.1.0--0.2.0.sql
+DATA_built    = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA          = sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
 
 REGRESS      = install_schema record_metric retention_api partitions
 REGRESS_OPTS = --load-extension=$(EXTENSION)
@@ -22,7 +27,7 @@ PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK  += -lstdc++
 
-EXTRA_CLEAN = sql/$(EXTENSION)--$(EXTVERSION).sql test/unit/unit_tests results regression.diffs regression.out
+EXTRA_CLEAN = $(DATA_built) test/unit/unit_tests results regression.diffs regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -31,8 +36,8 @@ include $(PGXS)
 # BITCODE_CXXFLAGS + CPPFLAGS, which would lack -std=c++17.
 COMPILE.cxx.bc += $(PG_CXXFLAGS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION).sql
-	cp $< $@
+sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
+	cat $^ > $@
 
 # ---- C++ core unit tests: system g++ and GoogleTest, no PGXS, no server -----------------------
 GTEST_CXXFLAGS = -std=c++17 -Wall -Wextra -O1 -g -Isrc

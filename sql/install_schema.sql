@@ -3,7 +3,7 @@ SELECT extname, extversion, extrelocatable, nspname AS schema
 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace WHERE extname = 'thrillmon';
 
 -- Every public (non-underscore) function with its arguments and result.
-SELECT p.proname, pg_get_function_arguments(p.oid) AS arguments, pg_get_function_result(p.oid) AS result,
+SELECT p.proname, pg_get_function_identity_arguments(p.oid) AS arguments, pg_get_function_result(p.oid) AS result,
 	p.prosecdef AS security_definer
 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
 WHERE n.nspname = 'thrillmon' AND p.proname !~ '^_'
@@ -37,5 +37,5 @@ FROM thrillmon.anomaly_detection_config;
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname LIKE 'thrillmon\_%' ORDER BY 1;
 SELECT unnest(extconfig)::regclass::text AS dumped FROM pg_extension WHERE extname = 'thrillmon' ORDER BY 1;
 
--- The GUC this release defines.
-SELECT name, setting, unit, context FROM pg_settings WHERE name LIKE 'thrillmon.%' ORDER BY 1;
+-- The settings, with their built-in defaults.
+SELECT name, boot_val, unit, context FROM pg_settings WHERE name LIKE 'thrillmon.%' ORDER BY 1;

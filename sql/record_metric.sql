@@ -43,3 +43,6 @@ INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, metric_cate
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, metadata, "timestamp") VALUES ('direct', 1, '[]', '2020-01-01 00:00+00');
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES ('direct', 1, 'infinity');
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES (repeat('y', 129), 1, '2020-01-01 00:00+00');
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES (E'new\nline', 1, '2020-01-01 00:00+00');
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, metadata, "timestamp")
+VALUES ('big', 1, jsonb_build_object('blob', repeat('x', 70000)), '2020-01-01 00:00+00');

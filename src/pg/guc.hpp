@@ -3,6 +3,13 @@
 
 namespace thrillmon::pg {
 
+enum SchedulerMode { kSchedulerInternal = 0, kSchedulerPgCron = 1, kSchedulerOff = 2 };
+
 extern int partition_premake_days;
+extern char *worker_database;
+extern bool worker_enabled;
+extern int collect_interval_s;
+extern char *retention_time;
+extern int scheduler_mode;
 
 } // namespace thrillmon::pg

@@ -1,10 +1,13 @@
-// Module entry: PG_MODULE_MAGIC, _PG_init and the GUCs.
+// Module entry: PG_MODULE_MAGIC, _PG_init, the GUCs and the worker's registration.
 #include "pg/guc.hpp"
+#include "pg/shmem.hpp"
 
 extern "C" {
 #include "postgres.h"
 
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "utils/guc.h"
 
 PG_MODULE_MAGIC;
@@ -16,8 +19,34 @@ namespace thrillmon::pg {
 
 // GUC storage must be plain C variables: guc.c writes them directly.
 int partition_premake_days = 7;
+char *worker_database = nullptr;
+bool worker_enabled = true;
+int collect_interval_s = 60;
+char *retention_time = nullptr;
+int scheduler_mode = kSchedulerInternal;
 
 namespace {
+
+const struct config_enum_entry kSchedulerOptions[] = {
+    {"internal", kSchedulerInternal, false},
+    {"pg_cron", kSchedulerPgCron, false},
+    {"off", kSchedulerOff, false},
+    {nullptr, 0, false},
+};
+
+// "HH:MM" (24-hour clock), what thrillmon.retention_time accepts.
+bool
+CheckRetentionTime(char **newval, void **extra, GucSource source)
+{
+	const char *v = *newval;
+	int h = -1, m = -1;
+	char tail = '\0';
+	if (v == nullptr || sscanf(v, "%d:%d%c", &h, &m, &tail) != 2 || h < 0 || h > 23 || m < 0 || m > 59) {
+		GUC_check_errdetail("thrillmon.retention_time must be HH:MM on a 24-hour clock, like 03:00.");
+		return false;
+	}
+	return true;
+}
 
 void
 InitGucs()
@@ -26,11 +55,38 @@ InitGucs()
 	                        "Daily partitions of metric_time_series created ahead of today.",
 	                        "maintain_partitions() keeps partitions from yesterday up to this many days ahead.",
 	                        &partition_premake_days, 7, 0, 365, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("thrillmon.database", "Database the thrillmon worker serves.", nullptr, &worker_database,
+	                           "postgres", PGC_POSTMASTER, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("thrillmon.enabled", "Whether the thrillmon worker runs its scheduled jobs.", nullptr,
+	                         &worker_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.collect_interval", "Seconds between metric collections (wall-clock slots).",
+	                        nullptr, &collect_interval_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomStringVariable("thrillmon.retention_time",
+	                           "Time of day (HH:MM, server time zone) of the daily retention cleanup.", nullptr,
+	                           &retention_time, "03:00", PGC_SIGHUP, 0, CheckRetentionTime, nullptr, nullptr);
+	DefineCustomEnumVariable("thrillmon.scheduler", "Who runs thrillmon's jobs: internal (the worker), pg_cron or off.",
+	                         "With pg_cron or off the worker runs no job on its own schedule.", &scheduler_mode,
+	                         kSchedulerInternal, kSchedulerOptions, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("thrillmon");
 #else
 	EmitWarningsOnPlaceholders("thrillmon");
 #endif
+}
+
+void
+RegisterWorker()
+{
+	BackgroundWorker worker;
+	memset(&worker, 0, sizeof worker);
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 10; // seconds; the postmaster restarts a worker that exits with 1
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "thrillmon");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "thrillmon_worker_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "thrillmon collector");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "thrillmon collector");
+	RegisterBackgroundWorker(&worker);
 }
 
 } // namespace
@@ -40,6 +96,10 @@ extern "C" void
 _PG_init(void)
 {
 	// GUCs are defined whether or not the library is preloaded, so SET and SHOW work after the
-	// first thrillmon function loads it; the worker (a later release) registers only when preloaded.
+	// first thrillmon function loads it; shared memory and the worker need preloading.
 	thrillmon::pg::InitGucs();
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	thrillmon::pg::InstallShmemHooks();
+	thrillmon::pg::RegisterWorker();
 }

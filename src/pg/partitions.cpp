@@ -160,6 +160,12 @@ thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
 	// Two maintainers at once would both try to create the same partition: serialise them, and
 	// read what exists only once we hold the lock.
 	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockMaintainPartitions);
+	// Hold rows out of the default partition until we commit: a row for a day we are about to
+	// create, arriving between our look and the CREATE/ATTACH, would make Postgres refuse it
+	// ("updated partition constraint for default partition would be violated"). Inserts that
+	// route to daily partitions are not blocked; those for the default one wait briefly.
+	thrillmon::pg::SpiRun("LOCK TABLE ONLY thrillmon.metric_time_series_default IN SHARE ROW EXCLUSIVE MODE",
+	                      SPI_OK_UTILITY);
 
 	int64_t *existing;
 	const int n_existing = ExistingPartitionDays(&existing);
@@ -171,7 +177,9 @@ thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
 
 	// Compute: the wanted days, in order, without duplicates, minus those that exist.
 	const int max_wanted = 367 + n_pending;
-	PlainPartition *todo = static_cast<PlainPartition *>(palloc0(sizeof(PlainPartition) * max_wanted));
+	// In the function's context, not SPI's: TextArrayOf() reads it after SPI_finish().
+	PlainPartition *todo =
+	    static_cast<PlainPartition *>(MemoryContextAllocZero(fn_ctx, sizeof(PlainPartition) * max_wanted));
 	int n_todo = 0;
 	PlainError err {};
 	Compute(&err, [&] {
@@ -259,6 +267,8 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: cutoff must not be NULL")));
 	const TimestampTz cutoff_ts = PG_GETARG_TIMESTAMPTZ(0);
+	if (TIMESTAMP_NOT_FINITE(cutoff_ts))
+		ereport(ERROR, (errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE), errmsg("thrillmon: cutoff must be finite")));
 	const thrillmon::EpochMicros cutoff = cutoff_ts + thrillmon::kPostgresEpochOffsetMicros;
 	MemoryContext fn_ctx = CurrentMemoryContext;
 
@@ -271,7 +281,8 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 
 	int64_t *existing;
 	const int n_existing = ExistingPartitionDays(&existing);
-	PlainPartition *drops = static_cast<PlainPartition *>(palloc0(sizeof(PlainPartition) * (n_existing + 1)));
+	PlainPartition *drops =
+	    static_cast<PlainPartition *>(MemoryContextAllocZero(fn_ctx, sizeof(PlainPartition) * (n_existing + 1)));
 	int n_drops = 0;
 	PlainPartition straddling {};
 	PlainError err {};
@@ -290,6 +301,11 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	initStringInfo(&sql);
 	for (int i = 0; i < n_drops; i++) {
+		// Lock first, so the count is exactly what the DROP removes (a late backfill into an
+		// expired day cannot slip in between).
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "LOCK TABLE ONLY thrillmon.%s IN ACCESS EXCLUSIVE MODE", quote_identifier(drops[i].name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
 		rows_dropped += thrillmon::pg::SpiInt64(sql.data);

@@ -4,7 +4,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(70);
+SELECT plan(71);
 
 -- Clean slate: no daily partition, no metric row.
 \ir fixtures/clean_slate.sql
@@ -82,8 +82,11 @@ SELECT lives_ok('SELECT thrillmon.cleanup_old_incidents(90)', 'admin: cleanup_ol
 SELECT lives_ok('SELECT thrillmon.run_data_retention_cleanup()', 'admin: run_data_retention_cleanup');
 SELECT lives_ok($$UPDATE thrillmon.retention_policies SET retention_days = 14 WHERE target = 'metrics'$$,
 	'admin: UPDATE retention_policies');
-SELECT lives_ok($$INSERT INTO thrillmon.retention_policies (target, retention_days) VALUES ('alerts', 60)$$,
-	'admin: INSERT an existing policy (replaces it)');
+SELECT throws_ok($$INSERT INTO thrillmon.retention_policies (target, retention_days) VALUES ('alerts', 60)$$,
+	'23505', NULL, 'admin: INSERT of an existing policy is a duplicate (only a restore''s COPY replaces rows)');
+SELECT lives_ok($$INSERT INTO thrillmon.retention_policies (target, retention_days) VALUES ('alerts', 60)
+	ON CONFLICT (target) DO UPDATE SET retention_days = EXCLUDED.retention_days$$,
+	'admin: upsert of a policy');
 SELECT lives_ok($$UPDATE thrillmon.anomaly_detection_config SET sensitivity = 4 WHERE metric_name = '*'$$,
 	'admin: UPDATE anomaly_detection_config');
 SELECT lives_ok($$UPDATE thrillmon.system_alerts SET acknowledged_at = now() WHERE id = '00000000-0000-0000-0000-0000000000a1'$$,

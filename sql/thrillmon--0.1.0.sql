@@ -1,4 +1,4 @@
--- thrillmon install script (source of sql/thrillmon--<version>.sql; see the Makefile).
+-- thrillmon 0.1.0 install script: released, frozen. Later versions are this plus the upgrade scripts (see Makefile).
 \echo Use "CREATE EXTENSION thrillmon" to load this file. \quit
 
 -- The extension owns its schema (relocatable = false, no schema key in the control file), so
@@ -38,7 +38,8 @@ $roles$;
 -- "timestamp", the Citus distribution and partition columns (DESIGN §8).
 CREATE TABLE thrillmon.metric_time_series (
 	metric_name text NOT NULL
-		CONSTRAINT metric_name_length CHECK (pg_catalog.char_length(metric_name) BETWEEN 1 AND 128),
+		CONSTRAINT metric_name_length CHECK (pg_catalog.char_length(metric_name) BETWEEN 1 AND 128)
+		CONSTRAINT metric_name_printable CHECK (metric_name !~ '[[:cntrl:]]'),
 	metric_category text NOT NULL DEFAULT 'custom'
 		CONSTRAINT metric_category_known
 		CHECK (metric_category IN ('performance', 'system', 'security', 'workflow', 'monitoring', 'custom')),
@@ -49,6 +50,9 @@ CREATE TABLE thrillmon.metric_time_series (
 		CONSTRAINT timestamp_finite CHECK (pg_catalog.isfinite("timestamp")),
 	metadata jsonb
 		CONSTRAINT metadata_is_object CHECK (metadata IS NULL OR pg_catalog.jsonb_typeof(metadata) = 'object')
+		-- Same limit as record_metric() (64 kB of jsonb, plus the 4-byte varlena header that
+		-- pg_column_size counts), for writers inserting directly.
+		CONSTRAINT metadata_size CHECK (pg_catalog.pg_column_size(metadata) <= 65540)
 ) PARTITION BY RANGE ("timestamp");
 COMMENT ON TABLE thrillmon.metric_time_series IS
 	'Metric points, range-partitioned by UTC day (metric_time_series_pYYYYMMDD, made by maintain_partitions()); retention drops whole partitions';
@@ -238,8 +242,9 @@ INSERT INTO thrillmon.retention_policies (target, retention_days, archive_after_
 
 -- The two configuration tables above ship with rows and are also dumped by pg_dump (they are
 -- user data once edited). On restore, CREATE EXTENSION inserts the shipped rows first and the
--- dump's COPY then brings the same keys: this trigger turns such an insert into an update, so
--- the dumped (edited) values win instead of the COPY failing on the primary key.
+-- dump's COPY then brings the same keys: during a COPY (and only then: an ordinary INSERT of an
+-- existing key still fails, and ON CONFLICT behaves as usual) this trigger lets the incoming row
+-- replace the shipped one, so the dumped (edited) values win instead of the COPY failing.
 CREATE FUNCTION thrillmon._upsert_config_row() RETURNS trigger
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -247,6 +252,9 @@ DECLARE
 	key_value text;
 	exists_already boolean;
 BEGIN
+	IF pg_catalog.current_query() !~* '^\s*COPY\M' THEN
+		RETURN NEW;
+	END IF;
 	EXECUTE pg_catalog.format('SELECT ($1).%I::text', key_column) INTO key_value USING NEW;
 	EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I WHERE %I = $1)', TG_TABLE_SCHEMA, TG_TABLE_NAME, key_column)
 		INTO exists_already USING key_value;
@@ -257,7 +265,7 @@ BEGIN
 	RETURN NEW;
 END
 $fn$;
-COMMENT ON FUNCTION thrillmon._upsert_config_row() IS 'Internal: lets a restored dump overwrite shipped configuration rows';
+COMMENT ON FUNCTION thrillmon._upsert_config_row() IS 'Internal: lets a restored dump (COPY) overwrite shipped configuration rows';
 CREATE TRIGGER upsert_on_insert BEFORE INSERT ON thrillmon.retention_policies
 	FOR EACH ROW EXECUTE FUNCTION thrillmon._upsert_config_row('target');
 CREATE TRIGGER upsert_on_insert BEFORE INSERT ON thrillmon.anomaly_detection_config
@@ -721,14 +729,14 @@ figures AS (
 		pg_catalog.pg_total_relation_size('thrillmon.anomaly_detections'),
 		(SELECT min(detected_at) FROM thrillmon.anomaly_detections), (SELECT max(detected_at) FROM thrillmon.anomaly_detections),
 		(SELECT count(*) FROM thrillmon.anomaly_detections a, policy p
-		 WHERE p.target = 'anomalies' AND (a.detected_at < p.cutoff OR (a.detected_at < pg_catalog.now() - pg_catalog.make_interval(days => coalesce(p.archive_after_days, 7))
+		 WHERE p.target = 'anomalies' AND (a.detected_at < p.cutoff OR (a.detected_at < thrillmon._retention_cutoff(coalesce(p.archive_after_days, 7), 'archive_after_days')
 			AND NOT EXISTS (SELECT 1 FROM thrillmon.system_alerts s WHERE s.id = a.alert_id AND s.resolved_at IS NULL))))
 	UNION ALL
 	SELECT 'anomalies_archive', 'thrillmon.anomaly_detections_archive', (SELECT count(*) FROM thrillmon.anomaly_detections_archive), false,
 		pg_catalog.pg_total_relation_size('thrillmon.anomaly_detections_archive'),
 		(SELECT min(detected_at) FROM thrillmon.anomaly_detections_archive), (SELECT max(detected_at) FROM thrillmon.anomaly_detections_archive),
 		(SELECT count(*) FROM thrillmon.anomaly_detections_archive a, policy p
-		 WHERE p.target = 'anomalies' AND a.detected_at < pg_catalog.now() - pg_catalog.make_interval(days => coalesce(p.archive_retention_days, 90)))
+		 WHERE p.target = 'anomalies' AND a.detected_at < thrillmon._retention_cutoff(coalesce(p.archive_retention_days, 90), 'archive_retention_days'))
 	UNION ALL
 	SELECT 'alerts', 'thrillmon.system_alerts', (SELECT count(*) FROM thrillmon.system_alerts), false,
 		pg_catalog.pg_total_relation_size('thrillmon.system_alerts'),
@@ -749,7 +757,7 @@ figures AS (
 		(SELECT min(started_at) FROM thrillmon.job_runs), (SELECT max(started_at) FROM thrillmon.job_runs),
 		(SELECT count(*) FROM thrillmon.job_runs j, policy p
 		 WHERE p.target = 'job_history' AND ((j.status IN ('succeeded', 'skipped') AND j.started_at < p.cutoff)
-			OR (j.status = 'failed' AND j.started_at < pg_catalog.now() - pg_catalog.make_interval(days => coalesce(p.failed_retention_days, p.retention_days)))))
+			OR (j.status = 'failed' AND j.started_at < thrillmon._retention_cutoff(coalesce(p.failed_retention_days, p.retention_days), 'failed_retention_days'))))
 )
 SELECT f.target, f.table_name, f.row_count AS rows, f.rows_estimated, f.total_bytes AS bytes,
 	pg_catalog.pg_size_pretty(f.total_bytes) AS size, f.oldest, f.newest,

@@ -1,0 +1,284 @@
+// SQL collectors: checking a query at registration, and running it as its owner.
+//
+// A collector's query runs with its owner's privileges, never the worker's superuser ones: the
+// user id is switched for the call, in a security-restricted context (so the query cannot SET
+// ROLE back, nor reach session-level state), in a read-only transaction state, under a
+// per-collector timeout. Plain C-style functions: PG_TRY is used, so no C++ objects live here.
+#include "pg/guc.hpp"
+#include "pg/shmem.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "tcop/tcopprot.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/timeout.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+PGDLLEXPORT Datum thrillmon_probe_collector_query(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_run_collector_query(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_worker_status(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(thrillmon_probe_collector_query);
+PG_FUNCTION_INFO_V1(thrillmon_run_collector_query);
+PG_FUNCTION_INFO_V1(thrillmon_worker_status);
+}
+
+namespace {
+
+constexpr int kMaxCollectorRows = 1000;
+
+// The collector timeout: our own timeout id (not STATEMENT_TIMEOUT, which belongs to the
+// client's statement and which we must not disarm), registered once per backend.
+TimeoutId collector_timeout_id = MAX_TIMEOUTS;
+volatile sig_atomic_t collector_timed_out = 0;
+
+void
+CollectorTimeoutHandler(void)
+{
+	// Runs in a signal handler: set flags only; CHECK_FOR_INTERRUPTS raises the cancel.
+	collector_timed_out = 1;
+	InterruptPending = true;
+	QueryCancelPending = true;
+	SetLatch(MyLatch);
+}
+
+bool
+IsNumericType(Oid t)
+{
+	return t == INT2OID || t == INT4OID || t == INT8OID || t == FLOAT4OID || t == FLOAT8OID || t == NUMERICOID;
+}
+
+bool
+IsTextType(Oid t)
+{
+	return t == TEXTOID || t == VARCHAROID || t == NAMEOID || t == BPCHAROID;
+}
+
+// The query must be exactly one plain SELECT: no other statement, no SELECT INTO, no row locks,
+// no data-modifying WITH. Raises a clear error otherwise.
+void
+CheckIsPlainSelect(const char *query)
+{
+	List *parsed = pg_parse_query(query);
+	if (list_length(parsed) != 1)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: a collector query must be exactly one SELECT statement, got %d statements",
+		                       list_length(parsed))));
+	Node *stmt = linitial_node(RawStmt, parsed)->stmt;
+	if (!IsA(stmt, SelectStmt))
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: a collector query must be a SELECT; data-modifying and other statements are refused")));
+	SelectStmt *select = (SelectStmt *) stmt;
+	if (select->intoClause != nullptr)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("thrillmon: a collector query must not use SELECT INTO")));
+	if (select->lockingClause != NIL)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: a collector query must not lock rows (FOR UPDATE/SHARE)")));
+	if (select->withClause != nullptr) {
+		ListCell *lc;
+		foreach (lc, select->withClause->ctes) {
+			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
+			if (!IsA(cte->ctequery, SelectStmt))
+				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				                errmsg("thrillmon: a collector query must not modify data (WITH \"%s\" is not a SELECT)",
+				                       cte->ctename)));
+		}
+	}
+}
+
+char *
+WrappedQuery(const char *query, const char *limit)
+{
+	// A subquery, so nothing but a query expression fits, and the column names do not matter.
+	return psprintf("SELECT * FROM (\n%s\n) AS thrillmon_collector %s", query, limit);
+}
+
+// Checks the result shape of an executed probe or run; returns the column count.
+int
+CheckShape(TupleDesc desc)
+{
+	if (desc->natts == 1 && IsNumericType(TupleDescAttr(desc, 0)->atttypid))
+		return 1;
+	if (desc->natts == 2 && IsTextType(TupleDescAttr(desc, 0)->atttypid) && IsNumericType(TupleDescAttr(desc, 1)->atttypid))
+		return 2;
+	StringInfoData got;
+	initStringInfo(&got);
+	for (int i = 0; i < desc->natts; i++)
+		appendStringInfo(&got, "%s%s", i ? ", " : "", format_type_be(TupleDescAttr(desc, i)->atttypid));
+	ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
+	                errmsg("thrillmon: a collector query must return one numeric column, or two columns (metric_name text, value numeric); it returns (%s)",
+	                       got.data)));
+	return 0;
+}
+
+} // namespace
+
+// _probe_collector_query(query): as the caller, check the statement and its result shape
+// without fetching a row. Returns the number of columns (1 or 2).
+extern "C" Datum
+thrillmon_probe_collector_query(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector query must not be NULL")));
+	const char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	CheckIsPlainSelect(query);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	const int ret = SPI_execute(WrappedQuery(query, "LIMIT 0"), true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "thrillmon: probing the collector query returned %s", SPI_result_code_string(ret));
+	const int natts = CheckShape(SPI_tuptable->tupdesc);
+	SPI_finish();
+	PG_RETURN_INT32(natts);
+}
+
+// _run_collector_query(query, owner_role, timeout_ms): the collector's rows as (metric_name,
+// metric_value); metric_name is NULL for a one-column collector (the caller names it). NULL
+// values are skipped (no data is not an error).
+extern "C" Datum
+thrillmon_run_collector_query(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector arguments must not be NULL")));
+	const char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	const Oid owner = get_role_oid(NameStr(*PG_GETARG_NAME(1)), false);
+	const int timeout_ms = PG_GETARG_INT32(2);
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	if (collector_timeout_id == MAX_TIMEOUTS)
+		collector_timeout_id = RegisterTimeout(USER_TIMEOUT, CollectorTimeoutHandler);
+
+	Oid save_userid;
+	int save_sec_context;
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	// Like a SECURITY DEFINER function's SET clause: settings changed from here on are undone
+	// by AtEOXact_GUC below, or by the (sub)transaction abort on error.
+	const int save_nestlevel = NewGUCNestLevel();
+	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	(void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+
+	collector_timed_out = 0;
+	if (timeout_ms > 0)
+		enable_timeout_after(collector_timeout_id, timeout_ms);
+	PG_TRY();
+	{
+		CheckIsPlainSelect(query);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "thrillmon: SPI_connect failed");
+		const int ret = SPI_execute(WrappedQuery(query, psprintf("LIMIT %d", kMaxCollectorRows + 1)), true, 0);
+		if (ret != SPI_OK_SELECT)
+			elog(ERROR, "thrillmon: collector query returned %s", SPI_result_code_string(ret));
+		const int natts = CheckShape(SPI_tuptable->tupdesc);
+		if (SPI_processed > (uint64) kMaxCollectorRows)
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			                errmsg("thrillmon: collector query returned more than %d rows", kMaxCollectorRows)));
+		for (uint64 i = 0; i < SPI_processed; i++) {
+			char *value = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, natts);
+			if (value == nullptr)
+				continue;
+			Datum values[2];
+			bool nulls[2] = {true, false};
+			if (natts == 2) {
+				char *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+				if (name == nullptr)
+					ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					                errmsg("thrillmon: collector query returned a NULL metric_name")));
+				values[0] = CStringGetTextDatum(name);
+				nulls[0] = false;
+			}
+			values[1] = DirectFunctionCall1(float8in, CStringGetDatum(value));
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+		SPI_finish();
+	}
+	PG_CATCH();
+	{
+		disable_timeout(collector_timeout_id, false);
+		if (collector_timed_out) {
+			// The cancel we caused reads "canceling statement due to user request": say what
+			// happened instead. The enclosing (sub)transaction abort restores user and settings.
+			collector_timed_out = 0;
+			FlushErrorState();
+			// Not QUERY_CANCELED: PL/pgSQL's WHEN OTHERS does not catch that code (so that a
+			// user's cancel is never swallowed), and a slow collector must not stop the others.
+			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			                errmsg("thrillmon: collector query timed out after %d ms", timeout_ms)));
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	disable_timeout(collector_timeout_id, false);
+	AtEOXact_GUC(true, save_nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return (Datum) 0;
+}
+
+// worker_status(): the worker's shared-memory state, with pid NULL unless it is alive.
+extern "C" Datum
+thrillmon_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc tupdesc;
+	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "thrillmon: return type must be a row type");
+	Datum values[12];
+	bool nulls[12];
+	memset(nulls, true, sizeof nulls);
+
+	thrillmon::pg::WorkerShared *shared = thrillmon::pg::GetWorkerShared();
+	if (shared == nullptr) {
+		values[1] = CStringGetTextDatum("not loaded (add thrillmon to shared_preload_libraries)");
+		nulls[1] = false;
+	} else {
+		thrillmon::pg::WorkerShared copy;
+		SpinLockAcquire(&shared->mutex);
+		memcpy(&copy, shared, sizeof copy);
+		SpinLockRelease(&shared->mutex);
+		const bool alive = copy.pid != 0 && BackendPidGetProc(copy.pid) != nullptr;
+		if (alive) {
+			values[0] = Int32GetDatum(copy.pid);
+			nulls[0] = false;
+		}
+		values[1] = CStringGetTextDatum(alive ? copy.state : "not running");
+		nulls[1] = false;
+		values[2] = CStringGetTextDatum(thrillmon::pg::worker_database);
+		nulls[2] = false;
+		const TimestampTz times[4] = {copy.started_at, copy.last_tick_at, copy.last_job_at, copy.last_error_at};
+		const int time_cols[4] = {3, 4, 7, 9};
+		for (int i = 0; i < 4; i++)
+			if (times[i] != 0) {
+				values[time_cols[i]] = TimestampTzGetDatum(times[i]);
+				nulls[time_cols[i]] = false;
+			}
+		if (alive && copy.current_job[0] != '\0') {
+			values[5] = CStringGetTextDatum(copy.current_job);
+			nulls[5] = false;
+		}
+		if (copy.last_job[0] != '\0') {
+			values[6] = CStringGetTextDatum(copy.last_job);
+			nulls[6] = false;
+		}
+		if (copy.last_error[0] != '\0') {
+			values[8] = CStringGetTextDatum(copy.last_error);
+			nulls[8] = false;
+		}
+		values[10] = Int64GetDatum(copy.jobs_run);
+		values[11] = Int64GetDatum(copy.jobs_failed);
+		nulls[10] = nulls[11] = false;
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

@@ -1,0 +1,130 @@
+// Shared memory for the worker's state. PG 15 wants space requested from shmem_request_hook;
+// request and initialisation of the one struct sit next to each other here.
+#include "pg/shmem.hpp"
+
+#include <cstring>
+
+extern "C" {
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+}
+
+namespace thrillmon::pg {
+
+namespace {
+
+// Plain pointers (no static constructors in the glue): set by the hooks below.
+WorkerShared *worker_shared = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+#if PG_VERSION_NUM >= 150000
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+#endif
+
+void
+ShmemRequest()
+{
+#if PG_VERSION_NUM >= 150000
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+#endif
+	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
+}
+
+void
+ShmemStartup()
+{
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	bool found = false;
+	worker_shared = static_cast<WorkerShared *>(ShmemInitStruct("thrillmon worker", sizeof(WorkerShared), &found));
+	if (!found) {
+		std::memset(worker_shared, 0, sizeof(WorkerShared));
+		SpinLockInit(&worker_shared->mutex);
+		std::strcpy(worker_shared->state, "not started");
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+CopyField(char *dst, size_t size, const char *src)
+{
+	size_t n = src ? std::strlen(src) : 0;
+	if (n >= size)
+		n = size - 1;
+	if (n > 0)
+		std::memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
+} // namespace
+
+void
+InstallShmemHooks()
+{
+#if PG_VERSION_NUM >= 150000
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = ShmemRequest;
+#else
+	ShmemRequest();
+#endif
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = ShmemStartup;
+}
+
+WorkerShared *
+GetWorkerShared()
+{
+	return worker_shared;
+}
+
+void
+SharedSetState(const char *state, const char *current_job)
+{
+	if (!worker_shared)
+		return;
+	SpinLockAcquire(&worker_shared->mutex);
+	CopyField(worker_shared->state, sizeof worker_shared->state, state);
+	CopyField(worker_shared->current_job, sizeof worker_shared->current_job, current_job);
+	if (std::strcmp(state, "starting") == 0) {
+		worker_shared->pid = MyProcPid;
+		worker_shared->started_at = GetCurrentTimestamp();
+	} else if (std::strcmp(state, "stopped") == 0) {
+		worker_shared->pid = 0;
+	}
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+void
+SharedJobFinished(const char *job, bool failed, const char *error)
+{
+	if (!worker_shared)
+		return;
+	const TimestampTz now = GetCurrentTimestamp();
+	SpinLockAcquire(&worker_shared->mutex);
+	CopyField(worker_shared->last_job, sizeof worker_shared->last_job, job);
+	worker_shared->last_job_at = now;
+	worker_shared->jobs_run++;
+	if (failed) {
+		worker_shared->jobs_failed++;
+		CopyField(worker_shared->last_error, sizeof worker_shared->last_error, error);
+		worker_shared->last_error_at = now;
+	}
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+void
+SharedTick()
+{
+	if (!worker_shared)
+		return;
+	const TimestampTz now = GetCurrentTimestamp();
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->last_tick_at = now;
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+} // namespace thrillmon::pg

@@ -1,0 +1,341 @@
+// The background worker: serves thrillmon.database, runs collection on wall-clock slots,
+// partition maintenance hourly and the retention cleanup daily, each job in transactions of its
+// own, and never lets a failing job take it (or the postmaster) down.
+//
+// Everything here is C-style on purpose: PG_TRY/PG_CATCH is a sigsetjmp, and a longjmp must not
+// skip a C++ destructor, so no function in this file owns a C++ object. The core's schedule
+// functions used here take and return integers only.
+#include "core/schedule.hpp"
+#include "pg/guc.hpp"
+#include "pg/shmem.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+PGDLLEXPORT void thrillmon_worker_main(Datum main_arg);
+}
+
+namespace {
+
+using thrillmon::EpochMicros;
+
+enum ExtensionState { kExtensionAbsent, kExtensionOutdated, kExtensionReady };
+
+// What the worker has logged last, so a waiting worker says so once, not every tick.
+enum Logged { kLoggedNothing, kLoggedStandby, kLoggedDisabled, kLoggedAbsent, kLoggedOutdated, kLoggedServing };
+
+struct WorkerState {
+	bool ready;               // extension present and current, interrupted runs marked
+	EpochMicros next_collect; // 0: recompute (start, settings reloaded)
+	EpochMicros next_maintenance;
+	int interval_s;           // the collect interval next_collect was computed for
+	Logged logged;
+	MemoryContext loop_ctx;
+};
+
+constexpr long kIdleSleepMs = 10000;
+constexpr long kMaxSleepMs = 60000;
+constexpr long kErrorBackoffMs = 5000;
+
+EpochMicros
+NowEpoch()
+{
+	return GetCurrentTimestamp() + thrillmon::kPostgresEpochOffsetMicros;
+}
+
+void
+LogOnce(WorkerState *st, Logged what, const char *message)
+{
+	if (st->logged == what)
+		return;
+	st->logged = what;
+	ereport(LOG, (errmsg("thrillmon worker: %s", message)));
+}
+
+// One transaction, one SPI connection, one snapshot: the bracket every job runs in.
+void
+BeginTx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+EndTx()
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
+void
+Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)
+{
+	const int ret = SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0);
+	if (ret != expected)
+		elog(ERROR, "thrillmon: SPI returned %s for: %s", SPI_result_code_string(ret), sql);
+}
+
+bool
+BoolResult(int row, int col)
+{
+	bool isnull;
+	Datum d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+	return !isnull && DatumGetBool(d);
+}
+
+ExtensionState
+CheckExtension()
+{
+	ExtensionState state = kExtensionAbsent;
+	BeginTx("thrillmon: checking extension");
+	// MVCC keeps an in-progress CREATE EXTENSION invisible until it commits.
+	Exec("SELECT pg_catalog.to_regprocedure('thrillmon._worker_run_job(text,bigint,timestamptz)') IS NOT NULL "
+	     "FROM pg_catalog.pg_extension WHERE extname = 'thrillmon'",
+	     0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+	if (SPI_processed > 0)
+		state = BoolResult(0, 1) ? kExtensionReady : kExtensionOutdated;
+	EndTx();
+	return state;
+}
+
+struct Plan {
+	bool cron_collect;
+	bool cron_maintenance;
+	bool cron_retention;
+	bool retention_due;
+};
+
+// Which jobs pg_cron has taken over, and whether today's retention run is due: the most recent
+// thrillmon.retention_time (server time zone, so DST is Postgres' business) has passed with no
+// retention run started since. A server that was down at that time runs it at its next start.
+Plan
+QueryPlan()
+{
+	Plan plan {};
+	BeginTx("thrillmon: planning");
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {CStringGetTextDatum(thrillmon::pg::retention_time)};
+	Exec("WITH d AS (SELECT CASE WHEN pg_catalog.now() >= t THEN t ELSE t - interval '1 day' END AS due "
+	     "           FROM (SELECT (CURRENT_DATE + $1::time)::timestamptz AS t) x) "
+	     "SELECT EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect'), "
+	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'maintenance'), "
+	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention'), "
+	     "       NOT EXISTS (SELECT 1 FROM thrillmon.job_runs j, d WHERE j.job = 'retention' AND j.target = 'all' "
+	     "                   AND j.status <> 'skipped' AND j.started_at >= d.due)",
+	     1, types, values, nullptr, SPI_OK_SELECT);
+	plan.cron_collect = BoolResult(0, 1);
+	plan.cron_maintenance = BoolResult(0, 2);
+	plan.cron_retention = BoolResult(0, 3);
+	plan.retention_due = BoolResult(0, 4);
+	EndTx();
+	return plan;
+}
+
+void
+MarkInterruptedRuns()
+{
+	BeginTx("thrillmon: marking interrupted runs");
+	Exec("SELECT thrillmon._mark_interrupted_runs()", 0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+	EndTx();
+}
+
+// Runs one job: a committed 'running' row first (so a crash leaves evidence for the next start
+// to mark), then the work in its own transaction; if that fails, the error is recorded in a
+// third transaction (the work's transaction is gone with its error) and the worker goes on.
+// Not inlined: its PG_TRY's setjmp must not share a frame with the caller's locals.
+pg_noinline void
+RunJob(WorkerState *st, const char *job, const char *target, EpochMicros at)
+{
+	volatile int64 run_id = 0;
+	char activity[64];
+	snprintf(activity, sizeof activity, "thrillmon: %s", job);
+	thrillmon::pg::SharedSetState("running", job);
+
+	BeginTx(activity);
+	{
+		Oid types[2] = {TEXTOID, TEXTOID};
+		Datum values[2] = {CStringGetTextDatum(job), CStringGetTextDatum(target)};
+		Exec("SELECT thrillmon._job_begin($1, $2)", 2, types, values, nullptr, SPI_OK_SELECT);
+		bool isnull;
+		run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	EndTx();
+
+	PG_TRY();
+	{
+		BeginTx(activity);
+		Oid types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
+		Datum values[3] = {CStringGetTextDatum(job), Int64GetDatum(run_id),
+		                   TimestampTzGetDatum(at - thrillmon::kPostgresEpochOffsetMicros)};
+		Exec("SELECT thrillmon._worker_run_job($1, $2, $3)", 3, types, values, nullptr, SPI_OK_SELECT);
+		EndTx();
+		thrillmon::pg::SharedJobFinished(job, false, nullptr);
+	}
+	PG_CATCH();
+	{
+		// Out of the error's memory context and transaction before anything else.
+		MemoryContextSwitchTo(st->loop_ctx);
+		ErrorData *edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction(); // also releases SPI and the snapshot
+		ereport(LOG, (errmsg("thrillmon worker: job %s failed: %s", job, edata->message)));
+		thrillmon::pg::SharedJobFinished(job, true, edata->message);
+
+		BeginTx("thrillmon: recording failure");
+		Oid types[2] = {INT8OID, TEXTOID};
+		Datum values[2] = {Int64GetDatum(run_id), CStringGetTextDatum(edata->message)};
+		Exec("SELECT thrillmon._job_end($1, 'failed', NULL, NULL, $2)", 2, types, values, nullptr, SPI_OK_SELECT);
+		EndTx();
+	}
+	PG_END_TRY();
+	thrillmon::pg::SharedSetState("idle", "");
+}
+
+// One pass: decide what is due, run it, and say how long to sleep. Not inlined into the main
+// loop, whose PG_TRY would otherwise share its frame.
+pg_noinline long
+Tick(WorkerState *st)
+{
+	if (RecoveryInProgress()) {
+		thrillmon::pg::SharedSetState("standby", "");
+		LogOnce(st, kLoggedStandby, "server is a standby; no jobs run until promotion");
+		st->ready = false;
+		return kIdleSleepMs;
+	}
+	if (!thrillmon::pg::worker_enabled || thrillmon::pg::scheduler_mode != thrillmon::pg::kSchedulerInternal) {
+		thrillmon::pg::SharedSetState("disabled", "");
+		LogOnce(st, kLoggedDisabled, "internal scheduling is off (thrillmon.enabled or thrillmon.scheduler)");
+		return kIdleSleepMs;
+	}
+	const ExtensionState ext = CheckExtension();
+	if (ext != kExtensionReady) {
+		thrillmon::pg::SharedSetState("waiting for extension", "");
+		if (ext == kExtensionAbsent)
+			LogOnce(st, kLoggedAbsent, "waiting for CREATE EXTENSION thrillmon");
+		else
+			LogOnce(st, kLoggedOutdated, "installed thrillmon is older than the library; run ALTER EXTENSION thrillmon UPDATE");
+		st->ready = false;
+		return kIdleSleepMs;
+	}
+	if (!st->ready) {
+		MarkInterruptedRuns();
+		st->ready = true;
+		st->next_maintenance = 0;
+		st->next_collect = 0;
+		LogOnce(st, kLoggedServing, "serving this database");
+	}
+
+	const Plan plan = QueryPlan();
+	EpochMicros now = NowEpoch();
+	const int interval = thrillmon::pg::collect_interval_s;
+	if (st->next_collect == 0 || st->interval_s != interval) {
+		st->next_collect = thrillmon::NextSlot(now, interval);
+		st->interval_s = interval;
+	}
+	if (now >= st->next_maintenance) {
+		if (!plan.cron_maintenance)
+			RunJob(st, "maintenance", "partitions", now);
+		st->next_maintenance = thrillmon::NextSlot(NowEpoch(), 3600);
+	}
+	now = NowEpoch();
+	if (now >= st->next_collect) {
+		// Stamp points with the slot, not the moment we got round to it, so they line up.
+		if (!plan.cron_collect)
+			RunJob(st, "collect", "scheduled", thrillmon::CurrentSlot(now, interval));
+		st->next_collect = thrillmon::NextSlot(NowEpoch(), interval);
+	}
+	if (plan.retention_due && !plan.cron_retention)
+		RunJob(st, "retention", "all", NowEpoch());
+	// (The detection job joins here, on thrillmon.detect_interval, with the detection release.)
+
+	now = NowEpoch();
+	const EpochMicros next = st->next_collect < st->next_maintenance ? st->next_collect : st->next_maintenance;
+	return thrillmon::MillisUntil(now, next, kMaxSleepMs);
+}
+
+void
+WorkerExit(int code, Datum arg)
+{
+	thrillmon::pg::SharedSetState("stopped", "");
+}
+
+} // namespace
+
+extern "C" void
+thrillmon_worker_main(Datum main_arg)
+{
+	// SIGHUP: reload settings at the next tick; SIGTERM: die() ends us at the next
+	// CHECK_FOR_INTERRUPTS (the postmaster restarts us after bgw_restart_time unless it is
+	// shutting down).
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(thrillmon::pg::worker_database, nullptr, 0);
+	pgstat_report_appname("thrillmon");
+	thrillmon::pg::SharedSetState("starting", "");
+	before_shmem_exit(WorkerExit, (Datum) 0);
+
+	WorkerState *st = static_cast<WorkerState *>(MemoryContextAllocZero(TopMemoryContext, sizeof(WorkerState)));
+	st->loop_ctx = AllocSetContextCreate(TopMemoryContext, "thrillmon worker loop", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;) {
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending) {
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+			st->next_collect = 0; // the interval may have changed: back onto the new grid
+		}
+		MemoryContextSwitchTo(st->loop_ctx);
+		MemoryContextReset(st->loop_ctx);
+		thrillmon::pg::SharedTick();
+
+		volatile long sleep_ms = kErrorBackoffMs;
+		PG_TRY();
+		{
+			sleep_ms = Tick(st);
+		}
+		PG_CATCH();
+		{
+			// Something outside a job failed (the extension dropped under us, say): log it,
+			// clean up, back off, and try again; the worker never exits for an ERROR.
+			MemoryContextSwitchTo(st->loop_ctx);
+			ErrorData *edata = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			ereport(LOG, (errmsg("thrillmon worker: %s", edata->message)));
+			thrillmon::pg::SharedSetState("error, retrying", "");
+			st->ready = false;
+			st->logged = kLoggedNothing;
+			sleep_ms = kErrorBackoffMs;
+		}
+		PG_END_TRY();
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, sleep_ms, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
