@@ -1,13 +1,41 @@
 #!/usr/bin/env bash
 # Runs inside pg_virtualenv: the demo proper (see demo.sh).
 set -euo pipefail
-db=thrillwiki
-psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
-export PGDATABASE=$db
+# The worker serves thrillmon.database, which demo.sh sets to this cluster's "postgres" database.
+export PGDATABASE=postgres
 run() { psql -X -q -v ON_ERROR_STOP=1 -P pager=off "$@"; }
 
 echo "== CREATE EXTENSION thrillmon; daily partitions"
 run -c "CREATE EXTENSION thrillmon" -c "SELECT jsonb_array_length(thrillmon.maintain_partitions()->'created') AS partitions_made_ahead"
+
+echo "== A ThrillWiki-like application schema, watched by SQL collectors (they run as the role that registered them)"
+run <<'SQL'
+CREATE SCHEMA thrillwiki;
+CREATE TABLE thrillwiki.submissions (id bigserial PRIMARY KEY, status text NOT NULL, submitted_at timestamptz NOT NULL,
+	moderated_at timestamptz);
+INSERT INTO thrillwiki.submissions (status, submitted_at, moderated_at)
+SELECT (ARRAY['pending', 'approved', 'approved', 'rejected'])[1 + g % 4], now() - g * interval '7 minutes',
+	CASE WHEN g % 4 <> 0 THEN now() - g * interval '7 minutes' + (g % 50) * interval '1 minute' END
+FROM generate_series(1, 2000) g;
+CREATE TABLE thrillwiki.rate_limit_blocks (blocked_at timestamptz NOT NULL);
+INSERT INTO thrillwiki.rate_limit_blocks SELECT now() - g * interval '13 seconds' FROM generate_series(1, 500) g;
+CREATE ROLE thrillwiki_monitor NOLOGIN;
+GRANT thrillmon_admin TO thrillwiki_monitor;
+GRANT USAGE ON SCHEMA thrillwiki TO thrillwiki_monitor;
+GRANT SELECT ON ALL TABLES IN SCHEMA thrillwiki TO thrillwiki_monitor;
+SET ROLE thrillwiki_monitor;
+SELECT thrillmon.register_collector('pending_submissions',
+	$$SELECT count(*) FROM thrillwiki.submissions WHERE status = 'pending'$$, 'workflow');
+SELECT thrillmon.register_collector('submission_approval_rate',
+	$$SELECT 100.0 * count(*) FILTER (WHERE status = 'approved') / NULLIF(count(*) FILTER (WHERE status <> 'pending'), 0)
+	  FROM thrillwiki.submissions$$, 'workflow');
+SELECT thrillmon.register_collector('avg_moderation_time',
+	$$SELECT avg(EXTRACT(EPOCH FROM moderated_at - submitted_at) / 60) FROM thrillwiki.submissions WHERE moderated_at IS NOT NULL$$, 'workflow');
+SELECT thrillmon.register_collector('rate_limit_violations',
+	$$SELECT count(*) FROM thrillwiki.rate_limit_blocks WHERE blocked_at > now() - interval '5 minutes'$$, 'security');
+RESET ROLE;
+SELECT name, metric_category, collect_interval, owner_role FROM thrillmon.metric_collectors ORDER BY name;
+SQL
 
 echo "== Recording six weeks of the origin's metrics through record_metric() (one point per 5 minutes)"
 run <<'SQL'
@@ -72,3 +100,16 @@ run -c "ANALYZE" -c "$stats"
 echo "== job_runs"
 run -c "SELECT run_id, job, target, status, rows_affected, round(duration_ms::numeric, 1) AS ms FROM thrillmon.job_runs ORDER BY run_id"
 echo "== daily partitions now: $(psql -X -At -c "SELECT count(*) FROM pg_inherits WHERE inhparent = 'thrillmon.metric_time_series'::regclass") (oldest: $(psql -X -At -c "SELECT min(c.relname) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass AND c.relname <> 'metric_time_series_default'"))"
+
+echo "== The background worker, collecting every $(psql -X -At -c "SHOW thrillmon.collect_interval")"
+for _ in $(seq 1 60); do
+	n=$(psql -X -At -c "SELECT count(*) FROM thrillmon.job_runs WHERE job = 'collect' AND target = 'scheduled' AND status = 'succeeded'")
+	[ "$n" -ge 3 ] && break
+	sleep 0.5
+done
+run -c "SELECT pid IS NOT NULL AS running, state, jobs_run, jobs_failed FROM thrillmon.worker_status()"
+run -c "SELECT run_id, job, target, status, rows_affected, round(duration_ms::numeric, 1) AS ms FROM thrillmon.job_runs WHERE job = 'collect' ORDER BY run_id DESC LIMIT 3"
+echo "== system_health: latest value of every metric, and the rest"
+run -c "SELECT section, name, status, round(value::numeric, 2) AS value, observed_at FROM thrillmon.system_health WHERE section <> 'metric' OR observed_at > now() - interval '1 minute' ORDER BY section, name"
+echo "== health_check()"
+run -c "SELECT jsonb_pretty(thrillmon.health_check() - 'worker')"
