@@ -46,7 +46,7 @@ UNIT_SRCS      = $(sort $(wildcard test/unit/*_test.cpp))
 test/unit/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.hpp)
 	$(CXX) $(GTEST_CXXFLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 
-.PHONY: unittest pgtap concurrency test demo
+.PHONY: unittest pgtap concurrency test demo bench
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -63,3 +63,6 @@ test:
 
 demo:
 	bash scripts/demo.sh
+
+bench:
+	bash scripts/bench.sh

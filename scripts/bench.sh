@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# make bench: every benchmark under bench/, each in its own throw-away cluster.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+bash scripts/deps.sh
+build_and_install
+echo "== bench/worker_cost.sh (machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m))"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.database=postgres" bash bench/worker_cost.sh
