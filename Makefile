@@ -16,7 +16,7 @@ UPGRADE_CHAIN = sql/$(EXTENSION)--0.1.0--0.2.0.sql
 DATA_built    = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA          = sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
 
-REGRESS      = install_schema record_metric retention_api partitions
+REGRESS      = install_schema record_metric retention_api partitions collectors
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CONFIG   ?= pg_config

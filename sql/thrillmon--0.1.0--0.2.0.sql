@@ -316,16 +316,26 @@ CREATE FUNCTION thrillmon.register_collector(name text, query text, category tex
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 BEGIN
-	IF register_collector.name IS NULL OR pg_catalog.btrim(register_collector.name) = '' THEN
+	-- The same rules and messages as record_metric() (a one-column collector's metric is named
+	-- after it), so a collector cannot be registered only to fail on every run.
+	IF register_collector.name IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: collector name must not be NULL' USING ERRCODE = '22004';
+	ELSIF register_collector.name ~ '[[:cntrl:]]' THEN
+		RAISE EXCEPTION 'thrillmon: collector name must not contain control characters' USING ERRCODE = '22021';
+	ELSIF pg_catalog.btrim(register_collector.name) = '' THEN
 		RAISE EXCEPTION 'thrillmon: collector name must not be empty' USING ERRCODE = '22023';
 	ELSIF pg_catalog.char_length(register_collector.name) > 128 THEN
 		RAISE EXCEPTION 'thrillmon: collector name is too long (% characters, at most 128)',
 			pg_catalog.char_length(register_collector.name) USING ERRCODE = '22001';
-	ELSIF register_collector.category IS NULL OR register_collector.category NOT IN
-		('performance', 'system', 'security', 'workflow', 'monitoring', 'custom') THEN
+	ELSIF register_collector.category IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: metric_category must not be NULL' USING ERRCODE = '22004',
+			HINT = 'Use one of: performance, system, security, workflow, monitoring, custom.';
+	ELSIF register_collector.category NOT IN ('performance', 'system', 'security', 'workflow', 'monitoring', 'custom') THEN
 		RAISE EXCEPTION 'thrillmon: unknown metric_category "%"', register_collector.category USING ERRCODE = '22023',
 			HINT = 'Use one of: performance, system, security, workflow, monitoring, custom.';
-	ELSIF register_collector.collect_interval IS NULL OR register_collector.collect_interval < interval '1 second'
+	ELSIF register_collector.collect_interval IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: collect_interval must not be NULL' USING ERRCODE = '22004';
+	ELSIF register_collector.collect_interval < interval '1 second'
 		OR register_collector.collect_interval > interval '1 day' THEN
 		RAISE EXCEPTION 'thrillmon: collect_interval must be between 1 second and 1 day, got %',
 			coalesce(register_collector.collect_interval::text, 'NULL') USING ERRCODE = '22023';
@@ -526,6 +536,9 @@ BEGIN
 	IF worker_enabled AND scheduler = 'internal' AND w.pid IS NULL THEN
 		failing := true;
 		reasons := reasons || pg_catalog.format('worker not running (%s)', w.state);
+	ELSIF worker_enabled AND scheduler = 'internal' AND w.database IS DISTINCT FROM pg_catalog.current_database() THEN
+		failing := true;
+		reasons := reasons || pg_catalog.format('worker serves database "%s", not this one (set thrillmon.database)', w.database);
 	END IF;
 	SELECT max(finished_at) INTO last_collect FROM thrillmon.job_runs WHERE job = 'collect' AND status = 'succeeded';
 	IF (worker_enabled AND scheduler = 'internal') OR by_cron THEN

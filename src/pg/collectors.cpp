@@ -5,6 +5,9 @@
 // ROLE back, nor reach session-level state), in a read-only transaction state, under a
 // per-collector timeout. Plain C-style functions: PG_TRY is used, so no C++ objects live here.
 #include "pg/guc.hpp"
+
+#include <cctype>
+#include <cstring>
 #include "pg/shmem.hpp"
 
 extern "C" {
@@ -103,7 +106,13 @@ char *
 WrappedQuery(const char *query, const char *limit)
 {
 	// A subquery, so nothing but a query expression fits, and the column names do not matter.
-	return psprintf("SELECT * FROM (\n%s\n) AS thrillmon_collector %s", query, limit);
+	// Trailing semicolons (and blanks) are dropped: "SELECT 1;" is one statement, and
+	// CheckIsPlainSelect() has already refused anything after them. The newlines end any
+	// trailing "--" comment before the closing parenthesis.
+	int len = (int) strlen(query);
+	while (len > 0 && (query[len - 1] == ';' || isspace((unsigned char) query[len - 1])))
+		len--;
+	return psprintf("SELECT * FROM (\n%.*s\n) AS thrillmon_collector %s", len, query, limit);
 }
 
 // Checks the result shape of an executed probe or run; returns the column count.
@@ -223,7 +232,16 @@ thrillmon_run_collector_query(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	disable_timeout(collector_timeout_id, false);
-	AtEOXact_GUC(true, save_nestlevel);
+	if (collector_timed_out) {
+		// It fired after the query had finished: the cancel it requested is ours to withdraw,
+		// or the caller's next CHECK_FOR_INTERRUPTS would abort the whole collection.
+		collector_timed_out = 0;
+		QueryCancelPending = false;
+	}
+	// isCommit = false: undo every setting changed since NewGUCNestLevel(), including a plain
+	// SET or set_config(..., false) made by the collector's query itself, which would otherwise
+	// outlive the call in the caller's session (a search_path planted for the worker, say).
+	AtEOXact_GUC(false, save_nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return (Datum) 0;
 }
