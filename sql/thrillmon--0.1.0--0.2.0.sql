@@ -541,7 +541,9 @@ BEGIN
 		reasons := reasons || pg_catalog.format('worker serves database "%s", not this one (set thrillmon.database)', w.database);
 	END IF;
 	SELECT max(finished_at) INTO last_collect FROM thrillmon.job_runs WHERE job = 'collect' AND status = 'succeeded';
-	IF (worker_enabled AND scheduler = 'internal') OR by_cron THEN
+	-- Collection is expected unless scheduling was turned off: by the worker, or by pg_cron when
+	-- thrillmon.scheduler = pg_cron (if no pg_cron job collects then, that is stale too).
+	IF (worker_enabled AND scheduler <> 'off') OR by_cron THEN
 		IF last_collect IS NULL THEN
 			failing := true;
 			reasons := reasons || 'collection stale: no successful collection yet'::text;

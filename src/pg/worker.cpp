@@ -232,6 +232,8 @@ Tick(WorkerState *st)
 		LogOnce(st, kLoggedDisabled, "internal scheduling is off (thrillmon.enabled or thrillmon.scheduler)");
 		return kIdleSleepMs;
 	}
+	if (st->logged == kLoggedDisabled || st->logged == kLoggedStandby)
+		LogOnce(st, kLoggedServing, "internal scheduling resumed");
 	const ExtensionState ext = CheckExtension();
 	if (ext != kExtensionReady) {
 		thrillmon::pg::SharedSetState("waiting for extension", "");
