@@ -7,3 +7,5 @@ bash scripts/deps.sh
 build_and_install
 echo "== bench/worker_cost.sh (machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m))"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.database=postgres" bash bench/worker_cost.sh
+echo "== bench/observe.sh (B2; fsync on, so that synchronous_commit costs what it costs on a real server)"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "fsync=on" bash bench/observe.sh

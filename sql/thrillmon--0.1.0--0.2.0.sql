@@ -411,15 +411,33 @@ COMMENT ON FUNCTION thrillmon._run_collectors(timestamptz, boolean) IS 'Internal
 
 -- The collection job: built-ins, then SQL collectors. p_at is the slot the points are stamped
 -- with (the worker passes its wall-clock slot so metrics line up).
+------------------------------------------------------------------------------------------------
+-- observe(): high-frequency observations aggregated in shared memory
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION thrillmon.observe(metric_name text, value double precision, metric_category text DEFAULT 'custom')
+RETURNS void
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_observe';
+COMMENT ON FUNCTION thrillmon.observe(text, double precision, text) IS
+	'Records one observation in shared memory (no table write); each collection flushes one row per metric: mean, with count, sum, min, max, p50, p95, p99 in metadata';
+
+CREATE FUNCTION thrillmon._flush_observations(p_at timestamptz)
+RETURNS integer
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_flush_observations';
+COMMENT ON FUNCTION thrillmon._flush_observations(timestamptz) IS
+	'Internal: writes the observe() aggregates as one row per metric and resets them (given back if the transaction aborts)';
+
 CREATE FUNCTION thrillmon._collect(p_at timestamptz, p_only_due boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
 	builtin integer := thrillmon._collect_builtin(p_at);
+	observed integer := thrillmon._flush_observations(p_at);
 	collectors jsonb := thrillmon._run_collectors(p_at, p_only_due);
 BEGIN
-	-- observe() aggregates are flushed here once that release ships (shared-memory metrics).
-	RETURN pg_catalog.jsonb_build_object('builtin_points', builtin, 'at', p_at) || collectors;
+	RETURN pg_catalog.jsonb_build_object('builtin_points', builtin, 'observed_points', observed, 'at', p_at) || collectors;
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon._collect(timestamptz, boolean) IS 'Internal: the collection job body';
@@ -430,7 +448,8 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
 	run_id bigint := thrillmon._job_begin('collect', CASE WHEN $1 THEN 'due' ELSE 'all' END);
 	result jsonb := thrillmon._collect(pg_catalog.now(), $1);
-	points bigint := (result->>'builtin_points')::bigint + (result->>'collector_points')::bigint;
+	points bigint := (result->>'builtin_points')::bigint + (result->>'observed_points')::bigint
+		+ (result->>'collector_points')::bigint;
 BEGIN
 	PERFORM thrillmon._job_end(run_id, 'succeeded', points, result, NULL);
 	RETURN result || pg_catalog.jsonb_build_object('run_id', run_id);
@@ -456,7 +475,8 @@ BEGIN
 	CASE p_job
 	WHEN 'collect' THEN
 		result := thrillmon._collect(p_at, true);
-		n := (result->>'builtin_points')::bigint + (result->>'collector_points')::bigint;
+		n := (result->>'builtin_points')::bigint + (result->>'observed_points')::bigint
+			+ (result->>'collector_points')::bigint;
 	WHEN 'maintenance' THEN
 		result := thrillmon._maintain_partitions_run(NULL);
 		n := pg_catalog.jsonb_array_length(result->'created');
@@ -689,6 +709,7 @@ COMMENT ON FUNCTION thrillmon.unschedule_pg_cron() IS
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA thrillmon FROM PUBLIC;
 GRANT SELECT ON ALL TABLES IN SCHEMA thrillmon TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon.observe(text, double precision, text) TO thrillmon_writer;
 GRANT EXECUTE ON FUNCTION thrillmon.collect_metrics(boolean), thrillmon.register_collector(text, text, text, interval),
 	thrillmon.unregister_collector(text), thrillmon._probe_collector_query(text),
 	thrillmon.schedule_with_pg_cron(), thrillmon.unschedule_pg_cron(), thrillmon._require_pg_cron() TO thrillmon_admin;

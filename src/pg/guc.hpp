@@ -11,5 +11,6 @@ extern bool worker_enabled;
 extern int collect_interval_s;
 extern char *retention_time;
 extern int scheduler_mode;
+extern int max_observed_metrics;
 
 } // namespace thrillmon::pg

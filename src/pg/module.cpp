@@ -24,6 +24,7 @@ bool worker_enabled = true;
 int collect_interval_s = 60;
 char *retention_time = nullptr;
 int scheduler_mode = kSchedulerInternal;
+int max_observed_metrics = 256;
 
 namespace {
 
@@ -67,6 +68,10 @@ InitGucs()
 	DefineCustomEnumVariable("thrillmon.scheduler", "Who runs thrillmon's jobs: internal (the worker), pg_cron or off.",
 	                         "With pg_cron or off the worker runs no job on its own schedule.", &scheduler_mode,
 	                         kSchedulerInternal, kSchedulerOptions, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.max_observed_metrics",
+	                        "Distinct metric names observe() can hold in shared memory (about 8 kB each).",
+	                        "A slot is kept per name until the server restarts.", &max_observed_metrics, 256, 1, 100000,
+	                        PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("thrillmon");
 #else

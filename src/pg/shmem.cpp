@@ -1,5 +1,6 @@
 // Shared memory for the worker's state. PG 15 wants space requested from shmem_request_hook;
 // request and initialisation of the one struct sit next to each other here.
+#include "pg/guc.hpp"
 #include "pg/shmem.hpp"
 
 #include <cstring>
@@ -9,6 +10,7 @@ extern "C" {
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/hsearch.h"
 #include "utils/timestamp.h"
 }
 
@@ -18,6 +20,9 @@ namespace {
 
 // Plain pointers (no static constructors in the glue): set by the hooks below.
 WorkerShared *worker_shared = nullptr;
+ObservedShared *observed_shared = nullptr;
+ObservedSlot *observed_slots = nullptr;
+HTAB *observed_index = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 #if PG_VERSION_NUM >= 150000
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
@@ -31,6 +36,10 @@ ShmemRequest()
 		prev_shmem_request_hook();
 #endif
 	RequestAddinShmemSpace(MAXALIGN(sizeof(WorkerShared)));
+	// observe(): a header, the slots, and the name index.
+	RequestAddinShmemSpace(MAXALIGN(sizeof(ObservedShared)) + mul_size(max_observed_metrics, sizeof(ObservedSlot)));
+	RequestAddinShmemSpace(hash_estimate_size(max_observed_metrics, sizeof(ObservedIndexEntry)));
+	RequestNamedLWLockTranche("thrillmon observed", 1);
 }
 
 void
@@ -46,6 +55,23 @@ ShmemStartup()
 		SpinLockInit(&worker_shared->mutex);
 		std::strcpy(worker_shared->state, "not started");
 	}
+
+	observed_shared = static_cast<ObservedShared *>(ShmemInitStruct(
+	    "thrillmon observed", MAXALIGN(sizeof(ObservedShared)) + mul_size(max_observed_metrics, sizeof(ObservedSlot)),
+	    &found));
+	observed_slots = reinterpret_cast<ObservedSlot *>(reinterpret_cast<char *>(observed_shared) +
+	                                                  MAXALIGN(sizeof(ObservedShared)));
+	if (!found) {
+		observed_shared->lock = &(GetNamedLWLockTranche("thrillmon observed"))->lock;
+		observed_shared->capacity = max_observed_metrics;
+		observed_shared->used = 0;
+	}
+	HASHCTL info;
+	memset(&info, 0, sizeof info);
+	info.keysize = sizeof(ObservedKey);
+	info.entrysize = sizeof(ObservedIndexEntry);
+	observed_index = ShmemInitHash("thrillmon observed index", max_observed_metrics, max_observed_metrics, &info,
+	                               HASH_ELEM | HASH_BLOBS);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -79,6 +105,24 @@ WorkerShared *
 GetWorkerShared()
 {
 	return worker_shared;
+}
+
+ObservedShared *
+GetObservedShared()
+{
+	return observed_shared;
+}
+
+ObservedSlot *
+GetObservedSlot(int index)
+{
+	return &observed_slots[index];
+}
+
+HTAB *
+GetObservedIndex()
+{
+	return observed_index;
 }
 
 void

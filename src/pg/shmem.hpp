@@ -1,11 +1,15 @@
 // The worker's live state in shared memory, read by thrillmon.worker_status().
 #pragma once
 
+#include "core/sketch.hpp"
+
 extern "C" {
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
+#include "utils/hsearch.h"
 }
 
 namespace thrillmon::pg {
@@ -24,6 +28,40 @@ struct WorkerShared {
 	int64 jobs_run;
 	int64 jobs_failed;
 };
+
+// One observed metric (observe()): its statistics since the last flush. Slots are handed out
+// once per name and kept until the postmaster stops (thrillmon.max_observed_metrics of them).
+constexpr int kObservedNameBytes = 520; // 128 characters of up to 4 bytes, and the terminator
+struct ObservedSlot {
+	slock_t mutex; // guards live; held for one StatsAdd/copy, never across a Postgres call
+	Oid dbid;      // shared memory is cluster-wide; each database flushes only its own metrics
+	char name[kObservedNameBytes];
+	char category[16];
+	thrillmon::ObservationStats live;
+};
+
+struct ObservedShared {
+	LWLock *lock; // guards the name index and `used` (shared to look up, exclusive to add)
+	int capacity;
+	int used; // slots [0, used) are in use; read under lock, or as a lower bound without it
+};
+
+// NULL when not preloaded.
+ObservedShared *
+GetObservedShared();
+ObservedSlot *
+GetObservedSlot(int index);
+// The shared name -> slot index table (dynahash in shared memory); guarded by ObservedShared::lock.
+struct ObservedKey {
+	Oid dbid;
+	char name[kObservedNameBytes]; // zero-padded: the key is compared as bytes
+};
+struct ObservedIndexEntry {
+	ObservedKey key;
+	int slot;
+};
+HTAB *
+GetObservedIndex();
 
 // Chains the shmem hooks; call from _PG_init when preloading.
 void

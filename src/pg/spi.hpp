@@ -38,5 +38,7 @@ SpiAdvisoryXactLock(int32_t key);
 constexpr int32_t kAdvisoryLockClass = 0x7448524c; // "tHRL"
 constexpr int32_t kLockMaintainPartitions = 1;
 constexpr int32_t kLockMetricRetention = 2;
+// 3 is run_data_retention_cleanup (taken in SQL).
+constexpr int32_t kLockFlushObserved = 4;
 
 } // namespace thrillmon::pg
