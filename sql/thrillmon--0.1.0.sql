@@ -334,6 +334,14 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_maintain_partitions_internal';
 COMMENT ON FUNCTION thrillmon._maintain_partitions(integer) IS 'Internal: partition DDL of maintain_partitions()';
 
+CREATE FUNCTION thrillmon._maintain_partitions_run(premake_days integer)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(m.created), 'rows_moved', m.rows_moved)
+	FROM thrillmon._maintain_partitions(premake_days) m
+$fn$;
+COMMENT ON FUNCTION thrillmon._maintain_partitions_run(integer) IS 'Internal: the partition maintenance job body';
+
 CREATE FUNCTION thrillmon.maintain_partitions(premake_days integer DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -342,13 +350,10 @@ SET lock_timeout = '5s'
 AS $fn$
 DECLARE
 	started timestamptz := pg_catalog.clock_timestamp();
-	r record;
-	result jsonb;
+	result jsonb := thrillmon._maintain_partitions_run(premake_days);
 BEGIN
-	SELECT * INTO r FROM thrillmon._maintain_partitions(premake_days);
-	result := pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(r.created), 'rows_moved', r.rows_moved);
 	PERFORM thrillmon._job_record('maintenance', 'partitions', started, 'succeeded',
-		pg_catalog.cardinality(r.created)::bigint, result, NULL);
+		pg_catalog.jsonb_array_length(result->'created')::bigint, result, NULL);
 	RETURN result;
 END
 $fn$;
@@ -480,84 +485,76 @@ END
 $fn$;
 COMMENT ON FUNCTION thrillmon._cleanup_job_history_run(integer, integer) IS 'Internal: job history retention';
 
+-- One retention target with explicit settings: the body shared by the single-target functions
+-- and the full cleanup.
+CREATE FUNCTION thrillmon._cleanup_target(target text, days integer, archive_after integer,
+	archive_retention integer, failed_days integer)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	RETURN CASE target
+		WHEN 'metrics' THEN thrillmon._cleanup_metrics_run(days)
+		WHEN 'anomalies' THEN thrillmon._cleanup_anomalies_run(days, coalesce(archive_after, 7), coalesce(archive_retention, 90))
+		WHEN 'alerts' THEN thrillmon._cleanup_alerts_run(days)
+		WHEN 'incidents' THEN thrillmon._cleanup_incidents_run(days)
+		WHEN 'job_history' THEN thrillmon._cleanup_job_history_run(days, failed_days)
+	END;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._cleanup_target(text, integer, integer, integer, integer) IS 'Internal: one retention target';
+
+-- A single-target cleanup called by hand: retention_days from the caller, the target's other
+-- settings (archive) from its policy; one job run recorded.
+CREATE FUNCTION thrillmon._cleanup_one(target_name text, days integer)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	started timestamptz := pg_catalog.clock_timestamp();
+	p thrillmon.retention_policies;
+	r jsonb;
+BEGIN
+	SELECT * INTO p FROM thrillmon.retention_policies rp WHERE rp.target = target_name;
+	r := thrillmon._cleanup_target(target_name, days, p.archive_after_days, p.archive_retention_days, p.failed_retention_days);
+	PERFORM thrillmon._job_record('retention', target_name, started, 'succeeded', (r->>'removed')::bigint, r, NULL);
+	RETURN (r->>'removed')::bigint;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._cleanup_one(text, integer) IS 'Internal: a single-target cleanup, recorded';
+
 -- The public cleanup functions: the origin's names, signatures and defaults. Each is one run,
 -- recorded in job_runs. SECURITY DEFINER because dropping a partition needs its owner.
 CREATE FUNCTION thrillmon.cleanup_old_metrics(retention_days integer DEFAULT 30)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET lock_timeout = '5s'
-AS $fn$
-DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	r jsonb := thrillmon._cleanup_metrics_run($1);
-BEGIN
-	PERFORM thrillmon._job_record('retention', 'metrics', started, 'succeeded', (r->>'removed')::bigint, r, NULL);
-	RETURN (r->>'removed')::bigint;
-END
-$fn$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s'
+AS $fn$ SELECT thrillmon._cleanup_one('metrics', $1) $fn$;
 COMMENT ON FUNCTION thrillmon.cleanup_old_metrics(integer) IS
 	'Removes metric points older than retention_days x 24 h: drops whole daily partitions, deletes only in the one straddling the cut-off; returns rows removed';
 
 CREATE FUNCTION thrillmon.cleanup_old_anomalies(retention_days integer DEFAULT 30)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	archive_after integer;
-	archive_retention integer;
-	r jsonb;
-BEGIN
-	SELECT p.archive_after_days, p.archive_retention_days INTO archive_after, archive_retention
-	FROM thrillmon.retention_policies p WHERE p.target = 'anomalies';
-	r := thrillmon._cleanup_anomalies_run($1, coalesce(archive_after, 7), coalesce(archive_retention, 90));
-	PERFORM thrillmon._job_record('retention', 'anomalies', started, 'succeeded', (r->>'removed')::bigint, r, NULL);
-	RETURN (r->>'removed')::bigint;
-END
-$fn$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT thrillmon._cleanup_one('anomalies', $1) $fn$;
 COMMENT ON FUNCTION thrillmon.cleanup_old_anomalies(integer) IS
 	'Archives resolved anomalies older than archive_after_days (7), deletes anomalies older than retention_days, purges the archive past archive_retention_days (90); returns rows removed from the live table (archived + deleted)';
 
 CREATE FUNCTION thrillmon.cleanup_old_alerts(retention_days integer DEFAULT 90)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	r jsonb := thrillmon._cleanup_alerts_run($1);
-BEGIN
-	PERFORM thrillmon._job_record('retention', 'alerts', started, 'succeeded', (r->>'removed')::bigint, r, NULL);
-	RETURN (r->>'removed')::bigint;
-END
-$fn$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT thrillmon._cleanup_one('alerts', $1) $fn$;
 COMMENT ON FUNCTION thrillmon.cleanup_old_alerts(integer) IS
 	'Deletes alerts resolved more than retention_days ago, except those linked to an open or investigating incident; returns rows removed';
 
 CREATE FUNCTION thrillmon.cleanup_old_incidents(retention_days integer DEFAULT 90)
 RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $fn$
-DECLARE
-	started timestamptz := pg_catalog.clock_timestamp();
-	r jsonb := thrillmon._cleanup_incidents_run($1);
-BEGIN
-	PERFORM thrillmon._job_record('retention', 'incidents', started, 'succeeded', (r->>'removed')::bigint, r, NULL);
-	RETURN (r->>'removed')::bigint;
-END
-$fn$;
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $fn$ SELECT thrillmon._cleanup_one('incidents', $1) $fn$;
 COMMENT ON FUNCTION thrillmon.cleanup_old_incidents(integer) IS
 	'Deletes resolved or closed incidents that ended more than retention_days ago (with their alert links); returns rows removed';
 
-CREATE FUNCTION thrillmon.run_data_retention_cleanup()
+-- Every enabled policy, each target in its own subtransaction; the body the worker runs too.
+CREATE FUNCTION thrillmon._retention_all()
 RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-SET lock_timeout = '5s'
-AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
 	-- Metrics go last: dropping a partition locks the parent table against inserts until
 	-- commit, so the less the transaction does after it, the shorter ingest waits.
@@ -571,8 +568,6 @@ DECLARE
 	total bigint := 0;
 	failures text[] := '{}';
 	holder integer;
-	result jsonb;
-	run_id bigint;
 BEGIN
 	-- One full cleanup at a time. The lock is transaction-scoped, so it cannot outlive a caller
 	-- that errors out; a second caller returns at once, saying so, instead of queueing.
@@ -580,11 +575,8 @@ BEGIN
 		SELECT l.pid INTO holder FROM pg_catalog.pg_locks l
 		WHERE l.locktype = 'advisory' AND l.classid = 1950896716 AND l.objid = 3 AND l.objsubid = 2 AND l.granted
 		LIMIT 1;
-		result := pg_catalog.jsonb_build_object('status', 'skipped',
+		RETURN pg_catalog.jsonb_build_object('status', 'skipped', 'removed', 0,
 			'reason', pg_catalog.format('another run_data_retention_cleanup() is in progress (pid %s)', coalesce(holder::text, 'unknown')));
-		PERFORM thrillmon._job_record('retention', 'all', started, 'skipped', 0, result, NULL);
-		RAISE NOTICE 'thrillmon: %', result->>'reason';
-		RETURN result;
 	END IF;
 
 	FOREACH target_name IN ARRAY order_of_targets LOOP
@@ -600,14 +592,8 @@ BEGIN
 		-- Each target in its own subtransaction: one that fails (say, a lock it cannot get in
 		-- time) is rolled back and reported, and the others still run.
 		BEGIN
-			r := CASE target_name
-				WHEN 'metrics' THEN thrillmon._cleanup_metrics_run(p.retention_days)
-				WHEN 'anomalies' THEN thrillmon._cleanup_anomalies_run(p.retention_days,
-					coalesce(p.archive_after_days, 7), coalesce(p.archive_retention_days, 90))
-				WHEN 'alerts' THEN thrillmon._cleanup_alerts_run(p.retention_days)
-				WHEN 'incidents' THEN thrillmon._cleanup_incidents_run(p.retention_days)
-				WHEN 'job_history' THEN thrillmon._cleanup_job_history_run(p.retention_days, p.failed_retention_days)
-			END;
+			r := thrillmon._cleanup_target(target_name, p.retention_days, p.archive_after_days,
+				p.archive_retention_days, p.failed_retention_days);
 			r := r || pg_catalog.jsonb_build_object('status', 'succeeded', 'retention_days', p.retention_days);
 			total := total + (r->>'removed')::bigint;
 		EXCEPTION WHEN OTHERS THEN
@@ -620,14 +606,33 @@ BEGIN
 		targets := targets || pg_catalog.jsonb_build_object(target_name, r);
 	END LOOP;
 
-	result := pg_catalog.jsonb_build_object(
+	RETURN pg_catalog.jsonb_build_object(
 		'status', CASE WHEN pg_catalog.cardinality(failures) = 0 THEN 'succeeded' ELSE 'failed' END,
 		'removed', total,
 		'duration_ms', pg_catalog.round((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - started) * 1000)::numeric, 3),
-		'targets', targets);
-	run_id := thrillmon._job_record('retention', 'all', started, result->>'status', total, result,
-		NULLIF(pg_catalog.array_to_string(failures, '; '), ''));
-	RETURN result || pg_catalog.jsonb_build_object('run_id', run_id);
+		'targets', targets,
+		'error', NULLIF(pg_catalog.array_to_string(failures, '; '), ''));
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._retention_all() IS 'Internal: the body of the full retention cleanup';
+
+CREATE FUNCTION thrillmon.run_data_retention_cleanup()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '5s'
+AS $fn$
+DECLARE
+	started timestamptz := pg_catalog.clock_timestamp();
+	result jsonb := thrillmon._retention_all();
+	run_id bigint;
+BEGIN
+	IF result->>'status' = 'skipped' THEN
+		RAISE NOTICE 'thrillmon: %', result->>'reason';
+	END IF;
+	run_id := thrillmon._job_record('retention', 'all', started, result->>'status', (result->>'removed')::bigint,
+		result - 'error', result->>'error');
+	RETURN (result - 'error') || pg_catalog.jsonb_build_object('run_id', run_id);
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon.run_data_retention_cleanup() IS
