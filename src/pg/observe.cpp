@@ -13,6 +13,7 @@
 #include "pg/shmem.hpp"
 #include "pg/spi.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <optional>
 #include <string_view>
@@ -177,6 +178,13 @@ TextArg(FunctionCallInfo fcinfo, int n)
 	return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
 }
 
+// The last name this backend observed and its slot: a loop over one metric (one per request in
+// a connection pool's backend, mostly the same few names) skips validation and the hash lookup.
+// Plain storage; a slot pointer stays valid for the life of the shared memory segment.
+char last_name[thrillmon::pg::kObservedNameBytes];
+size_t last_name_len = 0;
+ObservedSlot *last_slot = nullptr;
+
 } // namespace
 
 // observe(metric_name, value, metric_category): one observation, no table write.
@@ -186,6 +194,18 @@ thrillmon_observe(PG_FUNCTION_ARGS)
 	const std::optional<std::string_view> name = TextArg(fcinfo, 0);
 	const std::optional<double> value = PG_ARGISNULL(1) ? std::nullopt : std::optional<double>(PG_GETARG_FLOAT8(1));
 	const std::optional<std::string_view> category = TextArg(fcinfo, 2);
+
+	// Fast path: the same name (already validated when its slot was made) and the same category
+	// as last time; only the value needs checking.
+	if (last_slot != nullptr && name && category && value && std::isfinite(*value) && name->size() == last_name_len &&
+	    memcmp(name->data(), last_name, last_name_len) == 0 && category->size() < sizeof last_slot->category &&
+	    strncmp(last_slot->category, category->data(), category->size()) == 0 &&
+	    last_slot->category[category->size()] == '\0') {
+		SpinLockAcquire(&last_slot->mutex);
+		thrillmon::StatsAdd(&last_slot->live, *value);
+		SpinLockRelease(&last_slot->mutex);
+		PG_RETURN_VOID();
+	}
 
 	PlainError err {};
 	Compute(&err, [&] {
@@ -210,6 +230,9 @@ thrillmon_observe(PG_FUNCTION_ARGS)
 	category_buf[category_len] = '\0';
 
 	ObservedSlot *slot = SlotFor(name_buf, category_buf);
+	memcpy(last_name, name_buf, name_len + 1);
+	last_name_len = name_len;
+	last_slot = slot;
 	SpinLockAcquire(&slot->mutex);
 	thrillmon::StatsAdd(&slot->live, *value);
 	SpinLockRelease(&slot->mutex);
