@@ -9,3 +9,5 @@ echo "== bench/worker_cost.sh (machine: $(nproc) cores, $(awk '/MemTotal/ {print
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.database=postgres" bash bench/worker_cost.sh
 echo "== bench/observe.sh (B2; fsync on, so that synchronous_commit costs what it costs on a real server)"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "fsync=on" bash bench/observe.sh
+echo "== bench/retention.sh (B1, B3, B4, B5; pg_partman as the second baseline)"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "fsync=on" -o "max_wal_size=4GB" bash bench/retention.sh
