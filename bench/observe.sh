@@ -15,7 +15,7 @@ q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q <<'SQL'
 CREATE EXTENSION thrillmon;
-SELECT thrillmon.collect_metrics();
+SELECT thrillmon.collect_metrics() IS NOT NULL AS drained;
 -- The origin's table: unpartitioned, with its (metric_name, timestamp) index.
 CREATE TABLE origin_metric_time_series (id bigserial PRIMARY KEY, metric_name text NOT NULL, metric_category text NOT NULL,
 	metric_value float8 NOT NULL, "timestamp" timestamptz NOT NULL DEFAULT now(), metadata jsonb);

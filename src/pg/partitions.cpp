@@ -300,19 +300,9 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	int64_t rows_deleted = 0;
 	StringInfoData sql;
 	initStringInfo(&sql);
-	for (int i = 0; i < n_drops; i++) {
-		// Lock first, so the count is exactly what the DROP removes (a late backfill into an
-		// expired day cannot slip in between).
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "LOCK TABLE ONLY thrillmon.%s IN ACCESS EXCLUSIVE MODE", quote_identifier(drops[i].name));
-		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
-		rows_dropped += thrillmon::pg::SpiInt64(sql.data);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
-		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
-	}
+	// Order matters for ingest: dropping a partition locks the parent table against inserts
+	// until commit. So the row deletes (which lock only their partitions) and the counts come
+	// first, and the drops last, right before the commit.
 	Oid types[1] = {TIMESTAMPTZOID};
 	Datum args[1] = {TimestampTzGetDatum(cutoff_ts)};
 	if (straddling.valid) {
@@ -325,6 +315,21 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	thrillmon::pg::SpiRun("DELETE FROM ONLY thrillmon.metric_time_series_default WHERE \"timestamp\" < $1",
 	                      SPI_OK_DELETE, 1, types, args);
 	rows_deleted += static_cast<int64_t>(SPI_processed);
+	for (int i = 0; i < n_drops; i++) {
+		// Lock each partition first, so the count is exactly what the DROP removes (a late
+		// backfill into an expired day cannot slip in between); this does not lock the parent.
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "LOCK TABLE ONLY thrillmon.%s IN ACCESS EXCLUSIVE MODE", quote_identifier(drops[i].name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
+		rows_dropped += thrillmon::pg::SpiInt64(sql.data);
+	}
+	for (int i = 0; i < n_drops; i++) {
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+	}
 	SPI_finish();
 
 	Datum values[3] = {TextArrayOf(drops, n_drops, fn_ctx), Int64GetDatum(rows_dropped), Int64GetDatum(rows_deleted)};
