@@ -27,7 +27,7 @@ PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK  += -lstdc++
 
-EXTRA_CLEAN = $(DATA_built) test/unit/unit_tests results regression.diffs regression.out
+EXTRA_CLEAN = $(DATA_built) test/unit/unit_tests test/unit/unit_tests_sanitized test/fuzz/fuzz_core test/fuzz/corpus results regression.diffs regression.out
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -46,9 +46,27 @@ UNIT_SRCS      = $(sort $(wildcard test/unit/*_test.cpp))
 test/unit/unit_tests: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.hpp)
 	$(CXX) $(GTEST_CXXFLAGS) -o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
 
-.PHONY: unittest pgtap concurrency test demo bench
+# The same unit tests under AddressSanitizer and UndefinedBehaviorSanitizer (any report fails).
+test/unit/unit_tests_sanitized: $(UNIT_SRCS) $(CORE_SRCS) $(wildcard src/core/*.hpp)
+	$(CXX) $(GTEST_CXXFLAGS) -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer \
+		-o $@ $(UNIT_SRCS) $(CORE_SRCS) -lgtest -lgtest_main -pthread
+
+# libFuzzer over the core's parsers, validators, calendar math and sketch (clang, with sanitizers).
+FUZZ_RUNS ?= 1000000
+test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.hpp)
+	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
+
+.PHONY: unittest sanitize fuzz pgtap concurrency test demo bench
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
+
+sanitize: test/unit/unit_tests_sanitized
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 test/unit/unit_tests_sanitized
+
+fuzz: test/fuzz/fuzz_core
+	mkdir -p test/fuzz/corpus
+	test/fuzz/fuzz_core -runs=$(FUZZ_RUNS) -seed=1 -max_len=4096 -print_final_stats=1 test/fuzz/corpus
 
 # pgTAP suites against an installed server reached through the usual PG* variables.
 pgtap:

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl postgresql-common libgtest-dev g++ make clang-14 llvm-14
+	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for clang
 	postgresql-15-partman # bench only: the pg_partman baseline
 	perl
 )

@@ -14,6 +14,11 @@ trap 'rm -rf "$log"' EXIT
 
 echo "== C++ core unit tests (GoogleTest)"
 make -s unittest 2>&1 | tee "$log/unit.txt"
+echo "== the same under AddressSanitizer + UndefinedBehaviorSanitizer"
+make -s sanitize 2>&1 | tee "$log/sanitize.txt"
+echo "== libFuzzer over the core's parsers, validators, calendar math and sketch"
+if make -s fuzz > "$log/fuzz_full.txt" 2>&1; then echo "fuzz: ok" > "$log/fuzz.txt"; else echo "fuzz: FAILED" > "$log/fuzz.txt"; fi
+grep -E "^Done|^stat::number_of_executed_units|ERROR|SUMMARY" "$log/fuzz_full.txt"; cat "$log/fuzz.txt"
 
 echo "== SQL suites in a throw-away cluster"
 # Postgres (as the postgres user) needs to read the tree only through psql/pg_regress run by
@@ -24,13 +29,19 @@ python3 - "$log" <<'PY'
 import re, sys, pathlib
 log = pathlib.Path(sys.argv[1])
 passed = failed = 0
-unit = (log / "unit.txt").read_text() if (log / "unit.txt").exists() else ""
-m = re.search(r"\[==========\] (\d+) tests? from .* ran", unit)
-total = int(m.group(1)) if m else 0
-m = re.search(r"\[  FAILED  \] (\d+) tests?, listed below", unit)
-unit_failed = int(m.group(1)) if m else (0 if total and "[  PASSED  ]" in unit else 1)
-passed += total - unit_failed if total else 0
-failed += unit_failed
+for name in ("unit.txt", "sanitize.txt"):
+    unit = (log / name).read_text() if (log / name).exists() else ""
+    m = re.search(r"\[==========\] (\d+) tests? from .* ran", unit)
+    total = int(m.group(1)) if m else 0
+    m = re.search(r"\[  FAILED  \] (\d+) tests?, listed below", unit)
+    unit_failed = int(m.group(1)) if m else (0 if total and "[  PASSED  ]" in unit else 1)
+    passed += total - unit_failed if total else 0
+    failed += unit_failed
+fuzz = (log / "fuzz.txt").read_text() if (log / "fuzz.txt").exists() else ""
+if "fuzz: ok" in fuzz:
+    passed += 1
+else:
+    failed += 1
 regress = (log / "regress.txt").read_text() if (log / "regress.txt").exists() else ""
 ok = len(re.findall(r"\.\.\. ok", regress))
 bad = len(re.findall(r"\.\.\. FAILED", regress))
