@@ -1,5 +1,6 @@
 // SQL-callable functions for recording and validation (thin: rules live in src/core).
 #include "core/validation.hpp"
+#include "pg/args.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
 
@@ -22,6 +23,7 @@ PG_FUNCTION_INFO_V1(thrillmon_retention_cutoff);
 }
 
 using thrillmon::pg::Compute;
+using thrillmon::pg::TextArg;
 using thrillmon::pg::PlainError;
 using thrillmon::pg::RaiseIfSet;
 
@@ -31,15 +33,6 @@ namespace {
 // call's memory). The plan cache re-plans it by itself if the table changes (new partitions,
 // DROP/CREATE EXTENSION), because the statement names the table, not an OID we hold.
 SPIPlanPtr insert_plan = nullptr;
-
-std::optional<std::string_view>
-TextArg(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		return std::nullopt;
-	text *t = PG_GETARG_TEXT_PP(n);
-	return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
 
 } // namespace
 

@@ -8,6 +8,7 @@
 // once. What is still in shared memory when the postmaster stops is lost (at most one interval).
 #include "core/sketch.hpp"
 #include "core/validation.hpp"
+#include "pg/args.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
@@ -37,6 +38,7 @@ PG_FUNCTION_INFO_V1(thrillmon_flush_observations);
 }
 
 using thrillmon::pg::Compute;
+using thrillmon::pg::TextArg;
 using thrillmon::pg::ObservedSlot;
 using thrillmon::pg::PlainError;
 using thrillmon::pg::RaiseIfSet;
@@ -169,14 +171,6 @@ SlotFor(const char *name, const char *category)
 	return thrillmon::pg::GetObservedSlot(slot_index);
 }
 
-std::optional<std::string_view>
-TextArg(FunctionCallInfo fcinfo, int n)
-{
-	if (PG_ARGISNULL(n))
-		return std::nullopt;
-	text *t = PG_GETARG_TEXT_PP(n);
-	return std::string_view(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
-}
 
 // The last name this backend observed and its slot: a loop over one metric (one per request in
 // a connection pool's backend, mostly the same few names) skips validation and the hash lookup.
