@@ -329,6 +329,36 @@ AS 'MODULE_PATHNAME', 'thrillmon_retention_cutoff';
 COMMENT ON FUNCTION thrillmon._retention_cutoff(integer, text) IS
 	'Internal: validates retention days (1..36500) and returns now() minus that many 24-hour days';
 
+-- Creating or dropping a partition needs an ACCESS EXCLUSIVE lock on metric_time_series. A plain
+-- LOCK waiting behind a long query would make every insert queue behind it for as long as it
+-- waits; NOWAIT never queues, so it is retried every 50 ms until lock_timeout (5 s) has passed,
+-- and then the job fails, says why, and the next run tries again.
+CREATE FUNCTION thrillmon._lock_metrics_parent()
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- The caller's lock_timeout (the cleanup and maintenance functions set 5 s), or 5 s if none.
+	deadline timestamptz := pg_catalog.clock_timestamp()
+		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
+BEGIN
+	LOOP
+		BEGIN
+			LOCK TABLE thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE NOWAIT;
+			RETURN;
+		EXCEPTION WHEN lock_not_available THEN
+			IF pg_catalog.clock_timestamp() >= deadline THEN
+				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
+					pg_catalog.current_setting('lock_timeout') USING ERRCODE = '55P03',
+					HINT = 'See pg_locks; the next run will try again.';
+			END IF;
+			PERFORM pg_catalog.pg_sleep(0.05);
+		END;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._lock_metrics_parent() IS
+	'Internal: takes the partition-DDL lock on metric_time_series without making inserts queue behind a wait';
+
 CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint)
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_maintain_partitions_internal';

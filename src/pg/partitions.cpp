@@ -201,6 +201,8 @@ thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
 	int64_t rows_moved = 0;
 	StringInfoData sql;
 	initStringInfo(&sql);
+	if (n_todo > 0)
+		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
 	for (int i = 0; i < n_todo; i++) {
 		const PlainPartition *p = &todo[i];
 		const char *name = quote_identifier(p->name);
@@ -325,6 +327,8 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
 		rows_dropped += thrillmon::pg::SpiInt64(sql.data);
 	}
+	if (n_drops > 0)
+		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
 	for (int i = 0; i < n_drops; i++) {
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
