@@ -36,6 +36,11 @@ include $(PGXS)
 # BITCODE_CXXFLAGS + CPPFLAGS, which would lack -std=c++17.
 COMPILE.cxx.bc += $(PG_CXXFLAGS)
 
+# PGXS tracks no header dependencies: without this, changing a struct in a header rebuilt only
+# some objects, and glue and core disagreed about its layout (a crash, found the hard way).
+HEADERS = $(wildcard src/core/*.hpp src/pg/*.hpp)
+$(OBJS) $(OBJS:.o=.bc): $(HEADERS)
+
 sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
 	cat $^ > $@
 

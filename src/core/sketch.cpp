@@ -94,12 +94,27 @@ StoreTotal(const SketchStore &st) noexcept
 	return n;
 }
 
+void
+SetSum(ObservationStats *s, long double v) noexcept
+{
+	std::memcpy(s->sum_bytes, &v, sizeof v);
+}
+
 } // namespace
+
+long double
+StatsSum(const ObservationStats &s) noexcept
+{
+	long double v;
+	std::memcpy(&v, s.sum_bytes, sizeof v);
+	return v;
+}
 
 void
 StatsReset(ObservationStats *s) noexcept
 {
 	std::memset(s, 0, sizeof *s);
+	SetSum(s, 0.0L);
 	s->min = std::numeric_limits<double>::infinity();
 	s->max = -std::numeric_limits<double>::infinity();
 }
@@ -108,7 +123,7 @@ void
 StatsAdd(ObservationStats *s, double value) noexcept
 {
 	s->count++;
-	s->sum += value;
+	SetSum(s, StatsSum(*s) + value);
 	s->min = std::min(s->min, value);
 	s->max = std::max(s->max, value);
 	const double magnitude = std::fabs(value);
@@ -126,7 +141,7 @@ StatsMerge(ObservationStats *into, const ObservationStats &from) noexcept
 	if (from.count == 0)
 		return;
 	into->count += from.count;
-	into->sum += from.sum;
+	SetSum(into, StatsSum(*into) + StatsSum(from));
 	into->min = std::min(into->min, from.min);
 	into->max = std::max(into->max, from.max);
 	into->zero_count += from.zero_count;
@@ -140,6 +155,26 @@ StatsMerge(ObservationStats *into, const ObservationStats &from) noexcept
 			if (src[k]->counts[i] != 0)
 				StoreAdd(dst[k], src[k]->offset + i, src[k]->counts[i]);
 	}
+}
+
+double
+StatsMean(const ObservationStats &s) noexcept
+{
+	if (s.count == 0)
+		return 0.0;
+	const long double mean = StatsSum(s) / static_cast<long double>(s.count);
+	// Rounding of an extended mean of finite values may still land a hair past the range.
+	return std::clamp(static_cast<double>(mean), s.min, s.max);
+}
+
+double
+StatsSumAsDouble(const ObservationStats &s) noexcept
+{
+	const long double limit = std::numeric_limits<double>::max();
+	const long double sum = StatsSum(s);
+	if (sum > limit || sum < -limit)
+		return std::numeric_limits<double>::quiet_NaN();
+	return static_cast<double>(sum);
 }
 
 double

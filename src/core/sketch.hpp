@@ -27,7 +27,11 @@ struct SketchStore {
 
 struct ObservationStats {
 	std::uint64_t count;
-	double sum;
+	// The sum, a long double kept as bytes (read it with StatsSum()): extended precision because
+	// finite values can add up past DBL_MAX (two observations of 1e308) and the mean must stay
+	// finite; as bytes because long double wants 16-byte alignment, which shared memory and
+	// palloc do not promise, and a misaligned long double is a segfault on x86-64.
+	unsigned char sum_bytes[sizeof(long double)];
 	double min;
 	double max;
 	std::uint64_t zero_count; // |v| below the smallest bucket (including 0)
@@ -36,6 +40,11 @@ struct ObservationStats {
 };
 
 static_assert(std::is_trivially_copyable<ObservationStats>::value, "lives in shared memory");
+static_assert(alignof(ObservationStats) <= 8, "shared memory and palloc align to 8 bytes only");
+
+// The sum of the values added so far.
+long double
+StatsSum(const ObservationStats &s) noexcept;
 
 void
 StatsReset(ObservationStats *s) noexcept;
@@ -47,6 +56,14 @@ StatsAdd(ObservationStats *s, double value) noexcept;
 // Adds everything in `from` to `into`.
 void
 StatsMerge(ObservationStats *into, const ObservationStats &from) noexcept;
+
+// The mean as a finite double (0 for an empty sample).
+double
+StatsMean(const ObservationStats &s) noexcept;
+
+// The sum as a double, or NaN when it does not fit one (the caller reports it as unknown).
+double
+StatsSumAsDouble(const ObservationStats &s) noexcept;
 
 // The q-quantile (0 <= q <= 1) estimate; 0 for an empty sample.
 double

@@ -286,22 +286,25 @@ thrillmon_flush_observations(PG_FUNCTION_ARGS)
 		const thrillmon::ObservationStats &s = flush->stats[k];
 		ObservedSlot *slot = thrillmon::pg::GetObservedSlot(flush->slots[k]);
 		// The core's quantile arithmetic is noexcept and allocation-free: no boundary needed.
+		const double sum = thrillmon::StatsSumAsDouble(s);
 		Datum values[11] = {CStringGetTextDatum(slot->name),
 		                    CStringGetTextDatum(slot->category),
-		                    Float8GetDatum(s.sum / static_cast<double>(s.count)),
+		                    Float8GetDatum(thrillmon::StatsMean(s)),
 		                    TimestampTzGetDatum(at),
 		                    Int64GetDatum(static_cast<int64>(s.count)),
-		                    Float8GetDatum(s.sum),
+		                    Float8GetDatum(std::isnan(sum) ? 0.0 : sum),
 		                    Float8GetDatum(s.min),
 		                    Float8GetDatum(s.max),
 		                    Float8GetDatum(thrillmon::StatsQuantile(s, 0.50)),
 		                    Float8GetDatum(thrillmon::StatsQuantile(s, 0.95)),
 		                    Float8GetDatum(thrillmon::StatsQuantile(s, 0.99))};
+		// A sum beyond the double range is reported as JSON null (the mean is still exact).
+		const char nulls[11] = {' ', ' ', ' ', ' ', ' ', std::isnan(sum) ? 'n' : ' ', ' ', ' ', ' ', ' ', ' '};
 		thrillmon::pg::SpiRun("INSERT INTO thrillmon.metric_time_series "
 		                      "(metric_name, metric_category, metric_value, \"timestamp\", metadata) "
 		                      "VALUES ($1, $2, $3, $4, pg_catalog.jsonb_build_object('source', 'observe', 'count', $5, "
 		                      "'sum', $6, 'min', $7, 'max', $8, 'p50', $9, 'p95', $10, 'p99', $11))",
-		                      SPI_OK_INSERT, 11, types, values, nullptr);
+		                      SPI_OK_INSERT, 11, types, values, nulls);
 	}
 	SPI_finish();
 	PG_RETURN_INT32(flush->n);
