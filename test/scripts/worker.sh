@@ -6,68 +6,7 @@
 # postmaster never goes down. Speaks TAP. Ignores the PG* cluster of pg_virtualenv: the worker
 # needs preload settings and restarts, so this script makes, runs and removes its own cluster.
 set -uo pipefail
-PG_BINDIR=$(${PG_CONFIG:-pg_config} --bindir)
-
-work=$(mktemp -d)
-data=$work/data
-log=$work/server.log
-# Postgres refuses to run as root: then the cluster belongs to the postgres OS user.
-if [ "$(id -u)" -eq 0 ]; then
-	chown postgres: "$work"
-	as_pg() { (cd "$work" && runuser -u postgres -- "$@"); }
-else
-	as_pg() { (cd "$work" && "$@"); }
-fi
-pg_ctl() { as_pg "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" "$@"; }
-
-n=0
-fails=0
-cleanup() {
-	if [ "$fails" -gt 0 ] && [ -f "$log" ]; then
-		echo "# server log (thrillmon and errors, last 40 lines):"
-		grep -E "thrillmon|ERROR|FATAL|PANIC|terminated" "$log" | tail -40 | sed 's/^/#   /'
-	fi
-	[ -f "$data/postmaster.pid" ] && pg_ctl -m immediate -w stop >/dev/null 2>&1
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# The socket lives in our private directory and TCP is off, so no other cluster can clash with
-# this port; pg_cron reaches the server through the same socket (cron.host).
-port=$((5600 + $$ % 300))
-unset PGSERVICE PGPASSWORD PGSSLMODE
-export PGHOST=$work PGPORT=$port PGUSER=postgres PGDATABASE=tm PGCONNECT_TIMEOUT=5
-# Every statement of ours is bounded too (a DROP EXTENSION stuck behind a lock must not hang CI).
-export PGOPTIONS="-c statement_timeout=30s -c lock_timeout=20s"
-
-sql() { psql -X -q -At -v ON_ERROR_STOP=1 -c "$@"; }
-# The error of a statement expected to fail, with its SQLSTATE ("ERROR:  42501: ...").
-sql_error() { psql -X -q -At -v VERBOSITY=verbose -c "$@" 2>&1 >/dev/null | sed -n 's/^[^:]*ERROR: *//p' | head -1; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-# wait_for SECONDS QUERY: polls (every 0.25 s) until QUERY returns true; fails after SECONDS.
-wait_for() {
-	local end=$(($(now_ms) + $1 * 1000))
-	while [ "$(sql "$2" 2>/dev/null)" != t ]; do
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.25
-	done
-	return 0
-}
-log_count() { grep -c -E -- "$1" "$log"; }
-# wait_log SECONDS PATTERN COUNT: until the server log has at least COUNT lines matching.
-wait_log() {
-	local end=$(($(now_ms) + $1 * 1000))
-	while [ "$(log_count "$2")" -lt "$3" ]; do
-		[ "$(now_ms)" -ge "$end" ] && return 1
-		sleep 0.25
-	done
-	return 0
-}
-
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
-like() { n=$((n + 1)); if [[ $1 =~ $2 ]]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected to match '$2'"; fails=$((fails + 1)); fi; }
+. "$(dirname "$0")/lib/cluster.sh"
 
 worker_pid_sql="SELECT pid FROM pg_stat_activity WHERE backend_type = 'thrillmon collector' AND application_name = 'thrillmon' AND datname = 'tm'"
 last_run() { sql "SELECT coalesce(max(run_id), 0) FROM thrillmon.job_runs WHERE job = 'collect'"; }
@@ -79,9 +18,7 @@ started=$(now_ms)
 # The cluster. Database tm is made in single-user mode before the worker is preloaded, so that
 # its first start finds it (a missing database would cost a 10 s restart).
 # ---------------------------------------------------------------------------------------------
-as_pg "$PG_BINDIR/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$work/initdb.txt" 2>&1 \
-	|| { sed 's/^/# /' "$work/initdb.txt"; echo "Bail out! initdb failed"; exit 1; }
-echo "CREATE DATABASE tm" | as_pg "$PG_BINDIR/postgres" --single -D "$data" postgres >/dev/null 2>&1
+cluster_init tm
 cat >> "$data/postgresql.conf" <<EOF
 listen_addresses = ''
 port = $port
@@ -94,7 +31,7 @@ cron.host = '$work'
 fsync = off
 log_line_prefix = '%m [%p] '
 EOF
-pg_ctl -w -t 30 start >/dev/null || { tail -20 "$log" | sed 's/^/# /'; echo "Bail out! the cluster did not start"; exit 1; }
+cluster_start
 
 # ---------------------------------------------------------------------------------------------
 # 1. Before CREATE EXTENSION: alive, and saying once that it waits.
