@@ -62,7 +62,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap concurrency test demo bench
+.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -79,6 +79,10 @@ pgtap:
 
 concurrency:
 	bash test/scripts/concurrent_retention.sh
+
+# The fault tests with the full 10-minute soak (make test runs a 60 s one); own cluster.
+soak:
+	SOAK_S=600 bash test/scripts/faults.sh
 
 # The two commands of the README: both install their own dependencies.
 test:
