@@ -97,6 +97,17 @@ ValidateCategory(std::optional<std::string_view> category)
 }
 
 MaybeError
+ValidatePoint(std::optional<std::string_view> name, std::optional<double> value,
+              std::optional<std::string_view> category)
+{
+	if (auto e = ValidateMetricName(name))
+		return e;
+	if (auto e = ValidateMetricValue(value))
+		return e;
+	return ValidateCategory(category);
+}
+
+MaybeError
 ValidateMetadata(JsonKind kind, std::size_t size_bytes)
 {
 	if (kind != JsonKind::Object)

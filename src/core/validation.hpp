@@ -50,6 +50,12 @@ ValidateMetricValue(std::optional<double> value);
 MaybeError
 ValidateCategory(std::optional<std::string_view> category);
 
+// A point's name, value and category, checked in that order (record_metric() and observe()):
+// the first failing rule's error.
+MaybeError
+ValidatePoint(std::optional<std::string_view> name, std::optional<double> value,
+              std::optional<std::string_view> category);
+
 // Metadata, described by the glue: is it a JSON object, and how large is it in bytes.
 enum class JsonKind { Object, Array, Scalar };
 MaybeError

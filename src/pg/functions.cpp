@@ -58,11 +58,7 @@ thrillmon_record_metric(PG_FUNCTION_ARGS)
 	// Compute: the core's rules, first failure wins, in the order of the parameters.
 	PlainError err {};
 	Compute(&err, [&] {
-		thrillmon::MaybeError e = thrillmon::ValidateMetricName(name);
-		if (!e)
-			e = thrillmon::ValidateMetricValue(value);
-		if (!e)
-			e = thrillmon::ValidateCategory(category);
+		thrillmon::MaybeError e = thrillmon::ValidatePoint(name, value, category);
 		if (!e && metadata != nullptr)
 			e = thrillmon::ValidateMetadata(metadata_kind, metadata_size);
 		if (!e)

@@ -203,12 +203,7 @@ thrillmon_observe(PG_FUNCTION_ARGS)
 
 	PlainError err {};
 	Compute(&err, [&] {
-		thrillmon::MaybeError e = thrillmon::ValidateMetricName(name);
-		if (!e)
-			e = thrillmon::ValidateMetricValue(value);
-		if (!e)
-			e = thrillmon::ValidateCategory(category);
-		if (e)
+		if (auto e = thrillmon::ValidatePoint(name, value, category))
 			thrillmon::pg::CopyError(*e, &err);
 	});
 	RaiseIfSet(&err);

@@ -111,3 +111,11 @@ TEST(Validation, CutoffAtTheExtremesDoesNotOverflow)
 	const EpochMicros now = FromLocal({2026, 11, 25}, 0, 0, 0, 0);
 	EXPECT_EQ(RetentionCutoff(now, kMaxRetentionDays), now - INT64_C(36500) * kMicrosPerDay);
 }
+
+TEST(Validation, PointChecksNameThenValueThenCategory)
+{
+	EXPECT_FALSE(ValidatePoint(std::string_view("m"), 1.0, std::string_view("custom")));
+	EXPECT_EQ(ValidatePoint(std::nullopt, std::nullopt, std::nullopt)->message, "metric_name must not be NULL");
+	EXPECT_EQ(ValidatePoint(std::string_view("m"), std::nullopt, std::nullopt)->message, "metric_value must not be NULL");
+	EXPECT_EQ(ValidatePoint(std::string_view("m"), 1.0, std::string_view("x"))->message, "unknown metric_category \"x\"");
+}
