@@ -20,7 +20,8 @@ pid=$(q -c "SELECT pid FROM thrillmon.worker_status()")
 [ -n "$pid" ] || { echo "the worker is not running" >&2; exit 1; }
 # CPU time in nanoseconds (schedstat's first field): exact, unlike /proc/PID/stat's 10 ms ticks.
 cpu_ticks() { awk '{ print $1 }' "/proc/$pid/schedstat"; }
-rss_kb() { awk '/VmRSS/ { print $2 }' "/proc/$pid/status"; }
+# Private memory: VmRSS also counts the shared buffers the worker has touched.
+rss_kb() { awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status"; }
 
 size_sql="SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c WHERE c.relnamespace = 'thrillmon'::regnamespace AND c.relkind IN ('r', 'i', 't')"
 t0_runs=$(q -c "SELECT coalesce(max(run_id), 0) FROM thrillmon.job_runs")
@@ -56,7 +57,7 @@ print(f"worker CPU per day at 60 s:              {cpu_pass_ms * per_day / 1000:8
 print(f"WAL written per pass / per day at 60 s:  {int(wal) / passes / 1024:8.1f} kB / {int(wal) / passes * per_day / 2**20:.1f} MB")
 print(f"table+index growth per pass / per day:   {(int(s1) - int(s0)) / passes / 1024:8.1f} kB / {(int(s1) - int(s0)) / passes * per_day / 2**20:.1f} MB")
 print(f"idle worker (60 s interval, {idle_s} s):      {(int(i1) - int(i0)) / hz / int(idle_s) * 100:8.3f} % of a core")
-print(f"worker RSS:                              {int(rss0) / 1024:8.1f} MB -> {int(rss1) / 1024:.1f} MB over the busy phase")
+print(f"worker private RSS (RssAnon):            {int(rss0) / 1024:8.1f} MB -> {int(rss1) / 1024:.1f} MB over the busy phase")
 print(f"one pass, wall time, median:  worker {float(worker_ms):.2f} ms   vs   new connection + same collection (cron/Celery style) {float(ext_ms):.2f} ms")
 print(f"ratio (external / worker): {float(ext_ms) / float(worker_ms):.1f}x")
 PY
