@@ -9,6 +9,7 @@ extern int partition_premake_days;
 extern char *worker_database;
 extern bool worker_enabled;
 extern int collect_interval_s;
+extern int detect_interval_s;
 extern char *retention_time;
 extern int scheduler_mode;
 extern int max_observed_metrics;

@@ -22,6 +22,7 @@ int partition_premake_days = 7;
 char *worker_database = nullptr;
 bool worker_enabled = true;
 int collect_interval_s = 60;
+int detect_interval_s = 300;
 char *retention_time = nullptr;
 int scheduler_mode = kSchedulerInternal;
 int max_observed_metrics = 256;
@@ -62,6 +63,8 @@ InitGucs()
 	                         &worker_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.collect_interval", "Seconds between metric collections (wall-clock slots).",
 	                        nullptr, &collect_interval_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.detect_interval", "Seconds between anomaly detection passes (wall-clock slots).",
+	                        nullptr, &detect_interval_s, 300, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("thrillmon.retention_time",
 	                           "Time of day (HH:MM, server time zone) of the daily retention cleanup.", nullptr,
 	                           &retention_time, "03:00", PGC_SIGHUP, 0, CheckRetentionTime, nullptr, nullptr);

@@ -47,6 +47,8 @@ struct WorkerState {
 	EpochMicros next_collect; // 0: recompute (start, settings reloaded)
 	EpochMicros next_maintenance;
 	int interval_s;           // the collect interval next_collect was computed for
+	EpochMicros next_detect;  // 0: recompute
+	int detect_interval_s;    // the detect interval next_detect was computed for
 	Logged logged;
 	MemoryContext loop_ctx;
 };
@@ -128,6 +130,8 @@ struct Plan {
 	bool cron_maintenance;
 	bool cron_retention;
 	bool retention_due;
+	bool cron_detect;
+	bool detect_available; // the installed version has detection (0.3.0 and later)
 };
 
 // Which jobs pg_cron has taken over, and whether today's retention run is due: the most recent
@@ -146,12 +150,16 @@ QueryPlan()
 	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'maintenance'), "
 	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention'), "
 	     "       NOT EXISTS (SELECT 1 FROM thrillmon.job_runs j, d WHERE j.job = 'retention' AND j.target = 'all' "
-	     "                   AND j.status <> 'skipped' AND j.started_at >= d.due)",
+	     "                   AND j.status <> 'skipped' AND j.started_at >= d.due), "
+	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'detect'), "
+	     "       pg_catalog.to_regprocedure('thrillmon._detect_run()') IS NOT NULL",
 	     1, types, values, nullptr, SPI_OK_SELECT);
 	plan.cron_collect = BoolResult(0, 1);
 	plan.cron_maintenance = BoolResult(0, 2);
 	plan.cron_retention = BoolResult(0, 3);
 	plan.retention_due = BoolResult(0, 4);
+	plan.cron_detect = BoolResult(0, 5);
+	plan.detect_available = BoolResult(0, 6);
 	EndTx();
 	return plan;
 }
@@ -249,6 +257,7 @@ Tick(WorkerState *st)
 		st->ready = true;
 		st->next_maintenance = 0;
 		st->next_collect = 0;
+		st->next_detect = 0;
 		LogOnce(st, kLoggedServing, "serving this database");
 	}
 
@@ -273,10 +282,23 @@ Tick(WorkerState *st)
 	}
 	if (plan.retention_due && !plan.cron_retention)
 		RunJob(st, "retention", "all", NowEpoch());
-	// (The detection job joins here, on thrillmon.detect_interval, with the detection release.)
+	// Detection after collection, so a pass sees the points just collected.
+	const int detect_interval = thrillmon::pg::detect_interval_s;
+	if (st->next_detect == 0 || st->detect_interval_s != detect_interval) {
+		st->next_detect = thrillmon::NextSlot(NowEpoch(), detect_interval);
+		st->detect_interval_s = detect_interval;
+	}
+	now = NowEpoch();
+	if (now >= st->next_detect) {
+		if (!plan.cron_detect && plan.detect_available)
+			RunJob(st, "detect", "all", now);
+		st->next_detect = thrillmon::NextSlot(NowEpoch(), detect_interval);
+	}
 
 	now = NowEpoch();
-	const EpochMicros next = st->next_collect < st->next_maintenance ? st->next_collect : st->next_maintenance;
+	EpochMicros next = st->next_collect < st->next_maintenance ? st->next_collect : st->next_maintenance;
+	if (st->next_detect < next)
+		next = st->next_detect;
 	return thrillmon::MillisUntil(now, next, kMaxSleepMs);
 }
 
@@ -311,6 +333,7 @@ thrillmon_worker_main(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 			st->next_collect = 0; // the interval may have changed: back onto the new grid
+			st->next_detect = 0;
 		}
 		MemoryContextSwitchTo(st->loop_ctx);
 		MemoryContextReset(st->loop_ctx);

@@ -1,0 +1,179 @@
+// Streaming anomaly detectors (DESIGN §6): one Detector per metric, fed points in time order.
+// Each point is scored from the points before it only (causal), then learned from, in constant
+// time per point and constant memory per metric (no allocation after construction):
+//
+// * robust baseline: the median and MAD of the last kWindow points (a sorted copy of the window,
+//   updated by binary search; the MAD by a k-th-of-two-sorted-runs search, O(log kWindow));
+// * z_score        : distance from the window's mean in window standard deviations;
+// * mad            : distance from the window's median in robust (MAD) standard deviations;
+// * moving_average : the mean of the last kShortRun points against the median, scaled for the
+//                    averaging (a short sustained shift);
+// * rate_of_change : the step from the previous point against the window's typical step;
+// * ewma           : an EWMA control chart against the median;
+// * cusum          : two-sided CUSUM of robust residuals (level shifts), mapped to the z with the
+//                    same Gaussian tail;
+// * seasonal       : time-of-day (15-minute) and hour-of-week baselines in local time, used per
+//                    bucket once it has history from kSeasonDays distinct days (weeks);
+// * predictive     : Holt's linear trend forecast, error against the forecast's own error scale
+//                    (a prediction interval);
+// * ensemble       : all of the above combined into one deviation, normalised by how heavy this
+//                    metric's tails have been, and mapped into a score in [0, 1].
+//
+// A deviation d is a Gaussian-equivalent number of standard deviations. The score is
+// r^p / (1 + r^p) with r = d / sensitivity: 0.5 exactly at the sensitivity, never 1.0 in
+// floating point for finite d, so scores still rank points (the NAB scorer needs that).
+#pragma once
+#include "core/no_postgres.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+namespace thrillmon::detect {
+
+enum class Algorithm : std::uint8_t {
+	kZScore,
+	kMad,
+	kMovingAverage,
+	kRateOfChange,
+	kEwma,
+	kCusum,
+	kSeasonal,
+	kPredictive,
+	kEnsemble,
+};
+constexpr int kAlgorithmCount = 9;
+constexpr std::uint32_t AlgorithmBit(Algorithm a) { return 1u << static_cast<unsigned>(a); }
+constexpr std::uint32_t kAllComponents = (1u << 8) - 1; // every algorithm except ensemble
+
+// Parses a name from the SQL API ("z_score", ..., "ensemble"); false when unknown.
+bool ParseAlgorithm(std::string_view name, Algorithm *out);
+const char *AlgorithmName(Algorithm a);
+
+enum class AnomalyType : std::uint8_t { kSpike, kDrop, kLevelShift, kTrendChange, kOutlier };
+const char *AnomalyTypeName(AnomalyType t);
+
+enum class Severity : std::uint8_t { kLow, kMedium, kHigh, kCritical };
+const char *SeverityName(Severity s);
+
+struct Settings {
+	std::uint32_t algorithms = AlgorithmBit(Algorithm::kEnsemble); // a set of AlgorithmBit()
+	double sensitivity = 4.5;   // deviation (robust standard deviations) that scores 0.5
+	std::uint32_t min_data_points = 30; // no score before this many points
+};
+
+// Checks a configuration the way the SQL API does; returns nullptr or a message.
+const char *ValidateSettings(double sensitivity, std::int64_t min_data_points, std::int64_t lookback_minutes);
+
+struct Point {
+	double t;          // seconds since the epoch (UTC)
+	double value;      // finite
+	int local_minute;  // minute of the day in the server's time zone, 0..1439
+	int local_dow;     // day of the week in the server's time zone, 0 = Sunday
+	std::int64_t local_day; // days since the epoch in local time (counts distinct days)
+};
+
+// Point from UTC epoch seconds and the local time zone's offset from UTC in seconds at t (the
+// caller knows the zone; the core does no time zone math, which keeps DST where Postgres has it).
+Point MakePoint(double t, double value, long utc_offset_seconds);
+
+struct Score {
+	double score = 0;      // [0, 1]; 0 during warm-up
+	double deviation = 0;  // signed deviation of the deciding algorithm (after normalisation)
+	double baseline = 0;   // what that algorithm expected
+	bool anomaly = false;  // score >= 0.5
+	bool warming_up = true;
+	AnomalyType type = AnomalyType::kOutlier;
+	Severity severity = Severity::kLow;
+	Algorithm algorithm = Algorithm::kEnsemble;
+};
+
+class Detector {
+public:
+	static constexpr int kWindow = 128;     // robust baseline window (points)
+	static constexpr int kShortRun = 5;     // moving average length
+	static constexpr int kDayBuckets = 288; // 5-minute buckets of the local day
+	static constexpr int kWeekBuckets = 168; // local hours of the week
+	static constexpr int kTailBins = 128;   // deviation histogram, log-spaced (tail normalisation)
+
+	explicit Detector(const Settings &settings);
+
+	// Scores p from the past, then learns p. p.t must not go backwards (a point at an earlier
+	// time than the last is scored as if it came just after it).
+	Score Update(const Point &p);
+	// Learns p without scoring it (state rebuild); same state as Update().
+	void Learn(const Point &p) { (void)Update(p); }
+
+	std::uint64_t points() const { return n_; }
+	double last_time() const { return last_t_; }
+	static constexpr std::size_t MemoryBytes() { return sizeof(Detector); }
+#ifdef THRILLMON_DETECT_DEBUG
+	double DebugTailQ(int c) const { return tail_q_[c]; }
+#endif
+
+private:
+	struct Bucket {
+		double mean;
+		double absdev;
+		std::int64_t last_day;
+		std::uint32_t days;
+		std::uint32_t count;
+	};
+	struct Component {
+		double z;        // signed, Gaussian-equivalent
+		double baseline;
+	};
+
+	double RobustScale() const;
+	void TailAdd(int c, double z);
+	double TailQuantile(int c) const;
+
+	Settings settings_;
+	std::uint64_t n_ = 0;
+	double last_t_ = 0;
+	double last_value_ = 0;
+
+	// value window: ring (arrival order) and its sorted copy
+	double ring_[kWindow];
+	double sorted_[kWindow];
+	int ring_pos_ = 0;
+	int count_ = 0;
+	double sum_ = 0, sumsq_ = 0; // of the ring, for z_score (re-summed every kWindow points)
+	int resum_ = 0;
+
+	// |step| window for rate_of_change
+	double step_ring_[kWindow];
+	double step_sorted_[kWindow];
+	int step_pos_ = 0;
+	int step_count_ = 0;
+
+	double short_ring_[kShortRun];
+	int short_pos_ = 0;
+
+	double ewma_ = 0;
+	double absdev_ew_ = 0; // EW mean |x - median| (scale floor for discrete series)
+	double cusum_hi_ = 0, cusum_lo_ = 0;
+
+	// Holt's linear trend
+	double level_ = 0, trend_ = 0, err_scale_ = 0;
+	std::uint32_t holt_n_ = 0;
+
+	Bucket day_[kDayBuckets];
+	Bucket week_[kWeekBuckets];
+	double season_scale_ = 0; // pooled EW mean |x - bucket mean| over all trusted buckets
+
+	// Per-component calibration: a decayed histogram of each component's |z| on this metric
+	// (weights grow instead of decaying all bins), and the resulting tail quantile.
+	float tail_[8][kTailBins + 1];
+	float tail_total_[8] = {};
+	std::uint32_t tail_count_[8] = {};
+	float tail_weight_ = 1;
+	double tail_q_[8] = {};
+	int tail_refresh_ = 0;
+
+	// refractory: an episode already reported is not reported again at a lower deviation
+	double episode_peak_ = 0;
+	std::uint32_t episode_left_ = 0;
+};
+
+} // namespace thrillmon::detect

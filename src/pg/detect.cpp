@@ -1,0 +1,644 @@
+// Anomaly detection glue: the detection pass's scan (_detect_scan), backtest (_backtest) and the
+// pass's horizon (_detect_horizon). Alerts, incidents and NOTIFY are SQL (detect_anomalies()).
+//
+// State: each backend keeps a cache of detectors (one per metric) valid for exactly one pass id.
+// The pass id and horizon live in thrillmon.detector_progress; a pass whose cache was made by
+// the previous pass (the worker's steady state) reads only the points that arrived since. Any
+// other backend, or the worker after a restart or an aborted pass, finds the pass id changed
+// and rebuilds each metric from lookback_window_minutes of history before scoring. So a point
+// is scored exactly once (the horizon moves in the same transaction as the anomalies are
+// written) and state is never trusted beyond the pass it was made for.
+//
+// Boundary (boundary.hpp): the cache and the pass's scratch space are global C++ objects, never
+// on a frame that SPI could longjmp over; every C++ step that may allocate runs in Compute().
+#include "core/detect.hpp"
+#include "pg/boundary.hpp"
+#include "pg/spi.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+extern "C" {
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+
+PGDLLEXPORT Datum thrillmon_detect_scan(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_backtest(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum thrillmon_detect_horizon(PG_FUNCTION_ARGS);
+PG_FUNCTION_INFO_V1(thrillmon_detect_scan);
+PG_FUNCTION_INFO_V1(thrillmon_backtest);
+PG_FUNCTION_INFO_V1(thrillmon_detect_horizon);
+}
+
+namespace detect = thrillmon::detect;
+using thrillmon::pg::Compute;
+using thrillmon::pg::PlainError;
+using thrillmon::pg::RaiseIfSet;
+
+namespace {
+
+constexpr double kPgEpochSeconds = 946684800.0; // 2000-01-01 in Unix seconds
+constexpr int kFetchBatch = 10000;
+
+struct Config {
+	bool enabled;
+	double sensitivity;
+	std::int64_t lookback_minutes;
+	std::uint32_t algorithms;
+	std::uint32_t min_points;
+	bool operator==(const Config &o) const {
+		return sensitivity == o.sensitivity && lookback_minutes == o.lookback_minutes && algorithms == o.algorithms
+			&& min_points == o.min_points;
+	}
+};
+
+struct RawPoint {
+	TimestampTz ts; // as stored: results carry it back exactly
+	double t;
+	double v;
+	std::int32_t offset; // seconds east of UTC in the session's time zone at t
+};
+
+struct Work {
+	std::string name;
+	std::string category;
+	Config cfg;
+	bool needs_history = false;
+	std::vector<RawPoint> history;
+	std::vector<RawPoint> fresh;
+};
+
+struct Found {
+	std::size_t work;
+	RawPoint point;
+	detect::Score score;
+};
+
+struct CacheEntry {
+	Config cfg;
+	detect::Detector det;
+};
+
+// Backend-local detector cache: valid for one (database, pass id).
+struct Cache {
+	Oid db = InvalidOid;
+	std::int64_t pass = -1;
+	std::unordered_map<std::string, std::unique_ptr<CacheEntry>> entries;
+};
+
+// One pass's scratch space (cleared, not freed, between passes).
+struct Scratch {
+	std::unordered_map<std::string, Config> configs;
+	Config defaults {};
+	std::deque<Work> work; // deque: Work addresses stay put, the index holds views into names
+	std::unordered_map<std::string_view, std::size_t> index;
+	std::vector<Found> found;
+	void Clear() {
+		configs.clear();
+		index.clear();
+		work.clear();
+		found.clear();
+	}
+};
+
+Cache *cache = nullptr;
+Scratch *scratch = nullptr;
+
+// ---- reading (Postgres side: may ereport, owns no C++ object) ---------------------------------
+
+double
+EpochSeconds(TimestampTz ts)
+{
+	return static_cast<double>(ts) / 1e6 + kPgEpochSeconds;
+}
+
+// The session time zone's offset at ts, cached per quarter hour (every DST rule changes on one).
+std::int32_t
+LocalOffset(TimestampTz ts)
+{
+	static int64 cached_block = PG_INT64_MIN;
+	static std::int32_t cached_offset = 0;
+	static const pg_tz *cached_zone = nullptr;
+	int64 block = ts / (INT64CONST(900) * USECS_PER_SEC);
+	if (block == cached_block && cached_zone == session_timezone)
+		return cached_offset;
+	struct pg_tm tm;
+	fsec_t fsec;
+	int tz = 0;
+	if (timestamp2tm(ts, &tz, &tm, &fsec, nullptr, session_timezone) != 0)
+		tz = 0;
+	cached_block = block;
+	cached_zone = session_timezone;
+	cached_offset = -tz; // timestamp2tm reports seconds west of UTC
+	return cached_offset;
+}
+
+std::uint32_t
+AlgorithmMask(ArrayType *arr, PlainError *err)
+{
+	Datum *elems;
+	bool *nulls;
+	int n;
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	std::uint32_t mask = 0;
+	if (n == 0) {
+		snprintf(err->message, sizeof err->message, "detection_algorithms must name at least one algorithm");
+		memcpy(err->sqlstate, "22023", 6);
+		err->set = true;
+	}
+	for (int i = 0; i < n && !err->set; i++) {
+		if (nulls[i]) {
+			snprintf(err->message, sizeof err->message, "detection_algorithms must not contain NULL");
+			memcpy(err->sqlstate, "22004", 6);
+			err->set = true;
+			break;
+		}
+		text *t = DatumGetTextPP(elems[i]);
+		std::string_view name(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+		detect::Algorithm a;
+		if (!detect::ParseAlgorithm(name, &a)) {
+			snprintf(err->message, sizeof err->message,
+			         "unknown detection algorithm \"%.*s\"", static_cast<int>(Min(name.size(), 200)), name.data());
+			snprintf(err->hint, sizeof err->hint,
+			         "Known algorithms: z_score, mad, moving_average, rate_of_change, ewma, cusum, seasonal, predictive, ensemble.");
+			memcpy(err->sqlstate, "22023", 6);
+			err->set = true;
+			break;
+		}
+		mask |= detect::AlgorithmBit(a);
+	}
+	return mask;
+}
+
+// Reads anomaly_detection_config into scratch->configs (and the '*' defaults).
+void
+ReadConfigs()
+{
+	thrillmon::pg::SpiRun("SELECT metric_name, enabled, sensitivity, lookback_window_minutes, detection_algorithms, "
+	                      "min_data_points FROM thrillmon.anomaly_detection_config",
+	                      SPI_OK_SELECT);
+	PlainError err {};
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		text *name = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+		Config c;
+		c.enabled = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+		c.sensitivity = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull));
+		c.lookback_minutes = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		c.algorithms = AlgorithmMask(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 5, &isnull)), &err);
+		c.min_points = static_cast<std::uint32_t>(DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull)));
+		RaiseIfSet(&err);
+		std::string_view key(VARDATA_ANY(name), VARSIZE_ANY_EXHDR(name));
+		Compute(&err, [&] {
+			if (key == "*")
+				scratch->defaults = c;
+			else
+				scratch->configs.emplace(std::string(key), c);
+		});
+		RaiseIfSet(&err);
+	}
+}
+
+struct Row {
+	const char *name;
+	int name_len;
+	const char *category;
+	int category_len;
+	RawPoint p;
+};
+
+// Runs query (which returns metric_name, metric_category, timestamp, metric_value) through a
+// cursor and hands each batch of rows to sink (called inside Compute()).
+template <typename Sink>
+void
+ScanPoints(const char *query, int nargs, Oid *types, Datum *values, Sink &&sink)
+{
+	Portal portal = SPI_cursor_open_with_args(nullptr, query, nargs, types, values, nullptr, true, 0);
+	Row *rows = static_cast<Row *>(palloc(sizeof(Row) * kFetchBatch));
+	for (;;) {
+		SPI_cursor_fetch(portal, true, kFetchBatch);
+		const uint64 n = SPI_processed;
+		if (n == 0)
+			break;
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		int used = 0;
+		for (uint64 i = 0; i < n; i++) {
+			HeapTuple tup = SPI_tuptable->vals[i];
+			bool null_name, null_cat, null_ts, null_v;
+			Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
+			Datum dc = SPI_getbinval(tup, desc, 2, &null_cat);
+			Datum dt = SPI_getbinval(tup, desc, 3, &null_ts);
+			Datum dv = SPI_getbinval(tup, desc, 4, &null_v);
+			if (null_name || null_ts || null_v)
+				continue;
+			const double v = DatumGetFloat8(dv);
+			const TimestampTz ts = DatumGetTimestampTz(dt);
+			if (!std::isfinite(v) || TIMESTAMP_NOT_FINITE(ts))
+				continue; // record_metric() refuses these; a row written around it is skipped
+			text *tn = DatumGetTextPP(dn);
+			Row &r = rows[used++];
+			r.name = VARDATA_ANY(tn);
+			r.name_len = static_cast<int>(VARSIZE_ANY_EXHDR(tn));
+			if (null_cat) {
+				r.category = "custom";
+				r.category_len = 6;
+			} else {
+				text *tc = DatumGetTextPP(dc);
+				r.category = VARDATA_ANY(tc);
+				r.category_len = static_cast<int>(VARSIZE_ANY_EXHDR(tc));
+			}
+			r.p = RawPoint {ts, EpochSeconds(ts), v, LocalOffset(ts)};
+		}
+		PlainError err {};
+		Compute(&err, [&] { sink(rows, used); });
+		SPI_freetuptable(SPI_tuptable);
+		RaiseIfSet(&err);
+	}
+	SPI_cursor_close(portal);
+	pfree(rows);
+}
+
+void
+EnsureGlobals(PlainError *err)
+{
+	Compute(err, [&] {
+		if (cache == nullptr)
+			cache = new Cache();
+		if (scratch == nullptr)
+			scratch = new Scratch();
+		scratch->Clear();
+	});
+}
+
+const Config &
+ConfigFor(std::string_view name)
+{
+	auto it = scratch->configs.find(std::string(name));
+	return it == scratch->configs.end() ? scratch->defaults : it->second;
+}
+
+detect::Settings
+SettingsOf(const Config &c)
+{
+	detect::Settings s;
+	s.algorithms = c.algorithms;
+	s.sensitivity = c.sensitivity;
+	s.min_data_points = c.min_points;
+	return s;
+}
+
+detect::Point
+ToPoint(const RawPoint &r)
+{
+	return detect::MakePoint(r.t, r.v, r.offset);
+}
+
+void
+SortByTime(std::vector<RawPoint> &v)
+{
+	auto by_time = [](const RawPoint &a, const RawPoint &b) { return a.t < b.t; };
+	if (!std::is_sorted(v.begin(), v.end(), by_time))
+		std::stable_sort(v.begin(), v.end(), by_time);
+}
+
+TimestampTz
+MinusMinutes(TimestampTz t, std::int64_t minutes)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		return t;
+	int64 delta = minutes * INT64CONST(60) * USECS_PER_SEC;
+	return t < MIN_TIMESTAMP + delta ? MIN_TIMESTAMP : t - delta;
+}
+
+} // namespace
+
+// _detect_horizon(): the time up to which this pass may score. A point becomes visible when its
+// transaction commits, which can be after its timestamp; a transaction still open here may yet
+// commit points stamped after its start. So the horizon is the start of the oldest open
+// transaction in this database (other than ours), but held back by at most ten minutes (a
+// forgotten idle-in-transaction session must not stop detection; a point committed more than
+// ten minutes after its timestamp is then left to backtest()).
+extern "C" Datum
+thrillmon_detect_horizon(PG_FUNCTION_ARGS)
+{
+	const TimestampTz now = GetCurrentTimestamp();
+	TimestampTz horizon = now;
+	const int n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++) {
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		if (local == nullptr)
+			continue;
+		PgBackendStatus *be = &local->backendStatus;
+		if (be->st_procpid == MyProcPid || be->st_databaseid != MyDatabaseId || be->st_xact_start_timestamp == 0)
+			continue;
+		if (be->st_backendType != B_BACKEND && be->st_backendType != B_BG_WORKER)
+			continue;
+		horizon = Min(horizon, be->st_xact_start_timestamp);
+	}
+	const TimestampTz floor = now - INT64CONST(600) * USECS_PER_SEC;
+	PG_RETURN_TIMESTAMPTZ(Max(horizon, floor));
+}
+
+// _detect_scan(prev timestamptz, upto timestamptz, prev_pass bigint, pass bigint): scores every
+// enabled metric's points in (prev, upto] (with prev NULL: each metric's lookback window) and
+// returns the anomalies, writing nothing.
+extern "C" Datum
+thrillmon_detect_scan(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: _detect_scan needs upto and pass ids")));
+	const bool have_prev = !PG_ARGISNULL(0);
+	const TimestampTz prev = have_prev ? PG_GETARG_TIMESTAMPTZ(0) : DT_NOBEGIN;
+	const TimestampTz upto = PG_GETARG_TIMESTAMPTZ(1);
+	const int64 prev_pass = PG_GETARG_INT64(2);
+	const int64 pass = PG_GETARG_INT64(3);
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+
+	PlainError err {};
+	EnsureGlobals(&err);
+	RaiseIfSet(&err);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	ReadConfigs();
+
+	// The cache serves this pass only if the previous pass in this database made it here.
+	Compute(&err, [&] {
+		if (cache->db != MyDatabaseId || cache->pass != prev_pass)
+			cache->entries.clear();
+		cache->db = MyDatabaseId;
+		cache->pass = -1; // until this pass's scan has finished
+	});
+	RaiseIfSet(&err);
+
+	std::int64_t max_lookback = scratch->defaults.lookback_minutes;
+	for (const auto &kv : scratch->configs)
+		max_lookback = Max(max_lookback, kv.second.lookback_minutes);
+
+	// New points. Without a previous pass, each metric's lookback window is new.
+	{
+		Oid types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Datum values[2] = {TimestampTzGetDatum(have_prev ? prev : MinusMinutes(upto, max_lookback)),
+		                   TimestampTzGetDatum(upto)};
+		const double upto_s = EpochSeconds(upto);
+		ScanPoints("SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+		           2, types, values, [&](const Row *rows, int n) {
+			           for (int i = 0; i < n; i++) {
+				           std::string_view name(rows[i].name, rows[i].name_len);
+				           auto it = scratch->index.find(name);
+				           std::size_t w;
+				           if (it == scratch->index.end()) {
+					           const Config &cfg = ConfigFor(name);
+					           scratch->work.emplace_back();
+					           Work &nw = scratch->work.back();
+					           nw.name.assign(name);
+					           nw.cfg = cfg;
+					           w = scratch->work.size() - 1;
+					           scratch->index.emplace(std::string_view(nw.name), w);
+				           } else {
+					           w = it->second;
+				           }
+				           Work &wk = scratch->work[w];
+				           if (!wk.cfg.enabled)
+					           continue;
+				           if (!have_prev && rows[i].p.t <= upto_s - 60.0 * wk.cfg.lookback_minutes)
+					           continue;
+				           wk.category.assign(rows[i].category, rows[i].category_len);
+				           wk.fresh.push_back(rows[i].p);
+			           }
+		           });
+	}
+
+	// Which metrics need their history: not cached (or cached under another configuration).
+	int need = 0;
+	std::int64_t need_lookback = 0;
+	ArrayType *names = nullptr;
+	{
+		Compute(&err, [&] {
+			for (Work &wk : scratch->work) {
+				if (!wk.cfg.enabled || wk.fresh.empty() || !have_prev)
+					continue;
+				auto it = cache->entries.find(wk.name);
+				if (it != cache->entries.end() && it->second->cfg == wk.cfg)
+					continue;
+				wk.needs_history = true;
+				need++;
+				need_lookback = std::max(need_lookback, wk.cfg.lookback_minutes);
+			}
+		});
+		RaiseIfSet(&err);
+	}
+	if (need > 0) {
+		// A few metrics: by name (index scans); many (a cold start): one range scan.
+		const bool by_name = need <= 64;
+		if (by_name) {
+			Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * need));
+			int k = 0;
+			for (const Work &wk : scratch->work)
+				if (wk.needs_history)
+					elems[k++] = PointerGetDatum(cstring_to_text_with_len(wk.name.data(), static_cast<int>(wk.name.size())));
+			names = construct_array(elems, k, TEXTOID, -1, false, TYPALIGN_INT);
+		}
+		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
+		Datum values[3] = {TimestampTzGetDatum(MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
+		                   by_name ? PointerGetDatum(names) : (Datum) 0};
+		ScanPoints(by_name ? "SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
+		                   : "SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+		           by_name ? 3 : 2, types, values, [&](const Row *rows, int n) {
+			           const double prev_s = EpochSeconds(prev);
+			           for (int i = 0; i < n; i++) {
+				           auto it = scratch->index.find(std::string_view(rows[i].name, rows[i].name_len));
+				           if (it == scratch->index.end())
+					           continue;
+				           Work &wk = scratch->work[it->second];
+				           if (wk.needs_history && rows[i].p.t > prev_s - 60.0 * wk.cfg.lookback_minutes)
+					           wk.history.push_back(rows[i].p);
+			           }
+		           });
+	}
+
+	// Score (pure C++).
+	const double upto_s = EpochSeconds(upto);
+	Compute(&err, [&] {
+		for (std::size_t w = 0; w < scratch->work.size(); w++) {
+			Work &wk = scratch->work[w];
+			if (!wk.cfg.enabled) {
+				cache->entries.erase(wk.name);
+				continue;
+			}
+			if (wk.fresh.empty())
+				continue;
+			auto it = cache->entries.find(wk.name);
+			if (it == cache->entries.end() || !(it->second->cfg == wk.cfg)) {
+				auto entry = std::unique_ptr<CacheEntry>(new CacheEntry {wk.cfg, detect::Detector(SettingsOf(wk.cfg))});
+				SortByTime(wk.history);
+				for (const RawPoint &r : wk.history)
+					entry->det.Learn(ToPoint(r));
+				it = cache->entries.insert_or_assign(wk.name, std::move(entry)).first;
+			}
+			detect::Detector &det = it->second->det;
+			SortByTime(wk.fresh);
+			for (const RawPoint &r : wk.fresh) {
+				detect::Score s = det.Update(ToPoint(r));
+				if (s.anomaly)
+					scratch->found.push_back(Found {w, r, s});
+			}
+		}
+		// Forget metrics that have gone quiet for longer than their lookback: a rebuild would
+		// find no history for them either, and the cache stays bounded by the active metrics.
+		for (auto it = cache->entries.begin(); it != cache->entries.end();) {
+			if (it->second->det.last_time() < upto_s - 60.0 * it->second->cfg.lookback_minutes)
+				it = cache->entries.erase(it);
+			else
+				++it;
+		}
+		cache->pass = pass;
+	});
+	RaiseIfSet(&err);
+	SPI_finish();
+
+	for (const Found &f : scratch->found) {
+		const Work &wk = scratch->work[f.work];
+		Datum values[10];
+		bool nulls[10] = {};
+		values[0] = PointerGetDatum(cstring_to_text_with_len(wk.name.data(), static_cast<int>(wk.name.size())));
+		values[1] = PointerGetDatum(cstring_to_text_with_len(wk.category.data(), static_cast<int>(wk.category.size())));
+		values[2] = TimestampTzGetDatum(f.point.ts);
+		values[3] = Float8GetDatum(f.point.v);
+		values[4] = Float8GetDatum(f.score.score);
+		values[5] = Float8GetDatum(f.score.deviation);
+		values[6] = Float8GetDatum(f.score.baseline);
+		values[7] = CStringGetTextDatum(detect::AnomalyTypeName(f.score.type));
+		values[8] = CStringGetTextDatum(detect::SeverityName(f.score.severity));
+		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
+
+// _backtest(metric, from, upto, algorithms, sensitivity): replays the metric's stored points in
+// [from, upto] through a fresh detector warmed on the lookback window before `from`, and returns
+// one row per point. Writes nothing.
+extern "C" Datum
+thrillmon_backtest(PG_FUNCTION_ARGS)
+{
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: backtest needs metric_name, from and to")));
+	text *metric = PG_GETARG_TEXT_PP(0);
+	const TimestampTz from = PG_GETARG_TIMESTAMPTZ(1);
+	const TimestampTz upto = PG_GETARG_TIMESTAMPTZ(2);
+	if (from > upto)
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("thrillmon: backtest range is empty: from is after to")));
+
+	PlainError err {};
+	std::uint32_t mask = 0;
+	if (!PG_ARGISNULL(3)) {
+		mask = AlgorithmMask(PG_GETARG_ARRAYTYPE_P(3), &err);
+		if (!err.set && ARR_NDIM(PG_GETARG_ARRAYTYPE_P(3)) == 0) {
+			snprintf(err.message, sizeof err.message, "algorithms must name at least one algorithm");
+			memcpy(err.sqlstate, "22023", 6);
+			err.set = true;
+		}
+		RaiseIfSet(&err);
+	}
+	double sensitivity = 0;
+	if (!PG_ARGISNULL(4)) {
+		sensitivity = PG_GETARG_FLOAT8(4);
+		if (!(sensitivity > 0) || !(sensitivity <= 100))
+			ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			                errmsg("thrillmon: sensitivity must be greater than 0 and at most 100 (robust standard deviations)")));
+	}
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	EnsureGlobals(&err);
+	RaiseIfSet(&err);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	ReadConfigs();
+	std::string_view metric_name(VARDATA_ANY(metric), VARSIZE_ANY_EXHDR(metric));
+	Config cfg {};
+	Compute(&err, [&] {
+		cfg = ConfigFor(metric_name);
+		if (mask != 0)
+			cfg.algorithms = mask;
+		if (sensitivity > 0)
+			cfg.sensitivity = sensitivity;
+		scratch->work.emplace_back();
+		scratch->work.back().cfg = cfg;
+	});
+	RaiseIfSet(&err);
+
+	Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum values[3] = {PointerGetDatum(metric), TimestampTzGetDatum(MinusMinutes(from, cfg.lookback_minutes)),
+	                   TimestampTzGetDatum(upto)};
+	ScanPoints("SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+	           "WHERE metric_name = $1 AND \"timestamp\" > $2 AND \"timestamp\" <= $3",
+	           3, types, values, [&](const Row *rows, int n) {
+		           for (int i = 0; i < n; i++)
+			           scratch->work.back().fresh.push_back(rows[i].p);
+	           });
+
+	Compute(&err, [&] {
+		Work &wk = scratch->work.back();
+		SortByTime(wk.fresh);
+		detect::Detector det(SettingsOf(cfg));
+		for (const RawPoint &r : wk.fresh) {
+			if (r.ts < from)
+				det.Learn(ToPoint(r));
+			else
+				scratch->found.push_back(Found {0, r, det.Update(ToPoint(r))});
+		}
+	});
+	RaiseIfSet(&err);
+	SPI_finish();
+
+	for (const Found &f : scratch->found) {
+		Datum out[9];
+		bool nulls[9] = {};
+		out[0] = TimestampTzGetDatum(f.point.ts);
+		out[1] = Float8GetDatum(f.point.v);
+		out[2] = Float8GetDatum(f.score.score);
+		out[3] = BoolGetDatum(f.score.anomaly);
+		if (f.score.warming_up) {
+			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[8] = true;
+		} else {
+			out[4] = CStringGetTextDatum(f.score.anomaly ? detect::AnomalyTypeName(f.score.type) : "none");
+			out[5] = CStringGetTextDatum(detect::SeverityName(f.score.severity));
+			out[6] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
+			out[7] = Float8GetDatum(f.score.deviation);
+			out[8] = Float8GetDatum(f.score.baseline);
+		}
+		if (!f.score.anomaly)
+			nulls[4] = nulls[5] = true;
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
+	}
+	return (Datum) 0;
+}
