@@ -16,7 +16,7 @@ UPGRADE_CHAIN = sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--0.2.0--0.3.
 DATA_built    = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA          = sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
 
-REGRESS      = install_schema record_metric retention_api partitions collectors
+REGRESS      = install_schema record_metric retention_api partitions collectors detection
 REGRESS_OPTS = --load-extension=$(EXTENSION)
 
 PG_CONFIG   ?= pg_config
@@ -62,7 +62,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench
+.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench nab
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -93,3 +93,7 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+# Detection quality on NAB's development subset, through SQL (backtest()), in its own cluster.
+nab:
+	bash scripts/nab.sh

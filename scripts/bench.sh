@@ -11,3 +11,9 @@ echo "== bench/observe.sh (B2; fsync on, so that synchronous_commit costs what i
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "fsync=on" bash bench/observe.sh
 echo "== bench/retention.sh (B1, B3, B4, B5; pg_partman as the second baseline)"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "fsync=on" -o "max_wal_size=4GB" bash bench/retention.sh
+echo "== bench/core/run.sh (the detectors in the core, Google Benchmark)"
+bash bench/core/run.sh
+echo "== bench/detect.sh (detection: steady state against a SQL z-score, cold start against a scan)"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/detect.sh
+echo "== bench/nab.sh (detection quality on NAB's development subset, through backtest())"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/nab.sh

@@ -99,6 +99,24 @@ COMMENT ON TABLE thrillmon.detector_progress IS
 	'Detection progress: points up to horizon have been scored; pass numbers the passes (a detector cache is valid for one pass)';
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.detector_progress', '');
 
+-- Detection reads "every point since the last pass": a BRIN index on time per partition (rows
+-- arrive in time order) finds them without a second B-tree on the ingest path. Daily partitions
+-- get theirs from maintain_partitions(); the ones made before this version get it here.
+CREATE INDEX metric_time_series_default_time_brin_idx ON thrillmon.metric_time_series_default
+	USING brin ("timestamp") WITH (pages_per_range = 8);
+DO $$
+DECLARE
+	r record;
+BEGIN
+	FOR r IN SELECT c.relname FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'thrillmon.metric_time_series'::pg_catalog.regclass AND c.relname <> 'metric_time_series_default'
+	LOOP
+		EXECUTE pg_catalog.format('CREATE INDEX IF NOT EXISTS %I ON thrillmon.%I USING brin ("timestamp") WITH (pages_per_range = 8)',
+			r.relname || '_time_brin_idx', r.relname);
+	END LOOP;
+END
+$$;
+
 -- One anomaly per metric and point, whatever happens (a second line of defence behind the horizon).
 CREATE UNIQUE INDEX anomaly_detections_point_idx ON thrillmon.anomaly_detections (metric_name, time_window_end);
 CREATE INDEX system_alerts_open_metric_idx ON thrillmon.system_alerts (metric_name) WHERE resolved_at IS NULL;
@@ -185,7 +203,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
 	a thrillmon.system_alerts;
 BEGIN
-	UPDATE thrillmon.system_alerts s SET acknowledged_at = coalesce(s.acknowledged_at, pg_catalog.greatest(pg_catalog.now(), s.created_at))
+	UPDATE thrillmon.system_alerts s SET acknowledged_at = coalesce(s.acknowledged_at, GREATEST(pg_catalog.now(), s.created_at))
 	WHERE s.id = $1 RETURNING * INTO a;
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'thrillmon: no alert with id %', coalesce($1::text, 'NULL') USING ERRCODE = 'P0002';
@@ -202,7 +220,7 @@ DECLARE
 	a thrillmon.system_alerts;
 BEGIN
 	UPDATE thrillmon.system_alerts s
-	SET resolved_at = pg_catalog.greatest(pg_catalog.now(), s.created_at),
+	SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
 		metadata = coalesce(s.metadata, '{}') || pg_catalog.jsonb_build_object('resolved_by', SESSION_USER::text)
 	WHERE s.id = $1 AND s.resolved_at IS NULL RETURNING * INTO a;
 	IF FOUND THEN
@@ -459,9 +477,13 @@ BEGIN
 			        OR last_alert.resolved_at > pg_catalog.now() - pg_catalog.make_interval(mins => cfg.cooldown_minutes)) THEN
 				-- Same episode: the anomaly joins the alert, which escalates if this one is worse.
 				UPDATE thrillmon.anomaly_detections d SET alert_id = last_alert.id WHERE d.id = det.id RETURNING d.* INTO det;
-				IF last_alert.resolved_at IS NULL AND thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(last_alert.severity) THEN
-					UPDATE thrillmon.system_alerts s SET severity = a.severity,
-						metadata = s.metadata || pg_catalog.jsonb_build_object('escalated_at', pg_catalog.now(), 'value', a.value, 'baseline', a.baseline)
+				IF last_alert.resolved_at IS NULL THEN
+					UPDATE thrillmon.system_alerts s
+					SET severity = CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity) THEN a.severity ELSE s.severity END,
+						metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+							|| CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity)
+							   THEN pg_catalog.jsonb_build_object('escalated_at', pg_catalog.now(), 'value', a.value, 'baseline', a.baseline)
+							   ELSE '{}' END
 					WHERE s.id = last_alert.id;
 				END IF;
 			ELSE
@@ -472,40 +494,44 @@ BEGIN
 						pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm), 2000),
 					pg_catalog.jsonb_build_object('value', a.value, 'baseline', a.baseline, 'deviation', a.deviation,
 						'score', a.score, 'anomaly_type', a.anomaly_type, 'algorithm', a.algorithm, 'point_time', a.ts,
-						'cooldown_minutes', cfg.cooldown_minutes),
+						'last_anomaly_at', a.ts, 'cooldown_minutes', cfg.cooldown_minutes),
 					a.metric_name, det.id, fp)
 				RETURNING * INTO al;
 				UPDATE thrillmon.anomaly_detections d SET alert_created = true, alert_id = al.id WHERE d.id = det.id RETURNING d.* INTO det;
 				PERFORM thrillmon._notify_alert(al, 'new');
 				new_alerts := new_alerts || al.id;
 			END IF;
+		ELSE
+			-- Below the alert threshold: no alert, but the metric is not normal yet either.
+			UPDATE thrillmon.system_alerts s SET metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+			WHERE s.fingerprint = 'anomaly:' || a.metric_name AND s.resolved_at IS NULL;
 		END IF;
 		RETURN NEXT det;
 	END LOOP;
 
 	-- Auto-resolve: an alert raised by detection whose metric has been normal for its cooldown
-	-- (its last anomaly is older than that, and points have kept coming since).
-	FOR al IN
-		SELECT s.* FROM thrillmon.system_alerts s
-		WHERE s.resolved_at IS NULL AND s.alert_type = 'anomaly' AND s.metric_name IS NOT NULL
-		ORDER BY s.created_at
-	LOOP
-		cfg := thrillmon._config_for(al.metric_name);
-		IF EXISTS (
-			SELECT 1 FROM (SELECT max(d.time_window_end) AS last_at FROM thrillmon.anomaly_detections d WHERE d.metric_name = al.metric_name) l
-			WHERE coalesce(l.last_at, (al.metadata->>'point_time')::timestamptz) <= upto - pg_catalog.make_interval(mins => cfg.cooldown_minutes)
+	-- (its last anomaly, kept on the alert, is older than that, and points have kept coming
+	-- since). The alert keeps the cooldown it was raised with. One statement; only alerts past
+	-- their cooldown cost an index probe.
+	FOR al IN WITH resolved AS (
+		UPDATE thrillmon.system_alerts s
+		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+		FROM (
+			SELECT o.id
+			FROM thrillmon.system_alerts o
+			CROSS JOIN LATERAL (SELECT (o.metadata->>'last_anomaly_at')::timestamptz
+			                           + pg_catalog.make_interval(mins => (o.metadata->>'cooldown_minutes')::integer) AS quiet_from) q
+			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
+			  AND q.quiet_from <= upto
 			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
-			              WHERE m.metric_name = al.metric_name
-			                AND m."timestamp" > coalesce(l.last_at, (al.metadata->>'point_time')::timestamptz)
-			                                    + pg_catalog.make_interval(mins => cfg.cooldown_minutes)
-			                AND m."timestamp" <= upto))
-		THEN
-			UPDATE thrillmon.system_alerts s
-			SET resolved_at = pg_catalog.greatest(pg_catalog.now(), s.created_at),
-				metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
-			WHERE s.id = al.id RETURNING * INTO al;
-			PERFORM thrillmon._notify_alert(al, 'resolved');
-		END IF;
+			              WHERE m.metric_name = o.metric_name AND m."timestamp" > q.quiet_from AND m."timestamp" <= upto)
+		) due
+		WHERE s.id = due.id
+		RETURNING s.*
+	) SELECT * FROM resolved
+	LOOP
+		PERFORM thrillmon._notify_alert(al, 'resolved');
 	END LOOP;
 
 	PERFORM thrillmon._auto_incidents(new_alerts);

@@ -116,7 +116,9 @@ struct Scratch {
 		configs.clear();
 		index.clear();
 		work.clear();
+		work.shrink_to_fit();
 		found.clear();
+		found.shrink_to_fit();
 	}
 };
 
@@ -228,11 +230,12 @@ struct Row {
 	RawPoint p;
 };
 
-// Runs query (which returns metric_name, metric_category, timestamp, metric_value) through a
-// cursor and hands each batch of rows to sink (called inside Compute()).
+// Runs query (which returns "timestamp", metric_value, metric_name and, if with_category,
+// metric_category: fixed-width columns first, so their offsets are cached) through a cursor and
+// hands each batch of rows to sink (called inside Compute()).
 template <typename Sink>
 void
-ScanPoints(const char *query, int nargs, Oid *types, Datum *values, Sink &&sink)
+ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, Sink &&sink)
 {
 	Portal portal = SPI_cursor_open_with_args(nullptr, query, nargs, types, values, nullptr, true, 0);
 	Row *rows = static_cast<Row *>(palloc(sizeof(Row) * kFetchBatch));
@@ -245,11 +248,11 @@ ScanPoints(const char *query, int nargs, Oid *types, Datum *values, Sink &&sink)
 		int used = 0;
 		for (uint64 i = 0; i < n; i++) {
 			HeapTuple tup = SPI_tuptable->vals[i];
-			bool null_name, null_cat, null_ts, null_v;
-			Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
-			Datum dc = SPI_getbinval(tup, desc, 2, &null_cat);
-			Datum dt = SPI_getbinval(tup, desc, 3, &null_ts);
-			Datum dv = SPI_getbinval(tup, desc, 4, &null_v);
+			bool null_ts, null_v, null_name, null_cat = true;
+			Datum dt = SPI_getbinval(tup, desc, 1, &null_ts);
+			Datum dv = SPI_getbinval(tup, desc, 2, &null_v);
+			Datum dn = SPI_getbinval(tup, desc, 3, &null_name);
+			Datum dc = with_category ? SPI_getbinval(tup, desc, 4, &null_cat) : (Datum) 0;
 			if (null_name || null_ts || null_v)
 				continue;
 			const double v = DatumGetFloat8(dv);
@@ -289,6 +292,15 @@ EnsureGlobals(PlainError *err)
 			scratch = new Scratch();
 		scratch->Clear();
 	});
+}
+
+// A cold pass's points can be tens of MB: give them back rather than keep them for the next pass.
+void
+ReleaseScratch()
+{
+	PlainError err {};
+	Compute(&err, [&] { scratch->Clear(); });
+	RaiseIfSet(&err);
 }
 
 const Config &
@@ -404,9 +416,9 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Datum values[2] = {TimestampTzGetDatum(have_prev ? prev : MinusMinutes(upto, max_lookback)),
 		                   TimestampTzGetDatum(upto)};
 		const double upto_s = EpochSeconds(upto);
-		ScanPoints("SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category FROM thrillmon.metric_time_series "
 		           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-		           2, types, values, [&](const Row *rows, int n) {
+		           true, 2, types, values, [&](const Row *rows, int n) {
 			           for (int i = 0; i < n; i++) {
 				           std::string_view name(rows[i].name, rows[i].name_len);
 				           auto it = scratch->index.find(name);
@@ -466,11 +478,11 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 		Datum values[3] = {TimestampTzGetDatum(MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
 		                   by_name ? PointerGetDatum(names) : (Datum) 0};
-		ScanPoints(by_name ? "SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		ScanPoints(by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
 		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
-		                   : "SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+		                   : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
 		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-		           by_name ? 3 : 2, types, values, [&](const Row *rows, int n) {
+		           false, by_name ? 3 : 2, types, values, [&](const Row *rows, int n) {
 			           const double prev_s = EpochSeconds(prev);
 			           for (int i = 0; i < n; i++) {
 				           auto it = scratch->index.find(std::string_view(rows[i].name, rows[i].name_len));
@@ -539,6 +551,7 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	ReleaseScratch();
 	return (Datum) 0;
 }
 
@@ -599,9 +612,9 @@ thrillmon_backtest(PG_FUNCTION_ARGS)
 	Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum values[3] = {PointerGetDatum(metric), TimestampTzGetDatum(MinusMinutes(from, cfg.lookback_minutes)),
 	                   TimestampTzGetDatum(upto)};
-	ScanPoints("SELECT metric_name, metric_category, \"timestamp\", metric_value FROM thrillmon.metric_time_series "
+	ScanPoints("SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
 	           "WHERE metric_name = $1 AND \"timestamp\" > $2 AND \"timestamp\" <= $3",
-	           3, types, values, [&](const Row *rows, int n) {
+	           false, 3, types, values, [&](const Row *rows, int n) {
 		           for (int i = 0; i < n; i++)
 			           scratch->work.back().fresh.push_back(rows[i].p);
 	           });
@@ -640,5 +653,6 @@ thrillmon_backtest(PG_FUNCTION_ARGS)
 			nulls[4] = nulls[5] = true;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
 	}
+	ReleaseScratch();
 	return (Datum) 0;
 }

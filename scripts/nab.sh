@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# make nab: detection quality on NAB's development subset, scored through SQL, in a throw-away
+# cluster. EVAL_DIR points at the benchmark (default ../shared/eval beside the project).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$ROOT"
+bash scripts/deps.sh
+build_and_install
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/nab.sh
