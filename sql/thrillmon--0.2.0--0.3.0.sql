@@ -33,7 +33,7 @@ BEGIN
 	FROM pg_catalog.unnest(NEW.detection_algorithms) a
 	WHERE a <> ALL ('{z_score,mad,moving_average,rate_of_change,ewma,cusum,seasonal,predictive,ensemble}'::text[]);
 	IF unknown IS NOT NULL THEN
-		RAISE EXCEPTION 'thrillmon: unknown detection algorithm %', pg_catalog.array_to_string(unknown, ', ')
+		RAISE EXCEPTION 'thrillmon: unknown detection algorithm "%"', pg_catalog.array_to_string(unknown, '", "')
 			USING ERRCODE = '22023',
 			HINT = 'Known algorithms: z_score, mad, moving_average, rate_of_change, ewma, cusum, seasonal, predictive, ensemble.';
 	END IF;
@@ -98,6 +98,10 @@ CREATE TABLE thrillmon.detector_progress (
 COMMENT ON TABLE thrillmon.detector_progress IS
 	'Detection progress: points up to horizon have been scored; pass numbers the passes (a detector cache is valid for one pass)';
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.detector_progress', '');
+-- Pass numbers come from a sequence, which a rolled-back pass cannot give back: a backend whose
+-- cache was made by a pass that rolled back never finds its number committed by another pass.
+CREATE SEQUENCE thrillmon.detector_pass_seq;
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.detector_pass_seq', '');
 
 -- Detection reads "every point since the last pass": a BRIN index on time per partition (rows
 -- arrive in time order) finds them without a second B-tree on the ingest path. Daily partitions
@@ -118,6 +122,12 @@ END
 $$;
 
 -- One anomaly per metric and point, whatever happens (a second line of defence behind the horizon).
+-- Before 0.3.0 nothing detected, but rows may have been written by hand: of two for the same
+-- metric and point, the one detected first stays.
+DELETE FROM thrillmon.anomaly_detections a
+USING thrillmon.anomaly_detections b
+WHERE a.metric_name = b.metric_name AND a.time_window_end = b.time_window_end
+  AND (a.detected_at, a.id::text) > (b.detected_at, b.id::text);
 CREATE UNIQUE INDEX anomaly_detections_point_idx ON thrillmon.anomaly_detections (metric_name, time_window_end);
 CREATE INDEX system_alerts_open_metric_idx ON thrillmon.system_alerts (metric_name) WHERE resolved_at IS NULL;
 
@@ -264,11 +274,13 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 DECLARE
 	inc thrillmon.incidents;
 BEGIN
-	IF $1 IS NULL OR pg_catalog.char_length(pg_catalog.btrim($1)) = 0 THEN
+	-- Any white space (tabs, new lines), not only spaces, is no title.
+	title := pg_catalog.regexp_replace($1, '^\s+|\s+$', '', 'g');
+	IF title IS NULL OR title = '' THEN
 		RAISE EXCEPTION 'thrillmon: an incident needs a title' USING ERRCODE = '22023';
 	END IF;
-	IF pg_catalog.char_length(pg_catalog.btrim($1)) > 500 THEN
-		RAISE EXCEPTION 'thrillmon: incident title is too long (% characters, at most 500)', pg_catalog.char_length(pg_catalog.btrim($1))
+	IF pg_catalog.char_length(title) > 500 THEN
+		RAISE EXCEPTION 'thrillmon: incident title is too long (% characters, at most 500)', pg_catalog.char_length(title)
 			USING ERRCODE = '22001';
 	END IF;
 	IF $2 IS NULL OR $2 NOT IN ('low', 'medium', 'high', 'critical') THEN
@@ -277,7 +289,7 @@ BEGIN
 	END IF;
 	PERFORM thrillmon._check_alert_ids(coalesce($3, '{}'));
 	INSERT INTO thrillmon.incidents (title, severity, description, metadata)
-	VALUES (pg_catalog.btrim($1), $2, $4, pg_catalog.jsonb_build_object('source', 'manual', 'created_by', SESSION_USER::text))
+	VALUES (title, $2, $4, pg_catalog.jsonb_build_object('source', 'manual', 'created_by', SESSION_USER::text))
 	RETURNING * INTO inc;
 	INSERT INTO thrillmon.incident_alerts (incident_id, alert_id)
 	SELECT DISTINCT inc.id, i FROM pg_catalog.unnest(coalesce($3, '{}')) i;
@@ -454,7 +466,7 @@ BEGIN
 	IF prog.horizon IS NOT NULL AND upto < prog.horizon THEN
 		upto := prog.horizon;
 	END IF;
-	pass := coalesce(prog.pass, 0) + 1;
+	pass := pg_catalog.nextval('thrillmon.detector_pass_seq'::pg_catalog.regclass);
 
 	FOR a IN SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass) s ORDER BY s.ts, s.metric_name LOOP
 		cfg := thrillmon._config_for(a.metric_name);
@@ -520,8 +532,11 @@ BEGIN
 		FROM (
 			SELECT o.id
 			FROM thrillmon.system_alerts o
-			CROSS JOIN LATERAL (SELECT (o.metadata->>'last_anomaly_at')::timestamptz
-			                           + pg_catalog.make_interval(mins => (o.metadata->>'cooldown_minutes')::integer) AS quiet_from) q
+			-- (An alert made by hand or imported may lack these: its creation and the metric's
+			-- configured cooldown stand in.)
+			CROSS JOIN LATERAL (SELECT coalesce((o.metadata->>'last_anomaly_at')::timestamptz, (o.metadata->>'point_time')::timestamptz, o.created_at)
+			                           + pg_catalog.make_interval(mins => coalesce((o.metadata->>'cooldown_minutes')::integer,
+			                                                                      (thrillmon._config_for(o.metric_name)).cooldown_minutes)) AS quiet_from) q
 			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
 			  AND q.quiet_from <= upto
 			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m

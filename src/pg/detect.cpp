@@ -38,6 +38,7 @@ extern "C" {
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -478,21 +479,62 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 		Datum values[3] = {TimestampTzGetDatum(MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
 		                   by_name ? PointerGetDatum(names) : (Datum) 0};
-		ScanPoints(by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
-		                   : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-		           false, by_name ? 3 : 2, types, values, [&](const Row *rows, int n) {
-			           const double prev_s = EpochSeconds(prev);
-			           for (int i = 0; i < n; i++) {
-				           auto it = scratch->index.find(std::string_view(rows[i].name, rows[i].name_len));
-				           if (it == scratch->index.end())
-					           continue;
-				           Work &wk = scratch->work[it->second];
-				           if (wk.needs_history && rows[i].p.t > prev_s - 60.0 * wk.cfg.lookback_minutes)
-					           wk.history.push_back(rows[i].p);
-			           }
-		           });
+		// One row per metric with its points as two arrays: the executor aggregates straight from
+		// the scan, instead of SPI materialising a tuple per point (which cost more than the
+		// scan itself). Both array_agg()s see the rows in the same order. A cold start can hold
+		// tens of MB of arrays: give the aggregation the memory for the length of this query.
+		char *old_work_mem = pstrdup(GetConfigOption("work_mem", false, false));
+		SetConfigOption("work_mem", "1GB", PGC_USERSET, PGC_S_SESSION);
+		thrillmon::pg::SpiRun(by_name ? "SELECT metric_name, array_agg(\"timestamp\"), array_agg(metric_value) "
+		                                "FROM thrillmon.metric_time_series "
+		                                "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3) "
+		                                "GROUP BY metric_name"
+		                              : "SELECT metric_name, array_agg(\"timestamp\"), array_agg(metric_value) "
+		                                "FROM thrillmon.metric_time_series "
+		                                "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 GROUP BY metric_name",
+		                      SPI_OK_SELECT, by_name ? 3 : 2, types, values);
+		SetConfigOption("work_mem", old_work_mem, PGC_USERSET, PGC_S_SESSION);
+		const double prev_s = EpochSeconds(prev);
+		for (uint64 i = 0; i < SPI_processed; i++) {
+			HeapTuple tup = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			bool null_name, null_ts, null_v;
+			Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
+			Datum dts = SPI_getbinval(tup, desc, 2, &null_ts);
+			Datum dv = SPI_getbinval(tup, desc, 3, &null_v);
+			if (null_name || null_ts || null_v)
+				continue;
+			text *tn = DatumGetTextPP(dn);
+			ArrayType *ats = DatumGetArrayTypeP(dts);
+			ArrayType *av = DatumGetArrayTypeP(dv);
+			const int n = ArrayGetNItems(ARR_NDIM(ats), ARR_DIMS(ats));
+			if (ARR_HASNULL(ats) || ARR_HASNULL(av) || ArrayGetNItems(ARR_NDIM(av), ARR_DIMS(av)) != n)
+				continue; // both columns are NOT NULL: cannot happen
+			const TimestampTz *ts = reinterpret_cast<const TimestampTz *>(ARR_DATA_PTR(ats));
+			const double *v = reinterpret_cast<const double *>(ARR_DATA_PTR(av));
+			std::int32_t *offsets = static_cast<std::int32_t *>(palloc(sizeof(std::int32_t) * (n > 0 ? n : 1)));
+			for (int k = 0; k < n; k++)
+				offsets[k] = LocalOffset(ts[k]);
+			std::string_view name(VARDATA_ANY(tn), VARSIZE_ANY_EXHDR(tn));
+			Compute(&err, [&] {
+				auto it = scratch->index.find(name);
+				if (it == scratch->index.end())
+					return;
+				Work &wk = scratch->work[it->second];
+				if (!wk.needs_history)
+					return;
+				const double from_s = prev_s - 60.0 * wk.cfg.lookback_minutes;
+				wk.history.reserve(static_cast<std::size_t>(n));
+				for (int k = 0; k < n; k++) {
+					const double t = EpochSeconds(ts[k]);
+					if (t > from_s && std::isfinite(v[k]) && !TIMESTAMP_NOT_FINITE(ts[k]))
+						wk.history.push_back(RawPoint {ts[k], t, v[k], offsets[k]});
+				}
+			});
+			pfree(offsets);
+			RaiseIfSet(&err);
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
 
 	// Score (pure C++).

@@ -138,10 +138,11 @@ SELECT throws_ok($$INSERT INTO thrillmon.metric_time_series_p19600615 (metric_na
 	VALUES ('x', 1, '1960-06-16 00:00+00')$$, '23514', NULL, 'a backfilled partition refuses rows outside its day');
 SELECT is_empty($$SELECT conname FROM pg_constraint WHERE conname = 'thrillmon_bounds'
 	AND connamespace = 'thrillmon'::regnamespace$$, 'no temporary bounds constraint is left behind');
-SELECT is((SELECT array_agg(pg_get_indexdef(x.indexrelid)) FROM pg_index x
+SELECT is((SELECT array_agg(pg_get_indexdef(x.indexrelid) ORDER BY 1) FROM pg_index x
 	WHERE x.indrelid = 'thrillmon.metric_time_series_p19600615'::regclass),
-	ARRAY['CREATE INDEX metric_time_series_p19600615_name_time_idx ON thrillmon.metric_time_series_p19600615 USING btree (metric_name, "timestamp" DESC)'],
-	'a backfilled partition has the (metric_name, "timestamp" DESC) index');
+	ARRAY['CREATE INDEX metric_time_series_p19600615_name_time_idx ON thrillmon.metric_time_series_p19600615 USING btree (metric_name, "timestamp" DESC)',
+		'CREATE INDEX metric_time_series_p19600615_time_brin_idx ON thrillmon.metric_time_series_p19600615 USING brin ("timestamp") WITH (pages_per_range=''8'')'],
+	'a backfilled partition has the (metric_name, "timestamp" DESC) index and a BRIN on "timestamp"');
 SELECT is_empty($$
 	SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 	WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass

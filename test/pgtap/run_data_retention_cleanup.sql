@@ -8,10 +8,13 @@ SELECT plan(45);
 -- Clean slate.
 \ir fixtures/clean_slate.sql
 
+-- One anomaly per metric and point (0.3.0): the fixture is added twice, so each call stamps its
+-- anomalies a little later (clock_timestamp(), milliseconds apart: the ages are whole days).
 CREATE FUNCTION pg_temp.add_anomaly(name text, age interval, alert uuid) RETURNS void LANGUAGE sql AS $$
 	INSERT INTO thrillmon.anomaly_detections (metric_name, anomaly_type, severity, anomaly_value, deviation_score,
 		confidence_score, detection_algorithm, time_window_start, time_window_end, detected_at, alert_created, alert_id)
-	VALUES (name, 'spike', 'high', 5, 3, 0.9, 'ensemble', now() - age, now() - age, now() - age, alert IS NOT NULL, alert)
+	VALUES (name, 'spike', 'high', 5, 3, 0.9, 'ensemble', clock_timestamp() - age, clock_timestamp() - age, now() - age,
+		alert IS NOT NULL, alert)
 $$;
 CREATE FUNCTION pg_temp.add_fixture() RETURNS void LANGUAGE plpgsql AS $$
 DECLARE unresolved uuid := gen_random_uuid();

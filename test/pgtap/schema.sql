@@ -2,7 +2,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(82);
+SELECT plan(85);
 
 -- Objects ----------------------------------------------------------------------------------------
 
@@ -10,7 +10,7 @@ SELECT has_schema('thrillmon');
 SELECT has_table('thrillmon', t, 'table thrillmon.' || t || ' exists')
 FROM unnest(ARRAY['metric_time_series', 'metric_time_series_default', 'anomaly_detection_config', 'system_alerts',
 	'anomaly_detections', 'anomaly_detections_archive', 'incidents', 'incident_alerts', 'metric_collectors',
-	'retention_policies', 'job_runs']) AS t;
+	'retention_policies', 'job_runs', 'incident_policy', 'detector_progress']) AS t;
 SELECT has_view('thrillmon', 'retention_stats', 'view thrillmon.retention_stats exists');
 
 SELECT has_function('thrillmon', 'record_metric',
@@ -58,10 +58,11 @@ SELECT columns_are('thrillmon', 'metric_time_series',
 	ARRAY['metric_name', 'metric_category', 'metric_value', 'timestamp', 'metadata']);
 SELECT col_type_is('thrillmon', 'metric_time_series', 'metric_value', 'double precision', 'metric_value is double precision');
 SELECT col_type_is('thrillmon', 'metric_time_series', 'timestamp', 'timestamp with time zone', '"timestamp" is timestamptz');
-SELECT is((SELECT array_agg(pg_get_indexdef(x.indexrelid)) FROM pg_index x
+SELECT is((SELECT array_agg(pg_get_indexdef(x.indexrelid) ORDER BY 1) FROM pg_index x
 	WHERE x.indrelid = 'thrillmon.metric_time_series_default'::regclass),
-	ARRAY['CREATE INDEX metric_time_series_default_name_time_idx ON thrillmon.metric_time_series_default USING btree (metric_name, "timestamp" DESC)'],
-	'the default partition has the (metric_name, "timestamp" DESC) index');
+	ARRAY['CREATE INDEX metric_time_series_default_name_time_idx ON thrillmon.metric_time_series_default USING btree (metric_name, "timestamp" DESC)',
+		'CREATE INDEX metric_time_series_default_time_brin_idx ON thrillmon.metric_time_series_default USING brin ("timestamp") WITH (pages_per_range=''8'')'],
+	'the default partition has the (metric_name, "timestamp" DESC) index and, since 0.3.0, a BRIN on "timestamp"');
 -- The install script made no daily partition that would be an extension member (DROP would be refused).
 SELECT is_empty($$
 	SELECT c.relname FROM pg_depend d JOIN pg_class c ON c.oid = d.objid
@@ -76,8 +77,8 @@ SELECT results_eq($$
 	SELECT metric_name, enabled, sensitivity, lookback_window_minutes, detection_algorithms, min_data_points,
 		alert_threshold_score, auto_create_alert, cooldown_minutes
 	FROM thrillmon.anomaly_detection_config WHERE metric_name = '*'$$,
-	$$VALUES ('*'::text, true, 3.0::float8, 1440, '{ensemble}'::text[], 30, 0.8::float8, true, 30)$$,
-	'default detection row ''*'' with the documented defaults');
+	$$VALUES ('*'::text, true, 4.5::float8, 1440, '{ensemble}'::text[], 30, 0.8::float8, true, 30)$$,
+	'default detection row ''*'' with the documented defaults (sensitivity 4.5 since 0.3.0)');
 
 SELECT results_eq($$
 	SELECT target, retention_days, archive_after_days, archive_retention_days, failed_retention_days, enabled
@@ -192,6 +193,9 @@ SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detections_archive (metric_name
 	VALUES ('m', 'spike', 'high', 1, 1, 0.5, 'magic', now(), now())$$,
 	'23514', NULL, 'anomaly_detections_archive: unknown detection_algorithm refused');
 
+-- Since 0.3.0 the guard trigger refuses bad rows first, with clear messages (test/pgtap/detection.sql);
+-- the CHECK constraints stay behind it as the last line of defence, tested here with it switched off.
+ALTER TABLE thrillmon.anomaly_detection_config DISABLE TRIGGER guard;
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, detection_algorithms)
 	VALUES ('cfg', '{z_score,magic}')$$, '23514', NULL, 'anomaly_detection_config: unknown algorithm in the array refused');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, detection_algorithms)
@@ -200,6 +204,9 @@ SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, 
 	'23514', NULL, 'anomaly_detection_config: sensitivity 0 refused');
 SELECT throws_ok($$UPDATE thrillmon.anomaly_detection_config SET alert_threshold_score = 1.5 WHERE metric_name = '*'$$,
 	'23514', NULL, 'anomaly_detection_config: alert_threshold_score above 1 refused');
+ALTER TABLE thrillmon.anomaly_detection_config ENABLE TRIGGER guard;
+SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', 0)$$,
+	'22023', NULL, 'anomaly_detection_config: with the guard trigger on, the same row is refused with 22023');
 SELECT lives_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, detection_algorithms)
 	VALUES ('cfg', '{z_score,mad,cusum}')$$, 'anomaly_detection_config: known algorithms accepted');
 

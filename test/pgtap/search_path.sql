@@ -8,7 +8,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(78);
+SELECT plan(101);
 
 \ir fixtures/clean_slate.sql
 DELETE FROM thrillmon.metric_collectors;
@@ -273,6 +273,44 @@ SELECT is((SELECT v FROM pg_temp.out WHERE who = 'tap_sp_admin' AND k = 'run_dat
 SELECT is((SELECT v FROM pg_temp.out WHERE who = 'tap_sp_admin' AND k = 'unregister value'), 'true', 'admin: unregister_collector() found the collector');
 SELECT is((SELECT count(*)::int FROM thrillmon.job_runs WHERE status <> 'succeeded'), 0, 'admin: every recorded job succeeded');
 SELECT is((SELECT array_agg(DISTINCT run_by::text) FROM thrillmon.job_runs), ARRAY['postgres'], 'admin: runs recorded with the session user');
+
+------------------------------------------------------------------------------------------------
+-- 0.3.0: detection, backtest, alerts and incidents under the hostile search_path
+------------------------------------------------------------------------------------------------
+
+DELETE FROM pg_temp.out;
+DELETE FROM thrillmon.detector_progress;
+-- A metric with a spike (deterministic wiggle around 100), an alert and an incident to work on.
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp")
+SELECT 'sp3', CASE WHEN g = 150 THEN 130 ELSE 100 + ((g * 37) % 11 - 5) * 0.2 END, now() - make_interval(mins => 200 - g)
+FROM generate_series(1, 199) g;
+INSERT INTO thrillmon.system_alerts (id, alert_type, severity, message, created_at)
+VALUES ('00000000-0000-0000-0000-0000000003b1', 'sp3', 'low', 'm', now() - interval '1 hour');
+INSERT INTO thrillmon.incidents (id, title, severity) VALUES ('00000000-0000-0000-0000-0000000003c1', 'sp3 incident', 'low');
+
+\set calls3 'SET LOCAL search_path = evil, public, pg_catalog; INSERT INTO pg_temp.out VALUES (current_user, ''detect_anomalies'', pg_temp.try($$SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()$$)), (current_user, ''backtest'', pg_temp.try($$SELECT pg_catalog.count(*) FROM thrillmon.backtest(''sp3'', ''-infinity'', ''infinity'', ARRAY[''mad'', ''ensemble''], 4.5)$$)), (current_user, ''backtest refused'', pg_temp.try($$SELECT pg_catalog.count(*) FROM thrillmon.backtest(''sp3'', ''infinity'', ''-infinity'')$$)), (current_user, ''create_incident'', pg_temp.try($$SELECT thrillmon.create_incident(''  sp3 by hand '', ''high'', ARRAY[''00000000-0000-0000-0000-0000000003b1'']::uuid[])$$)), (current_user, ''create_incident refused'', pg_temp.try($$SELECT thrillmon.create_incident(''t'', ''urgent'')$$)), (current_user, ''link_alerts'', pg_temp.try($$SELECT thrillmon.link_alerts(''00000000-0000-0000-0000-0000000003c1'', ARRAY[''00000000-0000-0000-0000-0000000003b1'']::uuid[])$$)), (current_user, ''update_incident_status'', pg_temp.try($$SELECT thrillmon.update_incident_status(''00000000-0000-0000-0000-0000000003c1'', ''investigating'')$$)), (current_user, ''acknowledge_alert'', pg_temp.try($$SELECT thrillmon.acknowledge_alert(''00000000-0000-0000-0000-0000000003b1'')$$)), (current_user, ''resolve_alert'', pg_temp.try($$SELECT thrillmon.resolve_alert(''00000000-0000-0000-0000-0000000003b1'')$$)); RESET search_path;'
+
+-- As superuser.
+:calls3
+SELECT is((SELECT count(*)::int FROM evil.calls), 0, 'superuser, 0.3.0 functions: no evil function or operator was called');
+SELECT is((SELECT is_called FROM evil.hits), false, 'superuser, 0.3.0 functions: not even inside a rolled-back subtransaction');
+SELECT is(v, 'ok', 'superuser: ' || k || ' succeeded') FROM pg_temp.out WHERE who = 'postgres' AND k NOT LIKE '%refused' ORDER BY k;
+SELECT results_eq($$SELECT k, split_part(v, ' ', 1) FROM pg_temp.out WHERE who = 'postgres' AND k LIKE '%refused' ORDER BY k$$,
+	$$VALUES ('backtest refused', '22023'), ('create_incident refused', '22023')$$, 'superuser: refused 0.3.0 calls fail with 22023');
+SELECT is((SELECT count(*)::int FROM thrillmon.anomaly_detections WHERE metric_name = 'sp3' AND anomaly_value = 130), 1,
+	'superuser: detect_anomalies() found the spike');
+
+-- As a member of thrillmon_admin.
+SET LOCAL ROLE tap_sp_admin;
+:calls3
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM evil.calls), 0, 'admin, 0.3.0 functions: no evil function or operator was called');
+SELECT is((SELECT is_called FROM evil.hits), false, 'admin, 0.3.0 functions: not even inside a rolled-back subtransaction');
+SELECT is(v, 'ok', 'admin: ' || k || ' succeeded') FROM pg_temp.out WHERE who = 'tap_sp_admin' AND k NOT LIKE '%refused' ORDER BY k;
+SELECT results_eq($$SELECT k, split_part(v, ' ', 1) FROM pg_temp.out WHERE who = 'tap_sp_admin' AND k LIKE '%refused' ORDER BY k$$,
+	$$VALUES ('backtest refused', '22023'), ('create_incident refused', '22023')$$, 'admin: refused 0.3.0 calls fail with 22023');
+SELECT is((SELECT count(*)::int FROM thrillmon.incidents WHERE title = 'sp3 by hand'), 2, 'both incidents opened by hand (title trimmed)');
+SELECT is((SELECT status FROM thrillmon.incidents WHERE id = '00000000-0000-0000-0000-0000000003c1'), 'investigating', 'the status change is stored');
 
 SELECT * FROM finish();
 ROLLBACK;
