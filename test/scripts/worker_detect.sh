@@ -17,7 +17,7 @@ noise() { sql "SELECT setseed(0.5); SELECT count(thrillmon.record_metric('$1', 1
 	ts => clock_timestamp() - ($2 - g) * interval '1 second')) FROM generate_series(1, $2) g" >/dev/null; }
 spike() { sql "SELECT thrillmon.record_metric('$1', $2, 'performance', ts => clock_timestamp())" >/dev/null; }
 
-echo "1..16"
+echo "1..20"
 cluster_init tm
 cat >> "$data/postgresql.conf" <<EOF
 listen_addresses = ''
@@ -82,17 +82,33 @@ is "$(sql "SELECT count(*) FROM thrillmon.anomaly_detections WHERE metric_name I
 	"the noise around the spikes raised nothing"
 sql "SELECT metric_name, anomaly_value, anomaly_type, detection_algorithm, deviation_score FROM thrillmon.anomaly_detections WHERE anomaly_value NOT IN (130, 140, 141, 150)" | sed 's/^/# /' 
 
-# 4. Immediate stop of the cluster: whatever pass was in flight is rolled back; at start it is
-#    marked failed, and detection carries on from the last committed horizon.
+# 4. Immediate stop in the middle of a pass: a session holds the detection lock, so the worker's
+#    next pass waits inside its transaction (its job_runs row committed as 'running'); then
+#    pg_ctl stop -m immediate. At start the run is marked failed, the pass's work is gone with
+#    its transaction, and detection carries on from the last committed horizon.
 horizon=$(sql "SELECT horizon FROM thrillmon.detector_progress")
+anomalies=$(sql "SELECT count(*) FROM thrillmon.anomaly_detections")
+psql -X -q -At -c "BEGIN; SELECT pg_advisory_xact_lock(1950896716, 5); SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
+holder=$!
+noise mid_pass 100
+spike mid_pass 160
+wait_for 20 "SELECT EXISTS (SELECT 1 FROM thrillmon.job_runs WHERE job = 'detect' AND status = 'running' AND started_at > '$horizon')"
+ok $? "a detection pass is in flight (waiting on the lock)"
 pg_ctl -m immediate -w stop >/dev/null
+wait $holder 2>/dev/null
 cluster_start
 wait_runs 30 1
-ok $? "after an immediate stop and restart, detection runs again"
+ok $? "after the immediate stop and a restart, detection runs again"
+is "$(sql "SELECT count(*) || '/' || min(error) FROM thrillmon.job_runs WHERE job = 'detect' AND status = 'failed'")" \
+	"1/interrupted: server or worker restarted" "the interrupted pass is marked failed"
 is "$(sql "SELECT count(*) FROM thrillmon.job_runs WHERE job = 'detect' AND status = 'running'")" "0" "no detection run is left running"
 is "$(sql "SELECT horizon >= '$horizon' FROM thrillmon.detector_progress")" "t" "the horizon never moves back"
+wait_for 20 "SELECT EXISTS (SELECT 1 FROM thrillmon.anomaly_detections WHERE metric_name = 'mid_pass' AND anomaly_value = 160)"
+ok $? "the spike the interrupted pass was about to score is found by the next one"
 is "$(sql "SELECT count(*) FROM (SELECT metric_name, time_window_end FROM thrillmon.anomaly_detections GROUP BY 1, 2 HAVING count(*) > 1) d")" "0" \
 	"still no point scored twice"
+is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'mid_pass'")" "1" "and one alert for it, not two"
+: "$anomalies"
 
 # 5. pg_cron takes detection over: the worker stops running it.
 sql "CREATE EXTENSION pg_cron" >/dev/null
