@@ -19,28 +19,59 @@ constexpr double kMeanAbsToSigma = 1.2533141373155003;
 constexpr double kEwmaLambda = 0.2;
 constexpr double kCusumSlack = 0.5;     // k, in standard deviations
 constexpr double kCusumCap = 50.0;      // bounds the statistic (and so its decay after a shift)
+constexpr double kCusumBiasAlpha = 0.002; // slow mean of the clipped residual (skew correction)
 constexpr double kHoltAlpha = 0.5;
 constexpr double kHoltBeta = 0.1;
 constexpr double kAbsDevAlpha = 0.02;   // EW mean |x - median|
 constexpr double kErrAlpha = 0.05;      // EW mean |forecast error|
+constexpr double kDtAlpha = 0.02;       // EW mean spacing of the points
 constexpr double kBucketAlpha = 0.2;    // seasonal bucket mean and spread
+constexpr double kWeekAlpha = 0.05;     // hour-of-week offset (many points per visit)
+constexpr double kBucketClip = 4.0;     // winsorising of a trusted bucket's update, in its scales
 constexpr std::uint32_t kSeasonDays = 3; // distinct days (weeks) before a bucket is trusted
-constexpr double kScorePower = 4.0;
+constexpr double kHorizonSteps = 3.0;   // predictive: trend extrapolated over at most this many gaps
+constexpr double kHorizonGrowth = 2.0;  // predictive: error scale growth cap after a long gap
+constexpr double kPredictiveFloor = 0.1; // predictive: error scale floor, in window scales (a near-perfect fit must not make every wiggle news)
+constexpr double kStepOverLevel = 2.0;  // ensemble: a step counts up to this times the level deviation
+constexpr double kEarlyPoints = 8.0;    // ensemble: d *= n / (n + kEarlyPoints)
+constexpr double kScoreLogSlope = 1.6770; // see ScoreOfRatio()
+constexpr double kSeasonScaleAlpha = 0.01; // pooled seasonal residual scale
+// Clip of one residual in the pooled scales, in those scales: low, so that an anomalous day
+// grows them only slowly.
+constexpr double kScaleClip = 2.0;
+// The seasonal component arbitrates (bounds the window components) where its pooled residual
+// scale is below kSeasonExplains times the window baseline's on the same points, and is left out
+// of the ensemble where it is no better than kSeasonUseful times that.
+constexpr double kSeasonExplains = 0.5;
+constexpr double kSeasonUseful = 1.0;
+
 // Per-component calibration. Each component's |z| is kept in a decayed histogram; its
 // kTailQuantile on this metric, against the same quantile on white Gaussian noise (kTailReference,
-// measured by simulation), says how much heavier this metric's tail is for that component. A
-// component that is routinely far out here (a window baseline on a daily square wave, a step
-// detector on a spiky series) is scaled down so it no longer decides alone; one that is
-// well-calibrated (factor 1) is left alone, so Gaussian deviations keep their meaning.
+// measured by simulating the ensemble on white noise), says how much heavier this metric's tail
+// is for that component. A component that is routinely far out here (a window baseline on a
+// daily square wave, a step detector on a spiky series) is scaled down so it no longer decides
+// alone; a well-calibrated one (factor 1) is left alone, so Gaussian deviations keep their meaning.
 constexpr double kTailQuantile = 0.999;
-constexpr double kTailReference[8] = {3.596, 3.663, 3.357, 3.782, 3.450, 3.991, 3.494, 3.817};
+constexpr double kTailReference[Detector::kComponents] = {3.596, 3.663, 3.357, 3.782, 3.450, 3.987, 3.573, 3.817, 3.566};
 constexpr float kTailMemory = 4000.0f;  // points
 constexpr std::uint32_t kTailMinPoints = 500; // history before a component's factor is trusted
 constexpr int kTailRefreshPoints = 16;
-constexpr std::uint32_t kEpisodePoints = 64; // refractory length after a reported anomaly
-constexpr double kEscalation = 1.5;      // a deviation this much larger than the episode's peak is new
-constexpr double kSeasonScaleAlpha = 0.01; // pooled seasonal residual scale
-constexpr double kSeasonExplains = 0.5;  // seasonal residual / plain spread below which it arbitrates
+// The quantile estimate from a few thousand points is itself noisy: a tail within this factor of
+// the Gaussian one is taken as Gaussian, so well-behaved metrics keep their plain deviations.
+constexpr double kTailTolerance = 1.2;
+constexpr double kMultiplicity = 2.0;   // effective number of independent components (max of them)
+constexpr double kSimpler = 0.5;        // a point component this close to the largest decides the type
+
+// Burst component (ensemble only): how often the metric deviates, not how far.
+constexpr double kSurpriseCap = 6.0;    // cap on one point's surprise (robust deviations)
+constexpr double kBurstAlpha = 0.002;   // long-run level and spread of the burst sum
+
+// Episodes (refractory): a report raises an envelope that decays over kEpisodePoints; while a
+// deviation stays under kEscalation times it, it is the same episode and not reported again.
+constexpr double kEpisodePoints = 512;
+constexpr double kEnvelopeDecay = 1.0 - 1.0 / kEpisodePoints;
+constexpr double kEnvelopeCap = 3.0;    // in units of the sensitivity
+constexpr double kEscalation = 1.5;
 
 // Histogram bin of |z| on a log-like scale: the exponent of 1 + |z| and the top two bits of its
 // mantissa (4 bins per octave), without calling log2.
@@ -60,19 +91,52 @@ double TailEdge(double bin) {
 	return std::ldexp(1.0 + m / 4.0, e) - 1.0;
 }
 
+// lower_bound / upper_bound on a[0..n) without data-dependent branches (the compiler emits
+// conditional moves): on noisy data a branchy binary search mispredicts half its steps.
+int LowerBound(const double *a, int n, double x) {
+	if (n <= 0)
+		return 0;
+	const double *b = a;
+	while (n > 1) {
+		int half = n / 2;
+		b = b[half] < x ? b + half : b;
+		n -= half;
+	}
+	return static_cast<int>(b - a) + (*b < x);
+}
+int UpperBound(const double *a, int n, double x) {
+	if (n <= 0)
+		return 0;
+	const double *b = a;
+	while (n > 1) {
+		int half = n / 2;
+		b = !(x < b[half]) ? b + half : b;
+		n -= half;
+	}
+	return static_cast<int>(b - a) + !(x < *b);
+}
+
 // Inserts x into the sorted array a[0..n) (room for one more).
 void SortedInsert(double *a, int n, double x) {
-	int i = static_cast<int>(std::upper_bound(a, a + n, x) - a);
+	int i = UpperBound(a, n, x);
 	std::memmove(a + i + 1, a + i, static_cast<std::size_t>(n - i) * sizeof(double));
 	a[i] = x;
 }
 
-// Removes one copy of x from the sorted array a[0..n).
-void SortedErase(double *a, int n, double x) {
-	int i = static_cast<int>(std::lower_bound(a, a + n, x) - a);
+// Replaces one copy of old by x in the sorted array a[0..n), moving only the elements between
+// their two positions (a full window slides by one point with a single short move).
+void SortedReplace(double *a, int n, double old, double x) {
+	int i = LowerBound(a, n, old);
 	if (i >= n)
 		i = n - 1; // cannot happen for values that were inserted; stay in bounds regardless
-	std::memmove(a + i, a + i + 1, static_cast<std::size_t>(n - i - 1) * sizeof(double));
+	int j = UpperBound(a, n, x);
+	if (j > i) {
+		std::memmove(a + i, a + i + 1, static_cast<std::size_t>(j - 1 - i) * sizeof(double));
+		a[j - 1] = x;
+	} else {
+		std::memmove(a + j + 1, a + j, static_cast<std::size_t>(i - j) * sizeof(double));
+		a[j] = x;
+	}
 }
 
 double SortedMedian(const double *a, int n) {
@@ -81,24 +145,30 @@ double SortedMedian(const double *a, int n) {
 	return (n % 2) ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
 }
 
-// The k-th smallest (0-based) |a[i] - m| over sorted a[0..n), in O(log n): the distances left of
-// m, read outwards, and right of m, read outwards, are two sorted runs.
-double KthDistance(const double *a, int n, double m, int k) {
-	int p = static_cast<int>(std::lower_bound(a, a + n, m) - a);
+// The mean of the k-th and (k+1)-th smallest (0-based) |a[i] - m| over sorted a[0..n) (or the
+// k-th alone when pair is false), in O(log n): the distances left of m, read outwards, and right
+// of m, read outwards, are two sorted runs.
+double KthDistance(const double *a, int n, double m, int k, bool pair) {
+	int p = LowerBound(a, n, m);
 	int na = p, nb = n - p;
-	auto A = [&](int j) { return m - a[p - 1 - j]; };
-	auto B = [&](int j) { return a[p + j] - m; };
+	auto A = [&](int j) { return j < na ? m - a[p - 1 - j] : HUGE_VAL; };
+	auto B = [&](int j) { return j < nb ? a[p + j] - m : HUGE_VAL; };
 	int lo = std::max(0, k - nb), hi = std::min(k, na);
 	while (lo <= hi) {
 		int i = (lo + hi) / 2, j = k - i;
 		double a_prev = i > 0 ? A(i - 1) : -HUGE_VAL, b_prev = j > 0 ? B(j - 1) : -HUGE_VAL;
-		double a_cur = i < na ? A(i) : HUGE_VAL, b_cur = j < nb ? B(j) : HUGE_VAL;
-		if (a_prev > b_cur)
+		double a_cur = A(i), b_cur = B(j);
+		if (a_prev > b_cur) {
 			hi = i - 1;
-		else if (b_prev > a_cur)
+		} else if (b_prev > a_cur) {
 			lo = i + 1;
-		else
-			return std::min(a_cur, b_cur);
+		} else {
+			if (!pair)
+				return std::min(a_cur, b_cur);
+			// the next one is the smaller of the run not taken and the successor in the other
+			double next = a_cur <= b_cur ? std::min(A(i + 1), b_cur) : std::min(a_cur, B(j + 1));
+			return 0.5 * (std::min(a_cur, b_cur) + next);
+		}
 	}
 	return 0; // unreachable for 0 <= k < n
 }
@@ -107,8 +177,8 @@ double SortedMad(const double *a, int n, double m) {
 	if (n <= 0)
 		return 0;
 	if (n % 2)
-		return KthDistance(a, n, m, n / 2);
-	return 0.5 * (KthDistance(a, n, m, n / 2 - 1) + KthDistance(a, n, m, n / 2));
+		return KthDistance(a, n, m, n / 2, false);
+	return KthDistance(a, n, m, n / 2 - 1, true);
 }
 
 double Floor(double scale, double level) {
@@ -117,6 +187,21 @@ double Floor(double scale, double level) {
 }
 
 } // namespace
+
+// Score of r = deviation / sensitivity: 0.5 r^4 up to 1 (0.5 at the sensitivity), then
+// 1 - 0.5 / (1 + c ln r)^2, which reaches 0.8 at r = sqrt(2) as r^4 / (1 + r^4) did, and stays
+// below 1 in double precision for every finite deviation (1 - 4e-7 at 1e300), so scores keep
+// ranking points however far out they are.
+double ScoreOfRatio(double r) {
+	if (!(r > 0))
+		return 0;
+	if (r <= 1) {
+		double r2 = r * r;
+		return 0.5 * r2 * r2;
+	}
+	double q = 1 + kScoreLogSlope * std::log(r);
+	return 1 - 0.5 / (q * q);
+}
 
 bool ParseAlgorithm(std::string_view name, Algorithm *out) {
 	for (int i = 0; i < kAlgorithmCount; i++)
@@ -192,11 +277,14 @@ Detector::Detector(const Settings &settings) : settings_(settings) {
 	std::memset(step_ring_, 0, sizeof step_ring_);
 	std::memset(step_sorted_, 0, sizeof step_sorted_);
 	std::memset(short_ring_, 0, sizeof short_ring_);
+	std::memset(burst_ring_, 0, sizeof burst_ring_);
 	std::memset(day_, 0, sizeof day_);
 	std::memset(week_, 0, sizeof week_);
 	std::memset(tail_, 0, sizeof tail_);
-	for (double &q : tail_q_)
-		q = 0;
+	for (int i = 0; i < kComponents; i++) {
+		tail_q_[i] = 0;
+		inv_factor_[i] = 1;
+	}
 }
 
 double Detector::RobustScale() const {
@@ -223,6 +311,24 @@ double Detector::TailQuantile(int c) const {
 	return TailEdge(kTailBins);
 }
 
+// Each component's factor: how much heavier its tail is here than on white Gaussian noise (1
+// within the tolerance). Stored inverted, for a multiply per point; a component without enough
+// history of its own gets the largest factor of the others.
+void Detector::RefreshCalibration() {
+	double factor[kComponents], borrowed = 1;
+	for (int i = 0; i < kComponents; i++) {
+		factor[i] = 0;
+		if (tail_count_[i] > 0)
+			tail_q_[i] = TailQuantile(i);
+		if (tail_count_[i] >= kTailMinPoints) {
+			factor[i] = std::max(1.0, tail_q_[i] / (kTailTolerance * kTailReference[i]));
+			borrowed = std::max(borrowed, factor[i]);
+		}
+	}
+	for (int i = 0; i < kComponents; i++)
+		inv_factor_[i] = 1.0 / (factor[i] > 0 ? factor[i] : borrowed);
+}
+
 Score Detector::Update(const Point &in) {
 	Point p = in;
 	if (n_ > 0 && !(p.t >= last_t_))
@@ -239,13 +345,27 @@ Score Detector::Update(const Point &in) {
 	const double step = x - last_value_;
 	const bool have_prev = n_ > 0;
 
+	// Seasonal expectation: the time-of-day bucket, plus the hour-of-week bucket's learned offset
+	// from it once that has history from kSeasonDays distinct weeks (an offset, not a level of
+	// its own: an hour-long bucket cannot follow the daily profile within the hour).
+	Bucket &day = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
+	Bucket &week = week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60];
+	const bool season_ok = day.days >= kSeasonDays;
+	const double season_pred = day.mean + (week.days >= kSeasonDays ? week.mean : 0.0);
+
 	// ---- score (from the state before this point) ---------------------------------------
-	Component comp[8];
-	bool on[8] = {};
+	Component comp[kComponents];
+	bool on[kComponents] = {};
+	// Surprise of this point for the burst component: its robust deviation, capped so that one
+	// huge spike counts like any clear one (the component measures how often, not how far).
+	const double surprise = count_ >= 2 ? std::min(std::fabs(x - m) / s, kSurpriseCap) : 0;
+	const double burst_sum = burst_sum_ + surprise - burst_ring_[burst_pos_];
 	if (n_ >= settings_.min_data_points && count_ >= 2) {
 		auto set = [&](Algorithm a, double z, double baseline) {
 			int i = static_cast<int>(a);
-			if (!(mask & AlgorithmBit(a)) || !std::isfinite(z))
+			// A component whose arithmetic overflowed on absurd (finite) values abstains: no
+			// score, deviation or baseline that is not finite ever leaves the detector.
+			if (!(mask & AlgorithmBit(a)) || !std::isfinite(z) || !std::isfinite(baseline))
 				return;
 			comp[i] = {z, baseline};
 			on[i] = true;
@@ -276,72 +396,118 @@ Score Detector::Update(const Point &in) {
 			set(Algorithm::kEwma, (e - m) / (s * std::sqrt(kEwmaLambda / (2 - kEwmaLambda))), m);
 		}
 		{
-			double r = std::clamp((x - m) / s, -6.0, 6.0);
+			// Residuals are centred on their own slow mean: against the median, a skewed metric
+			// (mostly idle with bursts) has a positive mean residual and would saturate the sum.
+			double r = std::clamp((x - m) / s, -6.0, 6.0) - cusum_bias_;
 			double hi = std::min(kCusumCap, std::max(0.0, cusum_hi_ + r - kCusumSlack));
 			double lo = std::min(kCusumCap, std::max(0.0, cusum_lo_ - r - kCusumSlack));
 			// P(S > h) ~ exp(-2 k h) = exp(-h) for k = 1/2; the Gaussian z with that tail is sqrt(2h).
 			double z = hi >= lo ? std::sqrt(2 * hi) : -std::sqrt(2 * lo);
 			set(Algorithm::kCusum, z, m);
 		}
-		{
-			const Bucket &w = week_[p.local_dow * 24 + p.local_minute / 60];
-			const Bucket &d = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
-			const Bucket *b = w.days >= kSeasonDays ? &w : d.days >= kSeasonDays ? &d : nullptr;
-			if (b) {
-				// The bucket's own spread has few samples (one a day per 5-minute bucket), so the
-				// pooled residual scale of all buckets is a floor that keeps this z well calibrated.
-				double sc = Floor(std::max({kMeanAbsToSigma * b->absdev, kMeanAbsToSigma * season_scale_, 0.1 * s}), b->mean);
-				set(Algorithm::kSeasonal, (x - b->mean) / sc, b->mean);
-			}
+		if (season_ok) {
+			// The bucket's own spread has few samples (one a day per 5-minute bucket), so the
+			// pooled residual scale of all buckets is a floor that keeps this z well calibrated.
+			double sc = Floor(std::max({kMeanAbsToSigma * day.absdev, kMeanAbsToSigma * season_scale_, 0.1 * s}), season_pred);
+			set(Algorithm::kSeasonal, (x - season_pred) / sc, season_pred);
 		}
 		if (holt_n_ >= 3) {
-			double f = level_ + trend_ * dt;
-			double sc = Floor(std::max(kMeanAbsToSigma * err_scale_, 0.1 * s), f);
+			// The trend is extrapolated over at most kHorizonSteps typical gaps (after a long
+			// gap the level is the better guess), and the forecast is less certain further out:
+			// its error scale grows like a random walk's, sqrt(steps), up to kHorizonGrowth.
+			double steps = dt_ew_ > 0 ? dt / dt_ew_ : 1.0;
+			double f = level_ + trend_ * (dt_ew_ > 0 ? std::min(dt, kHorizonSteps * dt_ew_) : dt);
+			double sc = Floor(std::max(kMeanAbsToSigma * err_scale_, kPredictiveFloor * s), f);
+			if (steps > 1)
+				sc *= std::min(std::sqrt(steps), kHorizonGrowth);
 			set(Algorithm::kPredictive, (x - f) / sc, f);
 		}
 
-		// Ensemble: every component's |z| divided by its calibration factor on this metric; the
-		// largest decides. A single component reports its plain z.
-		double cal[8] = {};
-		int best = -1;
-		for (int i = 0; i < 8; i++) {
-			if (!on[i])
-				continue;
-			double f = 1;
-			if (ensemble && tail_count_[i] >= kTailMinPoints)
-				f = std::max(1.0, tail_q_[i] / kTailReference[i]);
-			cal[i] = std::fabs(comp[i].z) / f;
-			if (best < 0 || cal[i] > cal[best])
-				best = i;
+		// Burst (ensemble only): the surprise summed over the last kBurstPoints against its own
+		// long-run level and spread; one-sided, since only more surprise than usual is news (a
+		// spikier stretch of a spiky metric, where each spike alone is routine).
+		if (ensemble && burst_n_ >= kBurstPoints + kTailMinPoints) {
+			double bsd = Floor(kMeanAbsToSigma * burst_dev_, burst_mean_);
+			comp[kBurst] = {std::max(0.0, burst_sum - burst_mean_) / bsd, m};
+			on[kBurst] = true;
+		}
+		// Ensemble: every component's |z| times its inverse calibration factor on this metric (a
+		// component without its own calibration yet, such as the seasonal one in its first days,
+		// borrows the most conservative factor of the others; see RefreshCalibration). A single
+		// component reports its plain z.
+		double cal[kComponents] = {};
+		for (int i = 0; i < kComponents; i++)
+			if (on[i]) {
+				cal[i] = std::fabs(comp[i].z) * (ensemble ? inv_factor_[i] : 1.0);
+				if (!std::isfinite(cal[i])) // overflow on absurd values: such a component abstains
+					on[i] = false, cal[i] = 0;
+			}
+		// A large step back to an ordinary level (the point after a spike) is a return, not
+		// news: in the ensemble, the step counts only as far as the point itself deviates.
+		const int ri = static_cast<int>(Algorithm::kRateOfChange);
+		if (ensemble && on[ri]) {
+			const int mi0 = static_cast<int>(Algorithm::kMad), zi0 = static_cast<int>(Algorithm::kZScore);
+			double level = std::max(on[mi0] ? cal[mi0] : 0.0, on[zi0] ? cal[zi0] : 0.0);
+			cal[ri] = std::min(cal[ri], kStepOverLevel * level);
 		}
 		// Where the daily profile explains most of the variation (its residual scale is well
-		// under the plain spread around the window median), the window components only see the
-		// profile's routine swings: the seasonal deviation then bounds theirs.
+		// under the window baseline's), the window components only see the profile's routine
+		// swings: the seasonal deviation then bounds theirs. Conversely, a daily profile that
+		// predicts no better than the window (a metric without daily pattern) only adds the noise
+		// of its few-sample bucket means: it stays out.
 		const int si = static_cast<int>(Algorithm::kSeasonal);
-		if (ensemble && on[si] && kMeanAbsToSigma * season_scale_ < kSeasonExplains * kMeanAbsToSigma * absdev_ew_)
-			for (int i = 0; i < 8; i++)
-				if (on[i] && i != si)
-					cal[i] = std::min(cal[i], cal[si]);
+		if (ensemble && on[si] && season_scale_ < kSeasonExplains * plain_scale_) {
+			for (int i = 0; i < kComponents; i++)
+				cal[i] = std::min(cal[i], cal[si]);
+		} else if (ensemble && on[si] && season_scale_ >= kSeasonUseful * plain_scale_) {
+			cal[si] = 0;
+		}
+		int best = -1;
+		for (int i = 0; i < kComponents; i++)
+			if (on[i] && (best < 0 || cal[i] > cal[best]))
+				best = i;
 		if (best >= 0) {
-			for (int i = 0; i < 8; i++)
-				if (on[i] && cal[i] > cal[best])
-					best = i;
 			// A point deviation explained almost as well by the point components is a spike or a
-			// drop, not a trend change or a level shift: prefer the simpler explanation.
-			for (Algorithm a : {Algorithm::kMad, Algorithm::kZScore}) {
-				int i = static_cast<int>(a);
-				if (best != i && on[i] && cal[i] >= 0.8 * cal[best] && best != static_cast<int>(Algorithm::kMad)
-					&& best != static_cast<int>(Algorithm::kZScore))
-					best = i;
+			// drop, not a trend change or a level shift: the simpler explanation decides, with its
+			// own deviation (the other component's excess over it is not trusted as news).
+			const int mi = static_cast<int>(Algorithm::kMad), zi = static_cast<int>(Algorithm::kZScore);
+			if (best != mi && best != zi) {
+				if (on[mi] && cal[mi] >= kSimpler * cal[best])
+					best = mi;
+				else if (on[zi] && cal[zi] >= kSimpler * cal[best])
+					best = zi;
 			}
 			double d = cal[best];
+			if (ensemble) {
+				// The largest of several deviations is more often far out than any one of them:
+				// a multiple-comparison correction keeps white noise as quiet as one Gaussian
+				// z. The tail probability of the largest, about kMultiplicity times that of one,
+				// goes back to a Gaussian z: d'^2/2 + ln d' = d^2/2 + ln d - ln k (one step).
+				// (Beyond 1e6 the correction is far below double precision: skipped, so d * d
+				// cannot overflow.)
+				if (d < 1e6) {
+					double d2 = d * d - 2 * std::log(kMultiplicity);
+					if (d2 > 0) {
+						double first = std::sqrt(d2);
+						d = std::sqrt(d2 + 2 * std::log(d / first));
+					} else {
+						d = 0;
+					}
+				}
+				// The first scored points rest on rough estimates (a few dozen points): they
+				// need a proportionally larger deviation.
+				d *= static_cast<double>(n_) / (n_ + kEarlyPoints);
+			}
+			if (!std::isfinite(d))
+				d = 1e300;
 			double r = d / settings_.sensitivity;
-			double rp = std::pow(r, kScorePower);
 			out.warming_up = false;
-			out.score = std::isfinite(rp) ? rp / (1 + rp) : 1.0;
+			out.score = ScoreOfRatio(r);
 			out.deviation = comp[best].z < 0 ? -d : d;
 			out.baseline = comp[best].baseline;
-			Algorithm a = static_cast<Algorithm>(best);
+			// A burst is reported as a moving-average level shift: the short-run average of the
+			// deviations has shifted.
+			Algorithm a = best == kBurst ? Algorithm::kMovingAverage : static_cast<Algorithm>(best);
 			out.algorithm = a;
 			switch (a) {
 			case Algorithm::kMovingAverage:
@@ -351,23 +517,28 @@ Score Detector::Update(const Point &in) {
 			case Algorithm::kSeasonal: out.type = AnomalyType::kOutlier; break;
 			default: out.type = comp[best].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop; break;
 			}
-			out.severity = r >= 3 ? Severity::kCritical : r >= 2 ? Severity::kHigh
-				: r >= 1.5 ? Severity::kMedium : Severity::kLow;
+			// Bands in units of the sensitivity. High starts a little under 2x so a 10-sigma spike
+			// stays high when the window's scale estimate comes out a bit large.
+			out.severity = r >= 3 ? Severity::kCritical : r >= 1.75 ? Severity::kHigh
+				: r >= 1.3 ? Severity::kMedium : Severity::kLow;
 			out.anomaly = r >= 1.0;
-			// One report per episode: within kEpisodePoints of a reported anomaly, only a clearly
-			// larger deviation is news. The score is halved so a threshold at 0.5 agrees.
-			if (out.anomaly && episode_left_ > 0 && d < kEscalation * episode_peak_) {
+			// One report per episode: a deviation is news only when it clearly exceeds the recent
+			// envelope of deviations (which decays over kEpisodePoints), so a sustained anomaly
+			// is reported once and a fresh one after a quiet spell is reported again. A
+			// suppressed point's score is halved so a threshold at 0.5 agrees.
+			if (out.anomaly && d < kEscalation * envelope_) {
 				out.anomaly = false;
 				out.score *= 0.5;
-			} else if (out.anomaly) {
-				episode_peak_ = d;
-				episode_left_ = kEpisodePoints + 1;
-				if (a == Algorithm::kCusum)
-					cusum_hi_ = cusum_lo_ = 0; // reported: start accumulating afresh
+			} else if (out.anomaly && a == Algorithm::kCusum) {
+				cusum_hi_ = cusum_lo_ = 0; // reported: start accumulating afresh
 			}
+			// Capped: one enormous deviation must not silence the metric for days while the
+			// envelope decays.
+			if (r >= 1.0)
+				envelope_ = std::max(envelope_, std::min(d, kEnvelopeCap * settings_.sensitivity));
 		}
 		if (ensemble) {
-			for (int i = 0; i < 8; i++)
+			for (int i = 0; i < kComponents; i++)
 				if (on[i])
 					TailAdd(i, comp[i].z);
 			tail_weight_ *= 1.0f / (1.0f - 1.0f / kTailMemory);
@@ -381,20 +552,46 @@ Score Detector::Update(const Point &in) {
 			}
 			if (++tail_refresh_ >= kTailRefreshPoints) {
 				tail_refresh_ = 0;
-				for (int i = 0; i < 8; i++)
-					if (tail_count_[i] > 0)
-						tail_q_[i] = TailQuantile(i);
+				RefreshCalibration();
 			}
 		}
 	}
-	if (episode_left_ > 0)
-		episode_left_--;
+	envelope_ *= kEnvelopeDecay;
+
+	// burst: the running sum of the last kBurstPoints surprises, and its long-run level/spread
+	if (count_ >= 2) {
+		burst_sum_ = burst_sum;
+		burst_ring_[burst_pos_] = surprise;
+		burst_pos_ = (burst_pos_ + 1) % kBurstPoints;
+		if (burst_pos_ == 0) { // cancel the running sum's rounding drift
+			burst_sum_ = 0;
+			for (double u : burst_ring_)
+				burst_sum_ += u;
+		}
+		if (++burst_n_ >= kBurstPoints) {
+			double dev = std::fabs(burst_sum - burst_mean_);
+			double sc = kMeanAbsToSigma * burst_dev_;
+			if (burst_n_ > kBurstPoints + kTailMinPoints && sc > 0)
+				dev = std::min(dev, 6 * sc);
+			if (burst_n_ == kBurstPoints) {
+				burst_mean_ = burst_sum;
+				burst_dev_ = 0;
+			} else {
+				// a plain running mean at first, so the start-up value does not linger
+				double a = std::max(kBurstAlpha, 1.0 / (burst_n_ - kBurstPoints + 1));
+				burst_mean_ += a * (burst_sum - burst_mean_);
+				burst_dev_ += a * (dev - burst_dev_);
+			}
+		}
+	}
 
 	// ---- learn ----------------------------------------------------------------------------
 	// CUSUM from the pre-point baseline (as scored)
 	if (count_ >= 2) {
-		double r = std::clamp((x - m) / s, -6.0, 6.0);
-		if (!(out.anomaly && out.algorithm == Algorithm::kCusum)) {
+		double rc = std::clamp((x - m) / s, -6.0, 6.0), r = rc - cusum_bias_;
+		cusum_bias_ += kCusumBiasAlpha * (rc - cusum_bias_);
+		// Only once scoring starts: the first few points' baseline is too rough to accumulate.
+		if (n_ >= settings_.min_data_points && !(out.anomaly && out.algorithm == Algorithm::kCusum)) {
 			cusum_hi_ = std::min(kCusumCap, std::max(0.0, cusum_hi_ + r - kCusumSlack));
 			cusum_lo_ = std::min(kCusumCap, std::max(0.0, cusum_lo_ - r - kCusumSlack));
 		}
@@ -407,24 +604,24 @@ Score Detector::Update(const Point &in) {
 	if (have_prev) {
 		double a = std::fabs(step);
 		if (step_count_ == kWindow) {
-			SortedErase(step_sorted_, step_count_, step_ring_[step_pos_]);
-			step_count_--;
+			SortedReplace(step_sorted_, step_count_, step_ring_[step_pos_], a);
+		} else {
+			SortedInsert(step_sorted_, step_count_, a);
+			step_count_++;
 		}
-		SortedInsert(step_sorted_, step_count_, a);
-		step_count_++;
 		step_ring_[step_pos_] = a;
 		step_pos_ = (step_pos_ + 1) % kWindow;
 	}
 	// value window, running sums
 	if (count_ == kWindow) {
 		double old = ring_[ring_pos_];
-		SortedErase(sorted_, count_, old);
-		count_--;
+		SortedReplace(sorted_, count_, old, x);
 		sum_ -= old;
 		sumsq_ -= old * old;
+	} else {
+		SortedInsert(sorted_, count_, x);
+		count_++;
 	}
-	SortedInsert(sorted_, count_, x);
-	count_++;
 	ring_[ring_pos_] = x;
 	ring_pos_ = (ring_pos_ + 1) % kWindow;
 	sum_ += x;
@@ -452,47 +649,98 @@ Score Detector::Update(const Point &in) {
 		double clipped = (holt_n_ > 3 && sc > 0) ? std::clamp(e, -5 * sc, 5 * sc) : e;
 		err_scale_ = holt_n_ == 1 ? std::fabs(e) : err_scale_ + kErrAlpha * (std::fabs(clipped) - err_scale_);
 		double new_level = kHoltAlpha * x + (1 - kHoltAlpha) * f;
-		if (dt > 0)
-			trend_ = kHoltBeta * (new_level - level_) / dt + (1 - kHoltBeta) * trend_;
+		if (dt > 0) {
+			// With irregular spacing, a level change over a gap much shorter than usual is mostly
+			// noise divided by a small dt: such a step moves the trend proportionally less.
+			double w = dt_ew_ > 0 ? std::min(1.0, dt / dt_ew_) : 1.0;
+			trend_ += kHoltBeta * w * ((new_level - level_) / dt - trend_);
+			dt_ew_ = dt_ew_ == 0 ? dt : dt_ew_ + kDtAlpha * (dt - dt_ew_);
+		}
 		level_ = new_level;
 	}
 	holt_n_++;
 
-	// seasonal buckets
-	auto learn_bucket = [&](Bucket &b) {
-		if (b.count == 0) {
-			b.mean = x;
-			b.absdev = 0;
-		} else {
-			double dev = std::fabs(x - b.mean);
-			double sc = kMeanAbsToSigma * b.absdev;
-			if (b.days >= kSeasonDays && sc > 0)
-				dev = std::min(dev, 6 * sc);
-			b.absdev += kBucketAlpha * (dev - b.absdev);
-			b.mean += kBucketAlpha * (x - b.mean);
-		}
-		if (b.count == 0 || b.last_day != p.local_day) {
-			b.days++;
-			b.last_day = p.local_day;
-		}
-		b.count++;
-	};
-	{
-		const Bucket &b = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
-		if (b.days >= kSeasonDays) {
-			double dev = std::fabs(x - b.mean), sc = kMeanAbsToSigma * season_scale_;
-			if (sc > 0)
-				dev = std::min(dev, 6 * sc); // an outlier does not inflate the scale much
-			season_scale_ = season_scale_ == 0 ? dev : season_scale_ + kSeasonScaleAlpha * (dev - season_scale_);
-		}
-	}
-	learn_bucket(day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440]);
-	learn_bucket(week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60]);
+	LearnSeason(p, x, day, week, true, m);
 
 	last_t_ = p.t;
 	last_value_ = x;
 	n_++;
 	return out;
+}
+
+void Detector::LearnBucket(Bucket &b, double x, std::int64_t local_day) {
+	if (b.count == 0) {
+		b.mean = x;
+		b.absdev = 0;
+	} else {
+		double dev = std::fabs(x - b.mean);
+		double sc = kMeanAbsToSigma * std::max(b.absdev, season_scale_);
+		double xc = x;
+		if (b.days >= kSeasonDays && sc > 0) {
+			dev = std::min(dev, 6 * sc);
+			// A trusted profile moves only a few of its own deviations per day: one anomalous
+			// day must not bend it so far that the next normal day looks anomalous.
+			xc = std::clamp(x, b.mean - kBucketClip * sc, b.mean + kBucketClip * sc);
+		}
+		b.absdev += kBucketAlpha * (dev - b.absdev);
+		b.mean += kBucketAlpha * (xc - b.mean);
+	}
+	if (b.count == 0 || b.last_day != local_day) {
+		b.days++;
+		b.last_day = local_day;
+	}
+	b.count++;
+}
+
+// The seasonal part of learning a point. with_scales: also the pooled residual scales, which
+// compare the profile with the window baseline m (Warm() has no window, and leaves them to the
+// fully learnt points that follow).
+void Detector::LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m) {
+	const bool season_ok = day.days >= kSeasonDays;
+	if (season_ok) {
+		const double season_pred = day.mean + (week.days >= kSeasonDays ? week.mean : 0.0);
+		if (with_scales) {
+			// pooled seasonal residual scale (before this point is learned, as scored)
+			double dev = std::fabs(x - season_pred), sc = kMeanAbsToSigma * season_scale_;
+			if (sc > 0)
+				dev = std::min(dev, kScaleClip * sc); // an outlier does not inflate the scale much
+			season_scale_ = season_scale_ == 0 ? dev : season_scale_ + kSeasonScaleAlpha * (dev - season_scale_);
+			// the window baseline's residual on the same points, clipped the same way: the fair
+			// comparison for whether the daily profile explains the metric
+			double pdev = std::fabs(x - m), psc = kMeanAbsToSigma * plain_scale_;
+			if (psc > 0)
+				pdev = std::min(pdev, kScaleClip * psc);
+			plain_scale_ = plain_scale_ == 0 ? pdev : plain_scale_ + kSeasonScaleAlpha * (pdev - plain_scale_);
+		}
+		// the hour-of-week offset from the (trusted) time-of-day profile
+		double r = x - day.mean;
+		if (week.count == 0) {
+			week.mean = r;
+		} else {
+			double wsc = kMeanAbsToSigma * std::max(day.absdev, season_scale_);
+			if (week.days >= kSeasonDays && wsc > 0)
+				r = std::clamp(r, week.mean - kBucketClip * wsc, week.mean + kBucketClip * wsc);
+			week.mean += kWeekAlpha * (r - week.mean);
+		}
+		if (week.count == 0 || week.last_day != p.local_day) {
+			week.days++;
+			week.last_day = p.local_day;
+		}
+		week.count++;
+	}
+	LearnBucket(day, x, p.local_day);
+}
+
+void Detector::Warm(const Point &in) {
+	Point p = in;
+	if (n_ > 0 && !(p.t >= last_t_))
+		p.t = last_t_;
+	Bucket &day = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
+	Bucket &week = week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60];
+	LearnSeason(p, p.value, day, week, false, 0);
+	last_t_ = p.t;
+	last_value_ = p.value;
+	n_++;
 }
 
 } // namespace thrillmon::detect

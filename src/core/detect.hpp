@@ -12,16 +12,27 @@
 // * ewma           : an EWMA control chart against the median;
 // * cusum          : two-sided CUSUM of robust residuals (level shifts), mapped to the z with the
 //                    same Gaussian tail;
-// * seasonal       : time-of-day (15-minute) and hour-of-week baselines in local time, used per
-//                    bucket once it has history from kSeasonDays distinct days (weeks);
+// * seasonal       : time-of-day (5-minute) and hour-of-week baselines in local time, used per
+//                    bucket once it has history from kSeasonDays distinct days (weeks); its
+//                    scale is floored by the pooled residual scale of all buckets;
 // * predictive     : Holt's linear trend forecast, error against the forecast's own error scale
 //                    (a prediction interval);
-// * ensemble       : all of the above combined into one deviation, normalised by how heavy this
-//                    metric's tails have been, and mapped into a score in [0, 1].
+// * ensemble       : all of the above plus an internal burst component (the capped robust
+//                    deviation summed over the last kBurstPoints against its long-run level: a
+//                    rise in how often the metric deviates). Each component's |z| is divided by
+//                    a calibration factor, the tail quantile of that component on this metric
+//                    against its quantile on white Gaussian noise (1 when not clearly heavier),
+//                    so components that routinely fire here stop deciding alone. Where the daily
+//                    profile explains the metric, it bounds the window components (they only see
+//                    its routine swings); where it explains nothing, it stays out. The largest
+//                    calibrated deviation decides, corrected for being the largest of several,
+//                    and one report per episode: a decaying envelope of reported deviations
+//                    suppresses (halves the score of) what is not clearly larger.
 //
-// A deviation d is a Gaussian-equivalent number of standard deviations. The score is
-// r^p / (1 + r^p) with r = d / sensitivity: 0.5 exactly at the sensitivity, never 1.0 in
-// floating point for finite d, so scores still rank points (the NAB scorer needs that).
+// A deviation d is a Gaussian-equivalent number of standard deviations. With r = d /
+// sensitivity the score is 0.5 r^4 up to r = 1 (0.5 exactly at the sensitivity), then
+// 1 - 0.5 / (1 + 1.677 ln r)^2 (0.8 at r = sqrt 2): never 1.0 in floating point for a finite d,
+// so scores still rank points however far out (the NAB scorer needs that).
 #pragma once
 #include "core/no_postgres.hpp"
 
@@ -49,6 +60,9 @@ constexpr std::uint32_t kAllComponents = (1u << 8) - 1; // every algorithm excep
 // Parses a name from the SQL API ("z_score", ..., "ensemble"); false when unknown.
 bool ParseAlgorithm(std::string_view name, Algorithm *out);
 const char *AlgorithmName(Algorithm a);
+
+// The score of r = deviation / sensitivity (see the top of this file).
+double ScoreOfRatio(double r);
 
 enum class AnomalyType : std::uint8_t { kSpike, kDrop, kLevelShift, kTrendChange, kOutlier };
 const char *AnomalyTypeName(AnomalyType t);
@@ -95,6 +109,11 @@ public:
 	static constexpr int kDayBuckets = 288; // 5-minute buckets of the local day
 	static constexpr int kWeekBuckets = 168; // local hours of the week
 	static constexpr int kTailBins = 128;   // deviation histogram, log-spaced (tail normalisation)
+	static constexpr int kBurstPoints = 16; // burst component: surprise summed over this many points
+	// the eight public components plus the ensemble-only burst component (a rise in how often
+	// the metric deviates)
+	static constexpr int kBurst = 8;
+	static constexpr int kComponents = 9;
 
 	explicit Detector(const Settings &settings);
 
@@ -103,13 +122,28 @@ public:
 	Score Update(const Point &p);
 	// Learns p without scoring it (state rebuild); same state as Update().
 	void Learn(const Point &p) { (void)Update(p); }
+	// Learns only the seasonal profile from p: for history older than the last kRebuildFull
+	// points of a rebuild, which the windows, scales and calibration would forget anyway (their
+	// memory is shorter), while the daily and weekly profile needs days of it. About 20 times
+	// cheaper than Learn().
+	void Warm(const Point &p);
+	// How many of a rebuild's most recent points get the full Learn() (see Rebuild()).
+	static constexpr std::size_t kRebuildFull = 512;
+	// Rebuilds state from history in time order: Warm() all but the last kRebuildFull points,
+	// Learn() those. Live detection (a detector cache rebuilt from the lookback window) and
+	// backtest() (its warm-up before `from`) both rebuild this way.
+	template <typename PointAt>
+	void Rebuild(std::size_t n, PointAt &&point_at) {
+		std::size_t i = 0;
+		for (; i + kRebuildFull < n; i++)
+			Warm(point_at(i));
+		for (; i < n; i++)
+			Learn(point_at(i));
+	}
 
 	std::uint64_t points() const { return n_; }
 	double last_time() const { return last_t_; }
 	static constexpr std::size_t MemoryBytes() { return sizeof(Detector); }
-#ifdef THRILLMON_DETECT_DEBUG
-	double DebugTailQ(int c) const { return tail_q_[c]; }
-#endif
 
 private:
 	struct Bucket {
@@ -126,7 +160,10 @@ private:
 
 	double RobustScale() const;
 	void TailAdd(int c, double z);
+	void LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m);
+	void LearnBucket(Bucket &b, double x, std::int64_t local_day);
 	double TailQuantile(int c) const;
+	void RefreshCalibration();
 
 	Settings settings_;
 	std::uint64_t n_ = 0;
@@ -153,27 +190,36 @@ private:
 	double ewma_ = 0;
 	double absdev_ew_ = 0; // EW mean |x - median| (scale floor for discrete series)
 	double cusum_hi_ = 0, cusum_lo_ = 0;
+	double cusum_bias_ = 0; // slow mean of the clipped robust residual
+
+	// burst component: ring of capped surprises, its sum, and the sum's long-run level/spread
+	double burst_ring_[kBurstPoints];
+	double burst_sum_ = 0, burst_mean_ = 0, burst_dev_ = 0;
+	int burst_pos_ = 0;
+	std::uint32_t burst_n_ = 0;
 
 	// Holt's linear trend
 	double level_ = 0, trend_ = 0, err_scale_ = 0;
+	double dt_ew_ = 0; // EW mean spacing of the points (seconds)
 	std::uint32_t holt_n_ = 0;
 
 	Bucket day_[kDayBuckets];
 	Bucket week_[kWeekBuckets];
 	double season_scale_ = 0; // pooled EW mean |x - bucket mean| over all trusted buckets
+	double plain_scale_ = 0;  // EW mean |x - window median| on the same points (comparison)
 
 	// Per-component calibration: a decayed histogram of each component's |z| on this metric
 	// (weights grow instead of decaying all bins), and the resulting tail quantile.
-	float tail_[8][kTailBins + 1];
-	float tail_total_[8] = {};
-	std::uint32_t tail_count_[8] = {};
+	float tail_[kComponents][kTailBins + 1];
+	float tail_total_[kComponents] = {};
+	std::uint32_t tail_count_[kComponents] = {};
 	float tail_weight_ = 1;
-	double tail_q_[8] = {};
+	double tail_q_[kComponents] = {};
+	double inv_factor_[kComponents]; // 1 / calibration factor (RefreshCalibration)
 	int tail_refresh_ = 0;
 
-	// refractory: an episode already reported is not reported again at a lower deviation
-	double episode_peak_ = 0;
-	std::uint32_t episode_left_ = 0;
+	// refractory: the recent envelope of deviations (decaying); only a clear excess is reported
+	double envelope_ = 0;
 };
 
 } // namespace thrillmon::detect

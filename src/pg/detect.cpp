@@ -552,8 +552,7 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 			if (it == cache->entries.end() || !(it->second->cfg == wk.cfg)) {
 				auto entry = std::unique_ptr<CacheEntry>(new CacheEntry {wk.cfg, detect::Detector(SettingsOf(wk.cfg))});
 				SortByTime(wk.history);
-				for (const RawPoint &r : wk.history)
-					entry->det.Learn(ToPoint(r));
+				entry->det.Rebuild(wk.history.size(), [&](std::size_t i) { return ToPoint(wk.history[i]); });
 				it = cache->entries.insert_or_assign(wk.name, std::move(entry)).first;
 			}
 			detect::Detector &det = it->second->det;
@@ -665,12 +664,13 @@ thrillmon_backtest(PG_FUNCTION_ARGS)
 		Work &wk = scratch->work.back();
 		SortByTime(wk.fresh);
 		detect::Detector det(SettingsOf(cfg));
-		for (const RawPoint &r : wk.fresh) {
-			if (r.ts < from)
-				det.Learn(ToPoint(r));
-			else
-				scratch->found.push_back(Found {0, r, det.Update(ToPoint(r))});
-		}
+		// Warm-up before `from` exactly as a live rebuild does it, then score.
+		std::size_t first = 0;
+		while (first < wk.fresh.size() && wk.fresh[first].ts < from)
+			first++;
+		det.Rebuild(first, [&](std::size_t i) { return ToPoint(wk.fresh[i]); });
+		for (std::size_t i = first; i < wk.fresh.size(); i++)
+			scratch->found.push_back(Found {0, wk.fresh[i], det.Update(ToPoint(wk.fresh[i]))});
 	});
 	RaiseIfSet(&err);
 	SPI_finish();

@@ -5,6 +5,7 @@
 #include "core/civil_time.hpp"
 #include "core/partitions.hpp"
 #include "core/schedule.hpp"
+#include "core/detect.hpp"
 #include "core/sketch.hpp"
 #include "core/validation.hpp"
 
@@ -124,12 +125,47 @@ FuzzSketch(const std::uint8_t *data, std::size_t size)
 
 } // namespace
 
+// The detectors on arbitrary streams: any algorithm set, sensitivity and minimum, values and time
+// steps taken from the input (finite values, as the glue guarantees; time may go backwards or
+// jump), algorithm names parsed from the input. Every score must be sane.
+void
+FuzzDetector(const std::uint8_t *data, std::size_t size)
+{
+	namespace det = thrillmon::detect;
+	if (size < 4)
+		return;
+	det::Algorithm parsed;
+	(void)det::ParseAlgorithm(std::string_view(reinterpret_cast<const char *>(data), size < 16 ? size : 16), &parsed);
+	det::Settings st;
+	st.algorithms = (static_cast<std::uint32_t>(data[0]) | (static_cast<std::uint32_t>(data[1] & 1) << 8));
+	st.sensitivity = 0.1 + data[2] * 0.2;
+	st.min_data_points = 2 + data[3] % 64;
+	(void)det::ValidateSettings(st.sensitivity, st.min_data_points, data[3]);
+	det::Detector d(st);
+	data += 4;
+	size -= 4;
+	double t = 1.7e9;
+	for (std::size_t i = 0; i + 9 <= size; i += 9) {
+		double v;
+		std::memcpy(&v, data + i, sizeof v);
+		if (!std::isfinite(v))
+			v = static_cast<double>(data[i]) - 128;
+		const std::uint8_t step = data[i + 8];
+		t += step < 8 ? -60.0 * step : step < 250 ? 60.0 : 86400.0 * step;
+		det::Point p = det::MakePoint(t, v, (step % 27 - 13) * 3600);
+		det::Score s = (step & 1) ? d.Update(p) : (d.Warm(p), d.Update(p));
+		if (!(s.score >= 0 && s.score <= 1) || !std::isfinite(s.deviation) || !std::isfinite(s.baseline)
+		    || (s.anomaly && s.score < 0.25))
+			__builtin_trap();
+	}
+}
+
 extern "C" int
 LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
 {
 	if (size == 0)
 		return 0;
-	const std::uint8_t which = data[0] % 4;
+	const std::uint8_t which = data[0] % 6;
 	++data;
 	--size;
 	switch (which) {
@@ -141,6 +177,10 @@ LLVMFuzzerTestOneInput(const std::uint8_t *data, std::size_t size)
 		break;
 	case 2:
 		FuzzCalendar(data, size);
+		break;
+	case 3:
+	case 4:
+		FuzzDetector(data, size);
 		break;
 	default:
 		FuzzSketch(data, size);

@@ -358,10 +358,10 @@ TEST(Detect, BiggerDeviationsScoreHigherAndSensitivityIsTheHalfwayMark)
 		EXPECT_GE(s.deviation, prev_dev) << "k=" << k;
 		prev = s.score;
 		prev_dev = s.deviation;
-		// 0.5 exactly at the sensitivity: the score is r^p / (1 + r^p) of r = |deviation| / 4.5
-		// (the header's contract); anomaly <=> |deviation| >= sensitivity
+		// 0.5 exactly at the sensitivity: the score is ScoreOfRatio(|deviation| / 4.5) (the
+		// header's contract); anomaly <=> |deviation| >= sensitivity
 		const double r = std::fabs(s.deviation) / 4.5;
-		EXPECT_NEAR(s.score, std::pow(r, 4) / (1 + std::pow(r, 4)), 1e-9) << "k=" << k << " dev=" << s.deviation;
+		EXPECT_NEAR(s.score, ScoreOfRatio(r), 1e-12) << "k=" << k << " dev=" << s.deviation;
 		EXPECT_EQ(s.anomaly, std::fabs(s.deviation) >= 4.5) << "k=" << k << " dev=" << s.deviation;
 		EXPECT_EQ(s.score >= 0.5, s.anomaly) << "k=" << k;
 		EXPECT_LT(s.score, 1.0) << k;
@@ -394,9 +394,7 @@ TEST(Detect, LowerSensitivityFindsMore)
 }
 
 // The header promises "never 1.0 in floating point for finite d, so scores still rank points".
-// r^4 / (1 + r^4) rounds to 1.0 once r^4 > 2^53, i.e. from about 43,000 sd at sensitivity 4.5, so
-// this fails with detect.cpp as of this writing; enable it once the mapping keeps the promise.
-TEST(Detect, DISABLED_ScoreNeverReachesOneForFiniteDeviation)
+TEST(Detect, ScoreNeverReachesOneForFiniteDeviation)
 {
 	std::mt19937_64 rng(5);
 	auto base = Make(AlgorithmBit(Algorithm::kMad));
@@ -481,6 +479,10 @@ TEST(Detect, TrendChangeIsFound)
 // scale is floored at 0.1 x the window's robust spread, which a trend inflates (128 points of a
 // 3 sd/min ramp have a MAD of ~100 sd): a reversal from +3 to -3 sd/min scores |dev| < 1 (found
 // by this test, detect.cpp as of this writing). Enable once predictive sees trend changes.
+// Known limitation, kept as a record: the predictive component's error scale is floored at a tenth
+// of the window's scale, which a steep trend inflates, so predictive alone does not flag a reversal
+// of a 3 sd/min trend within 10 points. Lowering the floor to 0.01 did not make this pass and cost
+// 3.6 NAB points (61.9 -> 58.3), so it stays.
 TEST(Detect, DISABLED_PredictiveFindsReversalOfSteepTrend)
 {
 	for (std::uint64_t seed : {3u, 4u}) {
