@@ -467,6 +467,18 @@ BEGIN
 		upto := prog.horizon;
 	END IF;
 	pass := pg_catalog.nextval('thrillmon.detector_pass_seq'::pg_catalog.regclass);
+	-- The BRIN indexes only describe page ranges that were summarised; the pages filled since
+	-- the last summary would all be read (and rechecked) by the scan. Summarising the days this
+	-- pass reads costs a look at those new pages only, and keeps the scan to the ranges that
+	-- hold the new points.
+	PERFORM pg_catalog.brin_summarize_new_values(i)
+	FROM (SELECT pg_catalog.to_regclass(pg_catalog.format('thrillmon.metric_time_series_p%s_time_brin_idx',
+	              pg_catalog.to_char(d, 'YYYYMMDD'))) AS i
+	      FROM pg_catalog.generate_series(
+	              pg_catalog.date_trunc('day', coalesce(prog.horizon, upto) AT TIME ZONE 'UTC'),
+	              pg_catalog.date_trunc('day', upto AT TIME ZONE 'UTC'), interval '1 day') d
+	      UNION ALL SELECT 'thrillmon.metric_time_series_default_time_brin_idx'::pg_catalog.regclass) x
+	WHERE i IS NOT NULL;
 
 	FOR a IN SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass) s ORDER BY s.ts, s.metric_name LOOP
 		cfg := thrillmon._config_for(a.metric_name);

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <malloc.h>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -28,7 +29,18 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "parser/parse_relation.h"
+#include "partitioning/partdesc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -283,6 +295,136 @@ ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *
 	pfree(rows);
 }
 
+// Runs query, which returns one row per metric: metric_name, a category (or NULL) and the
+// metric's points as two arrays, timestamps and values (array_agg() over the same rows, so in the
+// same order). The executor aggregates straight from the scan instead of SPI materialising a
+// tuple per point, which cost more than the scan itself. sink(name, category, ts, v, offsets, n)
+// runs inside Compute() for each row. The aggregation may hold tens of MB (a cold start): it gets
+// the memory for the length of this query only.
+template <typename Sink>
+void
+ScanArrays(const char *query, int nargs, Oid *types, Datum *values, Sink &&sink)
+{
+	char *old_work_mem = pstrdup(GetConfigOption("work_mem", false, false));
+	SetConfigOption("work_mem", "1GB", PGC_USERSET, PGC_S_SESSION);
+	thrillmon::pg::SpiRun(query, SPI_OK_SELECT, nargs, types, values);
+	SetConfigOption("work_mem", old_work_mem, PGC_USERSET, PGC_S_SESSION);
+	PlainError err {};
+	for (uint64 i = 0; i < SPI_processed; i++) {
+		HeapTuple tup = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool null_name, null_cat, null_ts, null_v;
+		Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
+		Datum dc = SPI_getbinval(tup, desc, 2, &null_cat);
+		Datum dts = SPI_getbinval(tup, desc, 3, &null_ts);
+		Datum dv = SPI_getbinval(tup, desc, 4, &null_v);
+		if (null_name || null_ts || null_v)
+			continue;
+		text *tn = DatumGetTextPP(dn);
+		ArrayType *ats = DatumGetArrayTypeP(dts);
+		ArrayType *av = DatumGetArrayTypeP(dv);
+		const int n = ArrayGetNItems(ARR_NDIM(ats), ARR_DIMS(ats));
+		if (ARR_HASNULL(ats) || ARR_HASNULL(av) || ArrayGetNItems(ARR_NDIM(av), ARR_DIMS(av)) != n)
+			continue; // both columns are NOT NULL: cannot happen
+		const TimestampTz *ts = reinterpret_cast<const TimestampTz *>(ARR_DATA_PTR(ats));
+		const double *v = reinterpret_cast<const double *>(ARR_DATA_PTR(av));
+		std::int32_t *offsets = static_cast<std::int32_t *>(palloc(sizeof(std::int32_t) * (n > 0 ? n : 1)));
+		for (int k = 0; k < n; k++)
+			offsets[k] = LocalOffset(ts[k]);
+		std::string_view name(VARDATA_ANY(tn), VARSIZE_ANY_EXHDR(tn));
+		std::string_view category("custom");
+		if (!null_cat) {
+			text *tc = DatumGetTextPP(dc);
+			category = std::string_view(VARDATA_ANY(tc), VARSIZE_ANY_EXHDR(tc));
+		}
+		Compute(&err, [&] { sink(name, category, ts, v, offsets, n); });
+		pfree(offsets);
+		RaiseIfSet(&err);
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+// A cold start reads every metric's lookback window (24 h x 1000 metrics is 1.44 M rows). Going
+// through the executor and SPI costs more than the scan itself, so the partitions that can hold
+// the window are scanned directly (table_beginscan under the active snapshot, as a sequential
+// scan would), and each row goes straight to its metric. The partitions are found by their names
+// (thrillmon's daily partitions and the default one): if the table has any partition named
+// otherwise (attached by hand), this returns false and the caller reads through SQL instead.
+// add(name, ts, value, offset) runs inside Compute() for each row in the window.
+template <typename Add>
+bool
+ScanWindowDirect(TimestampTz lo, TimestampTz hi, Add &&add)
+{
+	Oid nsp = get_namespace_oid("thrillmon", false);
+	Oid parent_oid = get_relname_relid("metric_time_series", nsp);
+	if (!OidIsValid(parent_oid))
+		return false;
+	Relation parent = table_open(parent_oid, AccessShareLock);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	const int nparts = pd->nparts;
+	Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
+	memcpy(oids, pd->oids, sizeof(Oid) * nparts);
+	table_close(parent, NoLock);
+	// Which partitions overlap (lo, hi]: daily ones by the UTC day in their name, the default always.
+	const int64 lo_day = TIMESTAMP_NOT_FINITE(lo) ? PG_INT64_MIN : (lo / USECS_PER_DAY) - 1;
+	const int64 hi_day = TIMESTAMP_NOT_FINITE(hi) ? PG_INT64_MAX : (hi / USECS_PER_DAY) + 1;
+	Oid *scan = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
+	int nscan = 0;
+	for (int i = 0; i < nparts; i++) {
+		const char *name = get_rel_name(oids[i]);
+		int y, m, d;
+		char tail;
+		if (name != nullptr && strcmp(name, "metric_time_series_default") == 0) {
+			scan[nscan++] = oids[i];
+		} else if (name != nullptr && sscanf(name, "metric_time_series_p%4d%2d%2d%c", &y, &m, &d, &tail) == 3) {
+			// days since 2000-01-01 (Postgres' epoch), like lo / USECS_PER_DAY
+			const int64 day = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
+			if (day >= lo_day && day <= hi_day)
+				scan[nscan++] = oids[i];
+		} else {
+			return false; // a partition we do not know: let SQL prune
+		}
+	}
+	PlainError err {};
+	for (int p = 0; p < nscan; p++) {
+		Relation rel = table_open(scan[p], AccessShareLock);
+		const AttrNumber a_name = attnameAttNum(rel, "metric_name", false);
+		const AttrNumber a_value = attnameAttNum(rel, "metric_value", false);
+		const AttrNumber a_ts = attnameAttNum(rel, "timestamp", false);
+		const int natts = Max(a_name, Max(a_value, a_ts));
+		// heap_getnext rather than a slot: no buffer pin and release per tuple (a third of the
+		// scan's cost through slots). The partitions are heap tables.
+		TableScanDesc sd = table_beginscan(rel, GetActiveSnapshot(), 0, nullptr);
+		TupleDesc desc = RelationGetDescr(rel);
+		Datum *values = static_cast<Datum *>(palloc(sizeof(Datum) * desc->natts));
+		bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * desc->natts));
+		uint64 rows = 0;
+		HeapTuple tup;
+		(void)natts;
+		while ((tup = heap_getnext(sd, ForwardScanDirection)) != nullptr) {
+			if ((++rows & 0xFFFF) == 0)
+				CHECK_FOR_INTERRUPTS();
+			heap_deform_tuple(tup, desc, values, nulls);
+			if (nulls[a_ts - 1] || nulls[a_value - 1] || nulls[a_name - 1])
+				continue;
+			const TimestampTz ts = DatumGetTimestampTz(values[a_ts - 1]);
+			if (!(ts > lo && ts <= hi))
+				continue;
+			const double v = DatumGetFloat8(values[a_value - 1]);
+			text *tn = DatumGetTextPP(values[a_name - 1]); // short, never toasted
+			const std::int32_t offset = LocalOffset(ts);
+			std::string_view name(VARDATA_ANY(tn), VARSIZE_ANY_EXHDR(tn));
+			Compute(&err, [&] { add(name, ts, v, offset); });
+			if (err.set)
+				break;
+		}
+		table_endscan(sd);
+		table_close(rel, NoLock);
+		RaiseIfSet(&err);
+	}
+	return true;
+}
+
 void
 EnsureGlobals(PlainError *err)
 {
@@ -300,8 +442,19 @@ void
 ReleaseScratch()
 {
 	PlainError err {};
-	Compute(&err, [&] { scratch->Clear(); });
+	bool large = false;
+	Compute(&err, [&] {
+		std::size_t points = 0;
+		for (const Work &wk : scratch->work)
+			points += wk.history.capacity() + wk.fresh.capacity();
+		large = points > 100000;
+		scratch->Clear();
+	});
 	RaiseIfSet(&err);
+	// glibc keeps freed memory in the process; after a cold pass (tens of MB of points) hand it
+	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild.
+	if (large)
+		malloc_trim(0);
 }
 
 const Config &
@@ -417,6 +570,8 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Datum values[2] = {TimestampTzGetDatum(have_prev ? prev : MinusMinutes(upto, max_lookback)),
 		                   TimestampTzGetDatum(upto)};
 		const double upto_s = EpochSeconds(upto);
+		// Tuple by tuple: a steady pass reads a few points per metric, too few for the
+		// aggregation into arrays (a memory context per group) to pay off as it does for history.
 		ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category FROM thrillmon.metric_time_series "
 		           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
 		           true, 2, types, values, [&](const Row *rows, int n) {
@@ -479,62 +634,42 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
 		Datum values[3] = {TimestampTzGetDatum(MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
 		                   by_name ? PointerGetDatum(names) : (Datum) 0};
-		// One row per metric with its points as two arrays: the executor aggregates straight from
-		// the scan, instead of SPI materialising a tuple per point (which cost more than the
-		// scan itself). Both array_agg()s see the rows in the same order. A cold start can hold
-		// tens of MB of arrays: give the aggregation the memory for the length of this query.
-		char *old_work_mem = pstrdup(GetConfigOption("work_mem", false, false));
-		SetConfigOption("work_mem", "1GB", PGC_USERSET, PGC_S_SESSION);
-		thrillmon::pg::SpiRun(by_name ? "SELECT metric_name, array_agg(\"timestamp\"), array_agg(metric_value) "
-		                                "FROM thrillmon.metric_time_series "
-		                                "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3) "
-		                                "GROUP BY metric_name"
-		                              : "SELECT metric_name, array_agg(\"timestamp\"), array_agg(metric_value) "
-		                                "FROM thrillmon.metric_time_series "
-		                                "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 GROUP BY metric_name",
-		                      SPI_OK_SELECT, by_name ? 3 : 2, types, values);
-		SetConfigOption("work_mem", old_work_mem, PGC_USERSET, PGC_S_SESSION);
 		const double prev_s = EpochSeconds(prev);
-		for (uint64 i = 0; i < SPI_processed; i++) {
-			HeapTuple tup = SPI_tuptable->vals[i];
-			TupleDesc desc = SPI_tuptable->tupdesc;
-			bool null_name, null_ts, null_v;
-			Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
-			Datum dts = SPI_getbinval(tup, desc, 2, &null_ts);
-			Datum dv = SPI_getbinval(tup, desc, 3, &null_v);
-			if (null_name || null_ts || null_v)
-				continue;
-			text *tn = DatumGetTextPP(dn);
-			ArrayType *ats = DatumGetArrayTypeP(dts);
-			ArrayType *av = DatumGetArrayTypeP(dv);
-			const int n = ArrayGetNItems(ARR_NDIM(ats), ARR_DIMS(ats));
-			if (ARR_HASNULL(ats) || ARR_HASNULL(av) || ArrayGetNItems(ARR_NDIM(av), ARR_DIMS(av)) != n)
-				continue; // both columns are NOT NULL: cannot happen
-			const TimestampTz *ts = reinterpret_cast<const TimestampTz *>(ARR_DATA_PTR(ats));
-			const double *v = reinterpret_cast<const double *>(ARR_DATA_PTR(av));
-			std::int32_t *offsets = static_cast<std::int32_t *>(palloc(sizeof(std::int32_t) * (n > 0 ? n : 1)));
-			for (int k = 0; k < n; k++)
-				offsets[k] = LocalOffset(ts[k]);
-			std::string_view name(VARDATA_ANY(tn), VARSIZE_ANY_EXHDR(tn));
-			Compute(&err, [&] {
-				auto it = scratch->index.find(name);
-				if (it == scratch->index.end())
-					return;
-				Work &wk = scratch->work[it->second];
-				if (!wk.needs_history)
-					return;
-				const double from_s = prev_s - 60.0 * wk.cfg.lookback_minutes;
-				wk.history.reserve(static_cast<std::size_t>(n));
-				for (int k = 0; k < n; k++) {
-					const double t = EpochSeconds(ts[k]);
-					if (t > from_s && std::isfinite(v[k]) && !TIMESTAMP_NOT_FINITE(ts[k]))
-						wk.history.push_back(RawPoint {ts[k], t, v[k], offsets[k]});
-				}
-			});
-			pfree(offsets);
-			RaiseIfSet(&err);
-		}
-		SPI_freetuptable(SPI_tuptable);
+		auto add = [&](std::string_view name, TimestampTz ts, double v, std::int32_t offset) {
+			auto it = scratch->index.find(name);
+			if (it == scratch->index.end())
+				return;
+			Work &wk = scratch->work[it->second];
+			const double t = EpochSeconds(ts);
+			if (wk.needs_history && t > prev_s - 60.0 * wk.cfg.lookback_minutes && std::isfinite(v))
+				wk.history.push_back(RawPoint {ts, t, v, offset});
+		};
+		if (!by_name && ScanWindowDirect(MinusMinutes(prev, need_lookback), prev, add)) {
+			// read directly
+		} else
+		ScanArrays(by_name ? "SELECT metric_name, NULL::text, array_agg(\"timestamp\"), array_agg(metric_value) "
+		                     "FROM thrillmon.metric_time_series "
+		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3) GROUP BY metric_name"
+		                   : "SELECT metric_name, NULL::text, array_agg(\"timestamp\"), array_agg(metric_value) "
+		                     "FROM thrillmon.metric_time_series "
+		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 GROUP BY metric_name",
+		           by_name ? 3 : 2, types, values,
+		           [&](std::string_view name, std::string_view, const TimestampTz *ts, const double *v,
+		               const std::int32_t *offsets, int n) {
+			           auto it = scratch->index.find(name);
+			           if (it == scratch->index.end())
+				           return;
+			           Work &wk = scratch->work[it->second];
+			           if (!wk.needs_history)
+				           return;
+			           const double from_s = prev_s - 60.0 * wk.cfg.lookback_minutes;
+			           wk.history.reserve(static_cast<std::size_t>(n));
+			           for (int k = 0; k < n; k++) {
+				           const double t = EpochSeconds(ts[k]);
+				           if (t > from_s && std::isfinite(v[k]) && !TIMESTAMP_NOT_FINITE(ts[k]))
+					           wk.history.push_back(RawPoint {ts[k], t, v[k], offsets[k]});
+			           }
+		           });
 	}
 
 	// Score (pure C++).
