@@ -87,6 +87,25 @@ SELECT i.id, a.id FROM thrillmon.incidents i JOIN thrillmon.system_alerts a
 ANALYZE;
 SQL
 
+echo "== Anomaly detection: a first pass over every metric's last 24 h (the worker would do this every 5 minutes)"
+run -c "SELECT metric_name, anomaly_type, severity, round(anomaly_value::numeric, 2) AS value, round(baseline_value::numeric, 2) AS baseline, detection_algorithm FROM thrillmon.detect_anomalies() ORDER BY time_window_end"
+
+echo "== Something goes wrong: api_response_time jumps to 900 ms, error_rate shifts to 6 %; the next pass finds it, raises alerts (NOTIFY thrillmon_alerts) and opens an incident"
+run <<'SQL'
+LISTEN thrillmon_alerts;
+SELECT thrillmon.record_metric('api_response_time', 900, 'performance', ts => clock_timestamp());
+SELECT thrillmon.record_metric('error_rate', 6 + g * 0.1, 'performance', ts => clock_timestamp()) FROM generate_series(1, 3) g;
+SELECT metric_name, anomaly_type, severity, round(anomaly_value::numeric, 2) AS value, round(baseline_value::numeric, 2) AS baseline,
+	round(deviation_score::numeric, 1) AS robust_sd, detection_algorithm, alert_created
+FROM thrillmon.detect_anomalies() ORDER BY time_window_end;
+SELECT alert_type, severity, message FROM thrillmon.system_alerts WHERE resolved_at IS NULL AND alert_type = 'anomaly' ORDER BY created_at;
+SELECT incident_number, title, severity, status, (SELECT count(*) FROM thrillmon.incident_alerts ia WHERE ia.incident_id = i.id) AS alerts
+FROM thrillmon.incidents i WHERE metadata->>'source' = 'auto';
+SQL
+
+echo "== backtest(): replay api_response_time's last 2 hours at sensitivity 4.5 (default) and 3 before changing the configuration"
+run -c "SELECT s AS sensitivity, count(*) AS points, count(*) FILTER (WHERE is_anomaly) AS anomalies, round(max(score)::numeric, 4) AS max_score FROM unnest(ARRAY[4.5, 3]) s, thrillmon.backtest('api_response_time', now() - interval '2 hours', 'infinity', NULL, s) GROUP BY s ORDER BY s DESC"
+
 stats="SELECT target, rows, size, oldest::date, newest::date, retention_days AS keep_days, rows_past_retention AS past_retention, last_cleanup_status AS last_status, last_cleanup_removed AS last_removed FROM thrillmon.retention_stats ORDER BY target"
 echo "== retention_stats before"
 run -c "$stats"

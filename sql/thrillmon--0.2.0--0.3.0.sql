@@ -70,6 +70,29 @@ COMMENT ON FUNCTION thrillmon._config_guard() IS 'Internal: validates anomaly_de
 CREATE TRIGGER guard BEFORE INSERT OR UPDATE ON thrillmon.anomaly_detection_config
 	FOR EACH ROW EXECUTE FUNCTION thrillmon._config_guard();
 
+-- The restore trigger of the shipped configuration rows compared the key as text, which only
+-- worked for text keys; incident_policy's key is a boolean. Compare the key's text form.
+CREATE OR REPLACE FUNCTION thrillmon._upsert_config_row() RETURNS trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	key_column text := TG_ARGV[0];
+	key_value text;
+	exists_already boolean;
+BEGIN
+	IF pg_catalog.current_query() !~* '^\s*COPY\M' THEN
+		RETURN NEW;
+	END IF;
+	EXECUTE pg_catalog.format('SELECT ($1).%I::text', key_column) INTO key_value USING NEW;
+	EXECUTE pg_catalog.format('SELECT EXISTS (SELECT 1 FROM %I.%I WHERE %I::text = $1)', TG_TABLE_SCHEMA, TG_TABLE_NAME, key_column)
+		INTO exists_already USING key_value;
+	IF NOT exists_already THEN
+		RETURN NEW;
+	END IF;
+	EXECUTE pg_catalog.format('DELETE FROM %I.%I WHERE %I::text = $1', TG_TABLE_SCHEMA, TG_TABLE_NAME, key_column) USING key_value;
+	RETURN NEW;
+END
+$fn$;
+
 -- When detection opens incidents by itself (one row, like the other shipped configuration).
 CREATE TABLE thrillmon.incident_policy (
 	id boolean PRIMARY KEY DEFAULT true CONSTRAINT one_row CHECK (id),

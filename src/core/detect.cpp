@@ -517,6 +517,11 @@ Score Detector::Update(const Point &in) {
 			case Algorithm::kSeasonal: out.type = AnomalyType::kOutlier; break;
 			default: out.type = comp[best].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop; break;
 			}
+			// The type describes the shape: a point that is itself far outside the window (robust
+			// deviation past the sensitivity) is a spike or a drop, whichever forecast saw it
+			// first; a trend change is a point the window finds ordinary but the trend does not.
+			if (ensemble && a == Algorithm::kPredictive && on[mi] && cal[mi] >= settings_.sensitivity)
+				out.type = comp[mi].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop;
 			// Bands in units of the sensitivity. High starts a little under 2x so a 10-sigma spike
 			// stays high when the window's scale estimate comes out a bit large.
 			out.severity = r >= 3 ? Severity::kCritical : r >= 1.75 ? Severity::kHigh

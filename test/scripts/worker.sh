@@ -292,15 +292,15 @@ sql "CREATE EXTENSION pg_cron" && sql "SELECT cron.schedule('mine', '0 0 1 1 *',
 ok $? "CREATE EXTENSION pg_cron; a job of our own"
 before_cron=$(last_run)
 is "$(sql "SELECT string_agg(job || '=' || jobname, ',' ORDER BY job) FROM thrillmon.schedule_with_pg_cron()")" \
-	"collect=thrillmon-collect,maintenance=thrillmon-maintenance,retention=thrillmon-retention" "schedule_with_pg_cron() returns 3 jobs"
+	"collect=thrillmon-collect,detect=thrillmon-detect,maintenance=thrillmon-maintenance,retention=thrillmon-retention" "schedule_with_pg_cron() returns 4 jobs"
 scheduled_at=$(now_ms)
-is "$(sql "SELECT count(*) FROM thrillmon.schedule_with_pg_cron()")" "3" "calling it again returns the same 3"
+is "$(sql "SELECT count(*) FROM thrillmon.schedule_with_pg_cron()")" "4" "calling it again returns the same 4"
 is "$(sql "SELECT string_agg(jobname || ' ' || schedule || ' ' || command, '; ' ORDER BY jobname) FROM cron.job")" \
-	"mine 0 0 1 1 * SELECT 1; thrillmon-collect * * * * * SELECT thrillmon.collect_metrics(true); thrillmon-maintenance 15 * * * * SELECT thrillmon.maintain_partitions(); thrillmon-retention 0 3 * * * SELECT thrillmon.run_data_retention_cleanup()" \
-	"cron.job holds exactly the 3 thrillmon jobs (once) and ours"
+	"mine 0 0 1 1 * SELECT 1; thrillmon-collect * * * * * SELECT thrillmon.collect_metrics(true); thrillmon-detect */5 * * * * SELECT count(*) FROM thrillmon.detect_anomalies(); thrillmon-maintenance 15 * * * * SELECT thrillmon.maintain_partitions(); thrillmon-retention 0 3 * * * SELECT thrillmon.run_data_retention_cleanup()" \
+	"cron.job holds exactly the 4 thrillmon jobs (once) and ours"
 sleep 1.5 # a run the worker had already decided on may still start
 mark=$(last_run)
-is "$(sql "SELECT state FROM thrillmon.worker_status()" | sed 's/running/idle/')" "idle" "the worker keeps running (only collect, maintenance and retention went to pg_cron)"
+is "$(sql "SELECT state FROM thrillmon.worker_status()" | sed 's/running/idle/')" "idle" "the worker keeps running (only collect, detect, maintenance and retention went to pg_cron)"
 echo "# waiting for pg_cron's next minute (up to 70 s)"
 wait_for 70 "SELECT EXISTS (SELECT 1 FROM cron.job_run_details WHERE command = 'SELECT thrillmon.collect_metrics(true)' AND status = 'succeeded')"
 ok $? "pg_cron ran 'SELECT thrillmon.collect_metrics(true)' successfully"
@@ -311,7 +311,7 @@ is "$(sql "SELECT count(*) FROM thrillmon.job_runs WHERE job = 'collect' AND tar
 is "$(sql "SELECT count(*) > 0 FROM thrillmon.job_runs WHERE job = 'collect' AND target = 'due' AND status = 'succeeded' AND run_id > $before_cron")" "t" \
 	"pg_cron's run is in job_runs (target 'due')"
 like "$(sql "SELECT h->>'status' FROM thrillmon.health_check() h")" "^(ok|degraded)$" "health_check() with pg_cron collecting: not failing"
-is "$(sql "SELECT thrillmon.unschedule_pg_cron()")" "3" "unschedule_pg_cron() returns 3"
+is "$(sql "SELECT thrillmon.unschedule_pg_cron()")" "4" "unschedule_pg_cron() returns 4"
 is "$(sql "SELECT string_agg(jobname, ',') FROM cron.job")" "mine" "it removed exactly its jobs; ours stays"
 is "$(sql "SELECT count(*) FROM thrillmon.pg_cron_jobs")" "0" "thrillmon.pg_cron_jobs is empty"
 mark=$(last_run)
