@@ -50,7 +50,7 @@ wait_sleeping() { wait_for "$1" "SELECT EXISTS (SELECT 1 FROM pg_stat_activity W
 # restart_immediate: pg_ctl stop -m immediate, then start.
 restart_immediate() { pg_ctl -m immediate -w -t 30 stop >/dev/null && pg_ctl -w -t 30 start >/dev/null; }
 
-echo "1..59"
+echo "1..61"
 started=$(now_ms)
 
 cluster_init tm
@@ -247,6 +247,9 @@ SELECT thrillmon.observe('soak_obs', random() * 100, 'performance');
 SQL
 wpid=$(sql "$worker_pid_sql")
 log_off=$(stat -c %s "$log")
+# Detection joins the soak at the same 1 s interval (a pass per second over the ingest).
+sql "ALTER SYSTEM SET thrillmon.detect_interval = 1" >/dev/null
+sql "SELECT pg_reload_conf()" >/dev/null
 mark=$(max_run)
 soak_t0=$(now_ms)
 "$PG_BINDIR/pgbench" -n -c 2 -j 2 -R 100 -T "$SOAK_S" -f "$work/soak.sql" >"$work/pgbench.txt" 2>&1 &
@@ -270,6 +273,10 @@ is "$(sql "SELECT string_agg(DISTINCT status, ',') FROM thrillmon.job_runs WHERE
 	"succeeded" "every collect run in the window succeeded"
 is "$(sql "SELECT count(*) >= $SOAK_S * 8 / 10 FROM thrillmon.job_runs WHERE job = 'collect' AND run_id > $mark")" "t" \
 	"about one collect run per second"
+is "$(sql "SELECT coalesce(string_agg(DISTINCT status, ','), 'none') FROM thrillmon.job_runs WHERE job = 'detect' AND run_id > $mark AND status <> 'running'")" \
+	"succeeded" "every detection pass in the window succeeded"
+is "$(sql "SELECT count(*) >= $SOAK_S * 5 / 10 FROM thrillmon.job_runs WHERE job = 'detect' AND run_id > $mark")" "t" \
+	"detection ran about every second too"
 is "$(tail -c +"$log_off" "$log" | grep -E "\[$wpid\]|thrillmon worker" | grep -cE "ERROR|FATAL|PANIC")" "0" \
 	"no ERROR/FATAL/PANIC from the worker in the log during the soak"
 check_dups "after a collect_metrics() by hand"
