@@ -12,6 +12,7 @@
 // Boundary (boundary.hpp): the cache and the pass's scratch space are global C++ objects, never
 // on a frame that SPI could longjmp over; every C++ step that may allocate runs in Compute().
 #include "core/detect.hpp"
+#include "core/partitions.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
 
@@ -21,6 +22,7 @@
 #include <deque>
 #include <malloc.h>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -50,7 +52,6 @@ extern "C" {
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
-#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -295,55 +296,6 @@ ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *
 	pfree(rows);
 }
 
-// Runs query, which returns one row per metric: metric_name, a category (or NULL) and the
-// metric's points as two arrays, timestamps and values (array_agg() over the same rows, so in the
-// same order). The executor aggregates straight from the scan instead of SPI materialising a
-// tuple per point, which cost more than the scan itself. sink(name, category, ts, v, offsets, n)
-// runs inside Compute() for each row. The aggregation may hold tens of MB (a cold start): it gets
-// the memory for the length of this query only.
-template <typename Sink>
-void
-ScanArrays(const char *query, int nargs, Oid *types, Datum *values, Sink &&sink)
-{
-	char *old_work_mem = pstrdup(GetConfigOption("work_mem", false, false));
-	SetConfigOption("work_mem", "1GB", PGC_USERSET, PGC_S_SESSION);
-	thrillmon::pg::SpiRun(query, SPI_OK_SELECT, nargs, types, values);
-	SetConfigOption("work_mem", old_work_mem, PGC_USERSET, PGC_S_SESSION);
-	PlainError err {};
-	for (uint64 i = 0; i < SPI_processed; i++) {
-		HeapTuple tup = SPI_tuptable->vals[i];
-		TupleDesc desc = SPI_tuptable->tupdesc;
-		bool null_name, null_cat, null_ts, null_v;
-		Datum dn = SPI_getbinval(tup, desc, 1, &null_name);
-		Datum dc = SPI_getbinval(tup, desc, 2, &null_cat);
-		Datum dts = SPI_getbinval(tup, desc, 3, &null_ts);
-		Datum dv = SPI_getbinval(tup, desc, 4, &null_v);
-		if (null_name || null_ts || null_v)
-			continue;
-		text *tn = DatumGetTextPP(dn);
-		ArrayType *ats = DatumGetArrayTypeP(dts);
-		ArrayType *av = DatumGetArrayTypeP(dv);
-		const int n = ArrayGetNItems(ARR_NDIM(ats), ARR_DIMS(ats));
-		if (ARR_HASNULL(ats) || ARR_HASNULL(av) || ArrayGetNItems(ARR_NDIM(av), ARR_DIMS(av)) != n)
-			continue; // both columns are NOT NULL: cannot happen
-		const TimestampTz *ts = reinterpret_cast<const TimestampTz *>(ARR_DATA_PTR(ats));
-		const double *v = reinterpret_cast<const double *>(ARR_DATA_PTR(av));
-		std::int32_t *offsets = static_cast<std::int32_t *>(palloc(sizeof(std::int32_t) * (n > 0 ? n : 1)));
-		for (int k = 0; k < n; k++)
-			offsets[k] = LocalOffset(ts[k]);
-		std::string_view name(VARDATA_ANY(tn), VARSIZE_ANY_EXHDR(tn));
-		std::string_view category("custom");
-		if (!null_cat) {
-			text *tc = DatumGetTextPP(dc);
-			category = std::string_view(VARDATA_ANY(tc), VARSIZE_ANY_EXHDR(tc));
-		}
-		Compute(&err, [&] { sink(name, category, ts, v, offsets, n); });
-		pfree(offsets);
-		RaiseIfSet(&err);
-	}
-	SPI_freetuptable(SPI_tuptable);
-}
-
 // A cold start reads every metric's lookback window (24 h x 1000 metrics is 1.44 M rows). Going
 // through the executor and SPI costs more than the scan itself, so the partitions that can hold
 // the window are scanned directly (table_beginscan under the active snapshot, as a sequential
@@ -365,27 +317,30 @@ ScanWindowDirect(TimestampTz lo, TimestampTz hi, Add &&add)
 	Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
 	memcpy(oids, pd->oids, sizeof(Oid) * nparts);
 	table_close(parent, NoLock);
-	// Which partitions overlap (lo, hi]: daily ones by the UTC day in their name, the default always.
-	const int64 lo_day = TIMESTAMP_NOT_FINITE(lo) ? PG_INT64_MIN : (lo / USECS_PER_DAY) - 1;
-	const int64 hi_day = TIMESTAMP_NOT_FINITE(hi) ? PG_INT64_MAX : (hi / USECS_PER_DAY) + 1;
+	// Which partitions overlap (lo, hi]: daily ones by the UTC day in their name (the core's
+	// ParsePartitionName, days since 1970; a day of margin either side), the default always.
+	constexpr int64 kUnixDaysAtPgEpoch = 10957; // 2000-01-01
+	const int64 lo_day = TIMESTAMP_NOT_FINITE(lo) ? PG_INT64_MIN : lo / USECS_PER_DAY + kUnixDaysAtPgEpoch - 1;
+	const int64 hi_day = TIMESTAMP_NOT_FINITE(hi) ? PG_INT64_MAX : hi / USECS_PER_DAY + kUnixDaysAtPgEpoch + 1;
 	Oid *scan = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
 	int nscan = 0;
+	PlainError err {};
 	for (int i = 0; i < nparts; i++) {
 		const char *name = get_rel_name(oids[i]);
-		int y, m, d;
-		char tail;
-		if (name != nullptr && strcmp(name, "metric_time_series_default") == 0) {
+		if (name == nullptr)
+			return false;
+		if (strcmp(name, "metric_time_series_default") == 0) {
 			scan[nscan++] = oids[i];
-		} else if (name != nullptr && sscanf(name, "metric_time_series_p%4d%2d%2d%c", &y, &m, &d, &tail) == 3) {
-			// days since 2000-01-01 (Postgres' epoch), like lo / USECS_PER_DAY
-			const int64 day = date2j(y, m, d) - POSTGRES_EPOCH_JDATE;
-			if (day >= lo_day && day <= hi_day)
-				scan[nscan++] = oids[i];
-		} else {
-			return false; // a partition we do not know: let SQL prune
+			continue;
 		}
+		std::optional<std::int64_t> day;
+		Compute(&err, [&] { day = thrillmon::ParsePartitionName(name); });
+		RaiseIfSet(&err);
+		if (!day)
+			return false; // a partition we do not know: let SQL prune
+		if (*day >= lo_day && *day <= hi_day)
+			scan[nscan++] = oids[i];
 	}
-	PlainError err {};
 	for (int p = 0; p < nscan; p++) {
 		Relation rel = table_open(scan[p], AccessShareLock);
 		const AttrNumber a_name = attnameAttNum(rel, "metric_name", false);
@@ -570,8 +525,9 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		Datum values[2] = {TimestampTzGetDatum(have_prev ? prev : MinusMinutes(upto, max_lookback)),
 		                   TimestampTzGetDatum(upto)};
 		const double upto_s = EpochSeconds(upto);
-		// Tuple by tuple: a steady pass reads a few points per metric, too few for the
-		// aggregation into arrays (a memory context per group) to pay off as it does for history.
+		// Through SQL (the time range prunes partitions and uses the BRIN): a steady pass reads a
+		// few points per metric. (array_agg() per metric was tried: a memory context per group
+		// made it slower here.)
 		ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category FROM thrillmon.metric_time_series "
 		           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
 		           true, 2, types, values, [&](const Row *rows, int n) {
@@ -644,32 +600,18 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 			if (wk.needs_history && t > prev_s - 60.0 * wk.cfg.lookback_minutes && std::isfinite(v))
 				wk.history.push_back(RawPoint {ts, t, v, offset});
 		};
-		if (!by_name && ScanWindowDirect(MinusMinutes(prev, need_lookback), prev, add)) {
-			// read directly
-		} else
-		ScanArrays(by_name ? "SELECT metric_name, NULL::text, array_agg(\"timestamp\"), array_agg(metric_value) "
-		                     "FROM thrillmon.metric_time_series "
-		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3) GROUP BY metric_name"
-		                   : "SELECT metric_name, NULL::text, array_agg(\"timestamp\"), array_agg(metric_value) "
-		                     "FROM thrillmon.metric_time_series "
-		                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 GROUP BY metric_name",
-		           by_name ? 3 : 2, types, values,
-		           [&](std::string_view name, std::string_view, const TimestampTz *ts, const double *v,
-		               const std::int32_t *offsets, int n) {
-			           auto it = scratch->index.find(name);
-			           if (it == scratch->index.end())
-				           return;
-			           Work &wk = scratch->work[it->second];
-			           if (!wk.needs_history)
-				           return;
-			           const double from_s = prev_s - 60.0 * wk.cfg.lookback_minutes;
-			           wk.history.reserve(static_cast<std::size_t>(n));
-			           for (int k = 0; k < n; k++) {
-				           const double t = EpochSeconds(ts[k]);
-				           if (t > from_s && std::isfinite(v[k]) && !TIMESTAMP_NOT_FINITE(ts[k]))
-					           wk.history.push_back(RawPoint {ts[k], t, v[k], offsets[k]});
-			           }
-		           });
+		// A cold start (many metrics) scans the partitions directly; a few metrics, or a table
+		// with partitions of its own naming, go through SQL.
+		if (by_name || !ScanWindowDirect(MinusMinutes(prev, need_lookback), prev, add))
+			ScanPoints(by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
+			                   : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			                     "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			           false, by_name ? 3 : 2, types, values, [&](const Row *rows, int n) {
+				           for (int i = 0; i < n; i++)
+					           add(std::string_view(rows[i].name, rows[i].name_len), rows[i].p.ts, rows[i].p.v,
+					               rows[i].p.offset);
+			           });
 	}
 
 	// Score (pure C++).
