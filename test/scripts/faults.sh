@@ -54,16 +54,7 @@ echo "1..61"
 started=$(now_ms)
 
 cluster_init tm
-cat >> "$data/postgresql.conf" <<CONF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'thrillmon'
-thrillmon.database = 'tm'
-thrillmon.collect_interval = 1
-fsync = off
-log_line_prefix = '%m [%p] '
-CONF
+cluster_conf "shared_preload_libraries = 'thrillmon'" "thrillmon.collect_interval = 1"
 cluster_start
 sql "CREATE EXTENSION thrillmon"
 wait_for 20 "SELECT count(*) >= 2 FROM thrillmon.job_runs WHERE job = 'collect' AND status = 'succeeded'"

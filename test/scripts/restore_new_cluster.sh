@@ -8,19 +8,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib/cluster.sh"
 
-conf() {
-	cat >> "$data/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'thrillmon'
-thrillmon.database = 'tm'
-thrillmon.collect_interval = 1
-thrillmon.detect_interval = 1
-fsync = off
-log_line_prefix = '%m [%p] '
-EOF
-}
+conf() { cluster_conf "shared_preload_libraries = 'thrillmon'" "thrillmon.collect_interval = 1" "thrillmon.detect_interval = 1"; }
 snapshot="SELECT (SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'svc') || '/' ||
 	(SELECT count(*) FROM thrillmon.anomaly_detections) || '/' || (SELECT count(*) FROM thrillmon.system_alerts) || '/' ||
 	(SELECT count(*) FROM thrillmon.incidents) || '/' || (SELECT count(*) FROM thrillmon.incident_alerts) || '/' ||

@@ -19,18 +19,8 @@ started=$(now_ms)
 # its first start finds it (a missing database would cost a 10 s restart).
 # ---------------------------------------------------------------------------------------------
 cluster_init tm
-cat >> "$data/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'thrillmon,pg_cron'
-thrillmon.database = 'tm'
-thrillmon.collect_interval = 1
-cron.database_name = 'tm'
-cron.host = '$work'
-fsync = off
-log_line_prefix = '%m [%p] '
-EOF
+cluster_conf "shared_preload_libraries = 'thrillmon,pg_cron'" "thrillmon.collect_interval = 1" \
+	"cron.database_name = 'tm'" "cron.host = '$work'"
 cluster_start
 
 # ---------------------------------------------------------------------------------------------

@@ -19,20 +19,8 @@ spike() { sql "SELECT thrillmon.record_metric('$1', $2, 'performance', ts => clo
 
 echo "1..20"
 cluster_init tm
-cat >> "$data/postgresql.conf" <<EOF
-listen_addresses = ''
-port = $port
-unix_socket_directories = '$work'
-shared_preload_libraries = 'thrillmon,pg_cron'
-thrillmon.database = 'tm'
-thrillmon.collect_interval = 3600
-thrillmon.detect_interval = 1
-thrillmon.enabled = off
-cron.database_name = 'tm'
-cron.host = '$work'
-fsync = off
-log_line_prefix = '%m [%p] '
-EOF
+cluster_conf "shared_preload_libraries = 'thrillmon,pg_cron'" "thrillmon.collect_interval = 3600" \
+	"thrillmon.detect_interval = 1" "thrillmon.enabled = off" "cron.database_name = 'tm'" "cron.host = '$work'"
 cluster_start
 sql "CREATE EXTENSION thrillmon" >/dev/null
 sql "SELECT thrillmon.maintain_partitions(1)" >/dev/null

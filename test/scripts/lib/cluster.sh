@@ -2,7 +2,7 @@
 # crashes): a private temp directory, the cluster in it (run as the postgres OS user when we are
 # root), a pg_ctl wrapper, a port, psql/poll/log helpers, TAP helpers and a cleanup trap.
 # Defines: PG_BINDIR work data log port as_pg pg_ctl sql sql_error now_ms wait_for log_count
-# wait_log ok is like n fails cleanup; exports PGHOST PGPORT PGUSER PGDATABASE PGCONNECT_TIMEOUT
+# wait_log ok is like n fails cleanup cluster_init cluster_conf cluster_start; exports PGHOST PGPORT PGUSER PGDATABASE PGCONNECT_TIMEOUT
 # PGOPTIONS. cluster_init [DB] makes the cluster (with database DB, made in single-user mode so a
 # worker preloaded later finds it at once); the caller appends its settings to $data/postgresql.conf
 # and starts it with pg_ctl.
@@ -78,6 +78,20 @@ cluster_init() {
 	as_pg "$PG_BINDIR/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C --no-sync >"$work/initdb.txt" 2>&1 \
 		|| { sed 's/^/# /' "$work/initdb.txt"; echo "Bail out! initdb failed"; exit 1; }
 	echo "CREATE DATABASE ${1:-tm}" | as_pg "$PG_BINDIR/postgres" --single -D "$data" postgres >/dev/null 2>&1
+}
+# cluster_conf [SETTING ...]: what every cluster of ours has in postgresql.conf (no TCP, the
+# socket in our private directory, the worker serving tm, no fsync, the pid in log lines), then
+# each SETTING as a line of its own.
+cluster_conf() {
+	cat >> "$data/postgresql.conf" <<EOF
+listen_addresses = ''
+port = $port
+unix_socket_directories = '$work'
+thrillmon.database = 'tm'
+fsync = off
+log_line_prefix = '%m [%p] '
+EOF
+	printf '%s\n' "$@" >> "$data/postgresql.conf"
 }
 # cluster_start: pg_ctl start, or bail out with the log's tail.
 cluster_start() {
