@@ -329,6 +329,20 @@ void Detector::RefreshCalibration() {
 		inv_factor_[i] = 1.0 / (factor[i] > 0 ? factor[i] : borrowed);
 }
 
+void Detector::Prefetch(const Point &p) const {
+	// Everything Update() touches for any point: the object up to the seasonal buckets (windows,
+	// scalars), the calibration histograms and what follows them, and the two buckets of p's
+	// local time. Not the other buckets (14 kB, one of each read per point).
+	auto lines = [](const void *from, const void *to) {
+		for (const char *c = static_cast<const char *>(from); c < static_cast<const char *>(to); c += 64)
+			__builtin_prefetch(c);
+	};
+	lines(this, day_);
+	lines(&tail_, this + 1);
+	__builtin_prefetch(&day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440]);
+	__builtin_prefetch(&week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60]);
+}
+
 Score Detector::Update(const Point &in) {
 	Point p = in;
 	if (n_ > 0 && !(p.t >= last_t_))

@@ -141,6 +141,12 @@ public:
 			Learn(point_at(i));
 	}
 
+	// Asks the CPU to start loading the state the next Update(p) reads, without waiting for it.
+	// A pass scores a few points for each of many detectors, whose state (tens of MB together)
+	// has left the caches since the last pass: issued for the next detector while scoring this
+	// one, the loads overlap instead of stalling one by one. Only a hint; no effect on results.
+	void Prefetch(const Point &p) const;
+
 	std::uint64_t points() const { return n_; }
 	double last_time() const { return last_t_; }
 	static constexpr std::size_t MemoryBytes() { return sizeof(Detector); }

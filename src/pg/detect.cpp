@@ -31,13 +31,18 @@
 extern "C" {
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/heapam.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
+#include "nodes/tidbitmap.h"
 #include "parser/parse_relation.h"
 #include "partitioning/partdesc.h"
 #include "utils/lsyscache.h"
@@ -52,6 +57,7 @@ extern "C" {
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/fmgroids.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -72,6 +78,9 @@ namespace {
 
 constexpr double kPgEpochSeconds = 946684800.0; // 2000-01-01 in Unix seconds
 constexpr int kFetchBatch = 10000;
+// How many detectors ahead of the one being scored the pass prefetches (Detector::Prefetch): far
+// enough for the loads to arrive while a few points are scored (measured: 1 < 2 < 4 ~ 8).
+constexpr std::size_t kPrefetchAhead = 4;
 
 struct Config {
 	bool enabled;
@@ -296,6 +305,170 @@ ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *
 	pfree(rows);
 }
 
+// The partitions of metric_time_series that can hold rows in (lo, hi]: daily ones by the UTC day
+// in their name (the core's ParsePartitionName, days since 1970; a day of margin either side),
+// the default one always. -1 when the table has a partition named otherwise (attached by hand):
+// the caller then reads through SQL, which prunes by the real bounds.
+int
+PartitionsOverlapping(TimestampTz lo, TimestampTz hi, Oid **out)
+{
+	Oid nsp = get_namespace_oid("thrillmon", false);
+	Oid parent_oid = get_relname_relid("metric_time_series", nsp);
+	if (!OidIsValid(parent_oid))
+		return -1;
+	Relation parent = table_open(parent_oid, AccessShareLock);
+	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
+	const int nparts = pd->nparts;
+	Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
+	memcpy(oids, pd->oids, sizeof(Oid) * nparts);
+	table_close(parent, NoLock);
+	constexpr int64 kUnixDaysAtPgEpoch = 10957; // 2000-01-01
+	const int64 lo_day = TIMESTAMP_NOT_FINITE(lo) ? PG_INT64_MIN : lo / USECS_PER_DAY + kUnixDaysAtPgEpoch - 1;
+	const int64 hi_day = TIMESTAMP_NOT_FINITE(hi) ? PG_INT64_MAX : hi / USECS_PER_DAY + kUnixDaysAtPgEpoch + 1;
+	Oid *scan = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
+	int nscan = 0;
+	PlainError err {};
+	for (int i = 0; i < nparts; i++) {
+		const char *name = get_rel_name(oids[i]);
+		if (name == nullptr)
+			return -1;
+		if (strcmp(name, "metric_time_series_default") == 0) {
+			scan[nscan++] = oids[i];
+			continue;
+		}
+		std::optional<std::int64_t> day;
+		Compute(&err, [&] { day = thrillmon::ParsePartitionName(name); });
+		RaiseIfSet(&err);
+		if (!day)
+			return -1;
+		if (*day >= lo_day && *day <= hi_day)
+			scan[nscan++] = oids[i];
+	}
+	*out = scan;
+	return nscan;
+}
+
+// A steady pass reads the few points that arrived since the last one: through each partition's
+// BRIN on "timestamp" (the ranges the pass just summarised, and any older range a late row
+// landed in), as a bitmap heap scan would, but without planning a query, starting an executor
+// and copying every row into an SPI tuple table (together as much as the scan itself). Rows in
+// (lo, hi] with their category go to sink(row) inside Compute(). False, before reading
+// anything, when a partition is not one of ours or has no such BRIN: the caller then reads
+// through SQL.
+template <typename Sink>
+bool
+ScanFreshDirect(TimestampTz lo, TimestampTz hi, Sink &&sink)
+{
+	Oid *parts;
+	const int nparts = PartitionsOverlapping(lo, hi, &parts);
+	if (nparts < 0)
+		return false;
+	Relation *rels = static_cast<Relation *>(palloc(sizeof(Relation) * (nparts > 0 ? nparts : 1)));
+	Relation *idxs = static_cast<Relation *>(palloc(sizeof(Relation) * (nparts > 0 ? nparts : 1)));
+	bool usable = true;
+	for (int p = 0; p < nparts; p++) {
+		rels[p] = table_open(parts[p], AccessShareLock);
+		idxs[p] = nullptr;
+		if (!usable)
+			continue;
+		const AttrNumber a_ts = attnameAttNum(rels[p], "timestamp", false);
+		List *indexes = RelationGetIndexList(rels[p]);
+		ListCell *lc;
+		foreach (lc, indexes) {
+			Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
+			if (idx->rd_rel->relam == BRIN_AM_OID && idx->rd_index->indnatts == 1
+			    && idx->rd_index->indkey.values[0] == a_ts && idx->rd_indpred == NIL && idx->rd_indexprs == NIL
+			    && RelationGetForm(idx)->relkind == RELKIND_INDEX) {
+				idxs[p] = idx;
+				break;
+			}
+			index_close(idx, AccessShareLock);
+		}
+		list_free(indexes);
+		if (idxs[p] == nullptr)
+			usable = false;
+	}
+	if (!usable) {
+		for (int p = 0; p < nparts; p++) {
+			if (idxs[p] != nullptr)
+				index_close(idxs[p], AccessShareLock);
+			table_close(rels[p], AccessShareLock);
+		}
+		return false;
+	}
+	Snapshot snapshot = GetActiveSnapshot();
+	PlainError err {};
+	for (int p = 0; p < nparts && !err.set; p++) {
+		Relation rel = rels[p];
+		const AttrNumber a_name = attnameAttNum(rel, "metric_name", false);
+		const AttrNumber a_cat = attnameAttNum(rel, "metric_category", false);
+		const AttrNumber a_value = attnameAttNum(rel, "metric_value", false);
+		const AttrNumber a_ts = attnameAttNum(rel, "timestamp", false);
+		const int natts = Max(Max(a_name, a_cat), Max(a_value, a_ts));
+		// The keys the planner would give the index for "timestamp" > lo AND "timestamp" <= hi
+		// (BRIN finds its operators by strategy and the right-hand type).
+		ScanKeyData keys[2];
+		int nkeys = 0;
+		if (!TIMESTAMP_NOT_FINITE(lo))
+			ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTGreaterStrategyNumber, TIMESTAMPTZOID, InvalidOid,
+			                       F_TIMESTAMPTZ_GT, TimestampTzGetDatum(lo));
+		ScanKeyEntryInitialize(&keys[nkeys++], 0, 1, BTLessEqualStrategyNumber, TIMESTAMPTZOID, InvalidOid,
+		                       F_TIMESTAMPTZ_LE, TimestampTzGetDatum(hi));
+		TIDBitmap *tbm = tbm_create(work_mem * 1024L, nullptr);
+		IndexScanDesc iscan = index_beginscan_bitmap(idxs[p], snapshot, nkeys);
+		index_rescan(iscan, keys, nkeys, nullptr, 0);
+		(void)index_getbitmap(iscan, tbm);
+		index_endscan(iscan);
+		TableScanDesc hscan = table_beginscan_bm(rel, snapshot, 0, nullptr);
+		TupleTableSlot *slot = table_slot_create(rel, nullptr);
+		TBMIterator *it = tbm_begin_iterate(tbm);
+		TBMIterateResult *res;
+		Row row;
+		while (!err.set && (res = tbm_iterate(it)) != nullptr) {
+			CHECK_FOR_INTERRUPTS();
+			if (!table_scan_bitmap_next_block(hscan, res))
+				continue;
+			while (table_scan_bitmap_next_tuple(hscan, res, slot)) {
+				// BRIN pages are lossy: every row is checked against the range here.
+				slot_getsomeattrs(slot, natts);
+				if (slot->tts_isnull[a_ts - 1] || slot->tts_isnull[a_value - 1] || slot->tts_isnull[a_name - 1])
+					continue;
+				const TimestampTz ts = DatumGetTimestampTz(slot->tts_values[a_ts - 1]);
+				if (!(ts > lo && ts <= hi))
+					continue;
+				const double v = DatumGetFloat8(slot->tts_values[a_value - 1]);
+				if (!std::isfinite(v))
+					continue; // record_metric() refuses these; a row written around it is skipped
+				text *tn = DatumGetTextPP(slot->tts_values[a_name - 1]); // short, never toasted
+				row.name = VARDATA_ANY(tn);
+				row.name_len = static_cast<int>(VARSIZE_ANY_EXHDR(tn));
+				if (slot->tts_isnull[a_cat - 1]) {
+					row.category = "custom";
+					row.category_len = 6;
+				} else {
+					text *tc = DatumGetTextPP(slot->tts_values[a_cat - 1]);
+					row.category = VARDATA_ANY(tc);
+					row.category_len = static_cast<int>(VARSIZE_ANY_EXHDR(tc));
+				}
+				row.p = RawPoint {ts, EpochSeconds(ts), v, LocalOffset(ts)};
+				Compute(&err, [&] { sink(&row, 1); });
+				if (err.set)
+					break;
+			}
+		}
+		tbm_end_iterate(it);
+		ExecDropSingleTupleTableSlot(slot);
+		table_endscan(hscan);
+		tbm_free(tbm);
+	}
+	for (int p = 0; p < nparts; p++) {
+		index_close(idxs[p], NoLock);
+		table_close(rels[p], NoLock);
+	}
+	RaiseIfSet(&err);
+	return true;
+}
+
 // A cold start reads every metric's lookback window (24 h x 1000 metrics is 1.44 M rows). Going
 // through the executor and SPI costs more than the scan itself, so the partitions that can hold
 // the window are scanned directly (table_beginscan under the active snapshot, as a sequential
@@ -307,40 +480,11 @@ template <typename Add>
 bool
 ScanWindowDirect(TimestampTz lo, TimestampTz hi, Add &&add)
 {
-	Oid nsp = get_namespace_oid("thrillmon", false);
-	Oid parent_oid = get_relname_relid("metric_time_series", nsp);
-	if (!OidIsValid(parent_oid))
+	Oid *scan;
+	const int nscan = PartitionsOverlapping(lo, hi, &scan);
+	if (nscan < 0)
 		return false;
-	Relation parent = table_open(parent_oid, AccessShareLock);
-	PartitionDesc pd = RelationGetPartitionDesc(parent, true);
-	const int nparts = pd->nparts;
-	Oid *oids = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
-	memcpy(oids, pd->oids, sizeof(Oid) * nparts);
-	table_close(parent, NoLock);
-	// Which partitions overlap (lo, hi]: daily ones by the UTC day in their name (the core's
-	// ParsePartitionName, days since 1970; a day of margin either side), the default always.
-	constexpr int64 kUnixDaysAtPgEpoch = 10957; // 2000-01-01
-	const int64 lo_day = TIMESTAMP_NOT_FINITE(lo) ? PG_INT64_MIN : lo / USECS_PER_DAY + kUnixDaysAtPgEpoch - 1;
-	const int64 hi_day = TIMESTAMP_NOT_FINITE(hi) ? PG_INT64_MAX : hi / USECS_PER_DAY + kUnixDaysAtPgEpoch + 1;
-	Oid *scan = static_cast<Oid *>(palloc(sizeof(Oid) * (nparts > 0 ? nparts : 1)));
-	int nscan = 0;
 	PlainError err {};
-	for (int i = 0; i < nparts; i++) {
-		const char *name = get_rel_name(oids[i]);
-		if (name == nullptr)
-			return false;
-		if (strcmp(name, "metric_time_series_default") == 0) {
-			scan[nscan++] = oids[i];
-			continue;
-		}
-		std::optional<std::int64_t> day;
-		Compute(&err, [&] { day = thrillmon::ParsePartitionName(name); });
-		RaiseIfSet(&err);
-		if (!day)
-			return false; // a partition we do not know: let SQL prune
-		if (*day >= lo_day && *day <= hi_day)
-			scan[nscan++] = oids[i];
-	}
 	for (int p = 0; p < nscan; p++) {
 		Relation rel = table_open(scan[p], AccessShareLock);
 		const AttrNumber a_name = attnameAttNum(rel, "metric_name", false);
@@ -528,9 +672,7 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 		// Through SQL (the time range prunes partitions and uses the BRIN): a steady pass reads a
 		// few points per metric. (array_agg() per metric was tried: a memory context per group
 		// made it slower here.)
-		ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category FROM thrillmon.metric_time_series "
-		           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-		           true, 2, types, values, [&](const Row *rows, int n) {
+		auto sink = [&](const Row *rows, int n) {
 			           for (int i = 0; i < n; i++) {
 				           std::string_view name(rows[i].name, rows[i].name_len);
 				           auto it = scratch->index.find(name);
@@ -554,7 +696,13 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 				           wk.category.assign(rows[i].category, rows[i].category_len);
 				           wk.fresh.push_back(rows[i].p);
 			           }
-		           });
+		           };
+		// A steady pass (a short range) reads the partitions' BRIN directly; a cold start's new
+		// range is the whole lookback window, which SQL reads as well as anything.
+		if (!have_prev || !ScanFreshDirect(prev, upto, sink))
+			ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category FROM thrillmon.metric_time_series "
+			           "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			           true, 2, types, values, sink);
 	}
 
 	// Which metrics need their history: not cached (or cached under another configuration).
@@ -617,6 +765,10 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 	// Score (pure C++).
 	const double upto_s = EpochSeconds(upto);
 	Compute(&err, [&] {
+		// First find (or rebuild) each metric's detector, then score: the scoring loop can then
+		// prefetch the next detector's state while it scores this one (see Detector::Prefetch).
+		std::vector<std::pair<std::size_t, detect::Detector *>> todo;
+		todo.reserve(scratch->work.size());
 		for (std::size_t w = 0; w < scratch->work.size(); w++) {
 			Work &wk = scratch->work[w];
 			if (!wk.cfg.enabled) {
@@ -632,9 +784,15 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 				entry->det.Rebuild(wk.history.size(), [&](std::size_t i) { return ToPoint(wk.history[i]); });
 				it = cache->entries.insert_or_assign(wk.name, std::move(entry)).first;
 			}
-			detect::Detector &det = it->second->det;
 			SortByTime(wk.fresh);
-			for (const RawPoint &r : wk.fresh) {
+			todo.emplace_back(w, &it->second->det);
+		}
+		for (std::size_t k = 0; k < todo.size(); k++) {
+			if (k + kPrefetchAhead < todo.size())
+				todo[k + kPrefetchAhead].second->Prefetch(ToPoint(scratch->work[todo[k + kPrefetchAhead].first].fresh.front()));
+			const std::size_t w = todo[k].first;
+			detect::Detector &det = *todo[k].second;
+			for (const RawPoint &r : scratch->work[w].fresh) {
 				detect::Score s = det.Update(ToPoint(r));
 				if (s.anomaly)
 					scratch->found.push_back(Found {w, r, s});
