@@ -14,17 +14,22 @@
 #include "core/detect.hpp"
 #include "core/partitions.hpp"
 #include "pg/boundary.hpp"
+#include "pg/guc.hpp"
 #include "pg/spi.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <exception>
 #include <malloc.h>
 #include <memory>
 #include <optional>
+#include <pthread.h>
+#include <csignal>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -587,6 +592,72 @@ SortByTime(std::vector<RawPoint> &v)
 		std::stable_sort(v.begin(), v.end(), by_time);
 }
 
+// How many threads score a pass: thrillmon.detect_threads, but at most one per kMinPerThread
+// detectors (a thread costs tens of microseconds to start; a few metrics are not worth it).
+constexpr std::size_t kMinPerThread = 64;
+int
+ScoringThreads(std::size_t detectors)
+{
+	const std::size_t by_work = std::max<std::size_t>(1, detectors / kMinPerThread);
+	return static_cast<int>(std::min<std::size_t>(static_cast<std::size_t>(Max(1, thrillmon::pg::detect_threads)), by_work));
+}
+
+// Runs f(lo, hi, slice) over [0, n) cut into `slices` contiguous slices, slice 0 in this thread
+// and each other one in a thread of its own (called inside Compute(); rethrows the first error
+// of any slice after all have finished).
+//
+// The backend is not thread-safe, so the extra threads run pure C++ only: no Postgres function,
+// no palloc, no ereport; they touch only their slice's detectors and points. They start with
+// every signal blocked (a new thread inherits the creator's mask, restored here right after), so
+// that Postgres' signal handlers, which set flags and latches for this process, only ever run in
+// the backend's own thread. Their exceptions are caught in the thread (one escaping a thread
+// would terminate the process) and handed back here.
+template <typename F>
+void
+RunSlices(std::size_t n, int slices, F &&f)
+{
+	auto lo = [&](int i) { return n * static_cast<std::size_t>(i) / static_cast<std::size_t>(slices); };
+	if (slices <= 1) {
+		f(0, n, 0);
+		return;
+	}
+	std::vector<std::exception_ptr> errors(static_cast<std::size_t>(slices));
+	std::vector<std::thread> threads;
+	threads.reserve(static_cast<std::size_t>(slices - 1));
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	try {
+		for (int i = 1; i < slices; i++)
+			threads.emplace_back([&, i] {
+				try {
+					f(lo(i), lo(i + 1), i);
+				} catch (...) {
+					errors[static_cast<std::size_t>(i)] = std::current_exception();
+				}
+			});
+	} catch (...) {
+		// A thread could not be started (out of threads or memory): the slices without one
+		// run here below, so the pass still completes.
+	}
+	pthread_sigmask(SIG_SETMASK, &old, nullptr);
+	const int started = static_cast<int>(threads.size()) + 1;
+	for (int i = 0; i < slices; i++) {
+		if (i > 0 && i < started)
+			continue; // its own thread runs it
+		try {
+			f(lo(i), lo(i + 1), i);
+		} catch (...) {
+			errors[static_cast<std::size_t>(i)] = std::current_exception();
+		}
+	}
+	for (std::thread &t : threads)
+		t.join();
+	for (const std::exception_ptr &e : errors)
+		if (e)
+			std::rethrow_exception(e);
+}
+
 TimestampTz
 MinusMinutes(TimestampTz t, std::int64_t minutes)
 {
@@ -767,7 +838,12 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 	Compute(&err, [&] {
 		// First find (or rebuild) each metric's detector, then score: the scoring loop can then
 		// prefetch the next detector's state while it scores this one (see Detector::Prefetch).
-		std::vector<std::pair<std::size_t, detect::Detector *>> todo;
+		struct Todo {
+			std::size_t work;
+			detect::Detector *det;
+			bool rebuild;
+		};
+		std::vector<Todo> todo;
 		todo.reserve(scratch->work.size());
 		for (std::size_t w = 0; w < scratch->work.size(); w++) {
 			Work &wk = scratch->work[w];
@@ -778,26 +854,40 @@ thrillmon_detect_scan(PG_FUNCTION_ARGS)
 			if (wk.fresh.empty())
 				continue;
 			auto it = cache->entries.find(wk.name);
-			if (it == cache->entries.end() || !(it->second->cfg == wk.cfg)) {
+			const bool rebuild = it == cache->entries.end() || !(it->second->cfg == wk.cfg);
+			if (rebuild) {
+				// Rebuilt below (in parallel); until this pass ends the cache is marked invalid
+				// (cache->pass = -1), so an error half-way leaves nothing half-built trusted.
 				auto entry = std::unique_ptr<CacheEntry>(new CacheEntry {wk.cfg, detect::Detector(SettingsOf(wk.cfg))});
-				SortByTime(wk.history);
-				entry->det.Rebuild(wk.history.size(), [&](std::size_t i) { return ToPoint(wk.history[i]); });
 				it = cache->entries.insert_or_assign(wk.name, std::move(entry)).first;
 			}
-			SortByTime(wk.fresh);
-			todo.emplace_back(w, &it->second->det);
+			todo.push_back(Todo {w, &it->second->det, rebuild});
 		}
-		for (std::size_t k = 0; k < todo.size(); k++) {
-			if (k + kPrefetchAhead < todo.size())
-				todo[k + kPrefetchAhead].second->Prefetch(ToPoint(scratch->work[todo[k + kPrefetchAhead].first].fresh.front()));
-			const std::size_t w = todo[k].first;
-			detect::Detector &det = *todo[k].second;
-			for (const RawPoint &r : scratch->work[w].fresh) {
-				detect::Score s = det.Update(ToPoint(r));
-				if (s.anomaly)
-					scratch->found.push_back(Found {w, r, s});
+		// Each detector is touched by one thread only, and a slice of work reads only its own
+		// metrics' points: the slices share nothing but their read-only inputs.
+		std::vector<std::vector<Found>> found(static_cast<std::size_t>(ScoringThreads(todo.size())));
+		RunSlices(todo.size(), static_cast<int>(found.size()), [&](std::size_t lo, std::size_t hi, int slice) {
+			std::vector<Found> &out = found[static_cast<std::size_t>(slice)];
+			for (std::size_t k = lo; k < hi; k++) {
+				Work &wk = scratch->work[todo[k].work];
+				if (todo[k].rebuild) {
+					SortByTime(wk.history);
+					todo[k].det->Rebuild(wk.history.size(), [&](std::size_t i) { return ToPoint(wk.history[i]); });
+				}
+				SortByTime(wk.fresh);
 			}
-		}
+			for (std::size_t k = lo; k < hi; k++) {
+				if (k + kPrefetchAhead < hi)
+					todo[k + kPrefetchAhead].det->Prefetch(ToPoint(scratch->work[todo[k + kPrefetchAhead].work].fresh.front()));
+				for (const RawPoint &r : scratch->work[todo[k].work].fresh) {
+					detect::Score sc = todo[k].det->Update(ToPoint(r));
+					if (sc.anomaly)
+						out.push_back(Found {todo[k].work, r, sc});
+				}
+			}
+		});
+		for (const std::vector<Found> &part : found)
+			scratch->found.insert(scratch->found.end(), part.begin(), part.end());
 		// Forget metrics that have gone quiet for longer than their lookback: a rebuild would
 		// find no history for them either, and the cache stays bounded by the active metrics.
 		for (auto it = cache->entries.begin(); it != cache->entries.end();) {

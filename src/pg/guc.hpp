@@ -13,5 +13,6 @@ extern int detect_interval_s;
 extern char *retention_time;
 extern int scheduler_mode;
 extern int max_observed_metrics;
+extern int detect_threads;
 
 } // namespace thrillmon::pg

@@ -26,6 +26,7 @@ int detect_interval_s = 300;
 char *retention_time = nullptr;
 int scheduler_mode = kSchedulerInternal;
 int max_observed_metrics = 256;
+int detect_threads = 2;
 
 namespace {
 
@@ -65,6 +66,10 @@ InitGucs()
 	                        nullptr, &collect_interval_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.detect_interval", "Seconds between anomaly detection passes (wall-clock slots).",
 	                        nullptr, &detect_interval_s, 300, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.detect_threads", "Threads that score a detection pass, the backend's own included.",
+	                        "A pass with many metrics scores them in this many threads (pure computation, one per "
+	                        "64 metrics at most); 1 scores in the backend alone.",
+	                        &detect_threads, 2, 1, 64, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("thrillmon.retention_time",
 	                           "Time of day (HH:MM, server time zone) of the daily retention cleanup.", nullptr,
 	                           &retention_time, "03:00", PGC_SIGHUP, 0, CheckRetentionTime, nullptr, nullptr);

@@ -16,7 +16,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(209);
+SELECT plan(213);
 
 -- Before the clean slate: what this database's install shipped.
 SELECT is((SELECT sensitivity FROM thrillmon.anomaly_detection_config WHERE metric_name = '*'), 4.5::float8,
@@ -658,6 +658,40 @@ SELECT results_eq(
 	'live = backtest: the anomalies of four incremental passes are exactly backtest()''s (time, score, deviation, baseline, type, severity, algorithm)');
 SELECT set_eq($$SELECT anomaly_value FROM thrillmon.anomaly_detections WHERE metric_name = 'eq'$$,
 	$$SELECT value FROM thrillmon.backtest('eq', '-infinity', 'infinity') WHERE is_anomaly$$, 'live = backtest: ... and values');
+
+------------------------------------------------------------------------------------------------
+-- A pass over many metrics scores them in threads (thrillmon.detect_threads): the same results
+------------------------------------------------------------------------------------------------
+
+SELECT pg_temp.reset();
+SET LOCAL thrillmon.detect_threads = 4;
+SELECT setseed(0.29);
+-- n metrics, v points each 1 ms apart (a spike of +30 sd or more at point spike_at, none for 0),
+-- then wait until the wall clock has passed them.
+CREATE FUNCTION pg_temp.live_many(n integer, v integer, spike_at integer) RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+	base timestamptz := clock_timestamp() + interval '20 ms';
+BEGIN
+	INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp")
+	SELECT 'th_' || m, CASE WHEN i = spike_at THEN 130 + m % 7 ELSE 100 + pg_temp.noise() END, base + (i - 1) * interval '1 ms'
+	FROM generate_series(1, n) m, generate_series(1, v) i;
+	PERFORM pg_temp.wait_past(base + (v - 1) * interval '1 ms');
+END
+$$;
+-- 300 metrics: a thread takes 64 metrics or more, so the passes run in four threads.
+SELECT pg_temp.live_many(300, 100, 0);
+SELECT lives_ok($$SELECT pg_temp.pass('t1')$$, 'threads: a first pass over 300 metrics with detect_threads = 4 (new detectors)');
+SELECT pg_temp.live_many(300, 100, 60);
+SELECT lives_ok($$SELECT pg_temp.pass('t2')$$, 'threads: a second pass from the cached detectors (steady: scored in threads)');
+SELECT is((SELECT count(DISTINCT metric_name)::int FROM thrillmon.anomaly_detections WHERE metric_name LIKE 'th\_%'), 300,
+	'threads: every metric''s spike found');
+SELECT results_eq(
+	$$SELECT metric_name, time_window_end, confidence_score, deviation_score, baseline_value, anomaly_type, severity, detection_algorithm
+	FROM thrillmon.anomaly_detections WHERE metric_name LIKE 'th\_%' ORDER BY 1, 2$$,
+	$$SELECT x.m, b."timestamp", b.score, b.deviation, b.baseline, b.anomaly_type, b.severity, b.algorithm
+	FROM (SELECT DISTINCT metric_name AS m FROM thrillmon.metric_time_series WHERE metric_name LIKE 'th\_%') x
+	CROSS JOIN LATERAL thrillmon.backtest(x.m, '-infinity', 'infinity') b WHERE b.is_anomaly ORDER BY 1, 2$$,
+	'threads: the anomalies of threaded passes are exactly backtest()''s, metric by metric');
 
 SELECT * FROM finish();
 ROLLBACK;
