@@ -63,6 +63,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgroids.h"
+#include "utils/fmgrprotos.h"
+#include "storage/lmgr.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -354,8 +356,8 @@ PartitionsOverlapping(TimestampTz lo, TimestampTz hi, Oid **out)
 }
 
 // A steady pass reads the few points that arrived since the last one: through each partition's
-// BRIN on "timestamp" (the ranges the pass just summarised, and any older range a late row
-// landed in), as a bitmap heap scan would, but without planning a query, starting an executor
+// BRIN on "timestamp" (the ranges it summarises first, and any older range a late row landed
+// in), as a bitmap heap scan would, but without planning a query, starting an executor
 // and copying every row into an SPI tuple table (together as much as the scan itself). Rows in
 // (lo, hi] with their category go to sink(row) inside Compute(). False, before reading
 // anything, when a partition is not one of ours or has no such BRIN: the caller then reads
@@ -400,6 +402,15 @@ ScanFreshDirect(TimestampTz lo, TimestampTz hi, Sink &&sink)
 			table_close(rels[p], AccessShareLock);
 		}
 		return false;
+	}
+	// First summarise the page ranges filled since the last pass (else the scan reads, and
+	// rechecks, every page since the last summary). But never wait for it: summarising takes the
+	// lock VACUUM takes, and a pass must not queue behind an autovacuum of a big partition (up to
+	// deadlock_timeout, and then cancel it). Skipped this once, those pages are simply read.
+	for (int p = 0; p < nparts; p++) {
+		if (ConditionalLockRelation(rels[p], ShareUpdateExclusiveLock)
+		    && ConditionalLockRelation(idxs[p], ShareUpdateExclusiveLock))
+			(void)DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(RelationGetRelid(idxs[p])));
 	}
 	Snapshot snapshot = GetActiveSnapshot();
 	PlainError err {};
