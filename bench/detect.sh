@@ -2,7 +2,8 @@
 # Detection cost, side by side with what the origin had to do, in one run:
 #   steady state: a detect_anomalies() pass over METRICS metrics with 5 new points each, in the
 #     backend that ran the previous pass (the worker's case), against a plain SQL z-score query
-#     over the last 24 h of the same metrics (target: at least 30x faster);
+#     over the last 24 h of the same metrics (target: at least 30x faster); with the default
+#     thrillmon.detect_threads (2) and, alternately, with 1;
 #   cold start: a pass in a new backend, which rebuilds every metric from its 24 h lookback,
 #     against a serial SELECT count(*), sum(metric_value) over the same rows (target: at most 3x);
 #   memory: the backend's private memory (RssAnon) before and after the cold pass, per metric.
@@ -50,12 +51,16 @@ zscore="SELECT count(*) FROM (SELECT r.metric_name, (r.metric_value - s.mu) / nu
 steady=$( {
 	echo "SELECT add_points(); SELECT bench_ms('SELECT count(*) FROM thrillmon.detect_anomalies()') AS warm;"
 	for _ in $(seq "$ROUNDS"); do
+		# the default (thrillmon.detect_threads = 2), then the backend alone, alternately
 		echo "SELECT pg_sleep(0.5), add_points();"
 		echo "SELECT 'steady', bench_ms('SELECT count(*) FROM thrillmon.detect_anomalies()');"
+		echo "SET thrillmon.detect_threads = 1; SELECT pg_sleep(0.5), add_points();"
+		echo "SELECT 'steady1', bench_ms('SELECT count(*) FROM thrillmon.detect_anomalies()'); RESET thrillmon.detect_threads;"
 		echo "SELECT 'zscore', bench_ms(\$q\$$zscore\$q\$);"
 	done
 } | q -F ' ')
 steady_ms=$(echo "$steady" | awk '$1 == "steady" {print $2}' | median)
+steady1_ms=$(echo "$steady" | awk '$1 == "steady1" {print $2}' | median)
 zscore_ms=$(echo "$steady" | awk '$1 == "zscore" {print $2}' | median)
 
 # Cold start: each pass in a new backend (no cache), so it rebuilds 24 h x METRICS from the table.
@@ -81,6 +86,8 @@ mem_kb=$(echo $mem_list | tr ' ' '\n' | median)
 printf 'rows in metric_time_series: %s (%s metrics x 24 h of one-minute points, plus new ones)\n' "$rows" "$METRICS"
 printf 'steady state: detect_anomalies() %.1f ms, SQL z-score over 24 h %.1f ms: %.1fx faster (target >= 30x)\n' \
 	"$steady_ms" "$zscore_ms" "$(awk -v a="$zscore_ms" -v b="$steady_ms" 'BEGIN {print a / b}')"
+printf '              with thrillmon.detect_threads = 1: %.1f ms, %.1fx\n' \
+	"$steady1_ms" "$(awk -v a="$zscore_ms" -v b="$steady1_ms" 'BEGIN {print a / b}')"
 printf 'cold start:   detect_anomalies() %.1f ms, serial count/sum over the same rows %.1f ms: %.2fx (target <= 3x)\n' \
 	"$cold_ms" "$scan_ms" "$(awk -v a="$cold_ms" -v b="$scan_ms" 'BEGIN {print a / b}')"
 printf 'memory: backend private memory grew %s kB over the cold pass: %.1f kB per metric (target <= 64 kB)\n' \
