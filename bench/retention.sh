@@ -136,7 +136,7 @@ print(f"  {'pg_partman run_maint.':22s} {f(pm[1]):10.1f} {mb(pm[2]):9.2f} {mb(pm
 print(f"  {'DELETE (origin)':22s} {f(de[1]):10.1f} {mb(de[2]):9.2f} {mb(de[3]):15.1f} {mb(de[4]):14.1f}  + VACUUM {f('$vac_ms'):.0f} ms -> {mb('$after_vacuum'):.1f} MB")
 print(f"  DELETE / thrillmon time: {f(de[1]) / f(tm[1]):.1f}x (target >= 10x);  thrillmon / pg_partman time: {f(tm[1]) / f(pm[1]):.2f}x (target <= 1)")
 print(f"  thrillmon WAL / DELETE WAL: 1/{f(de[2]) / max(f(tm[2]), 1):.0f} (target <= 1/500);  pg_partman: 1/{f(de[2]) / max(f(pm[2]), 1):.0f}")
-print(f"  rows older than the cut-off left: thrillmon $left_tm, pg_partman $left_pm (pg_partman drops whole days only)")
+print(f"  rows older than the cut-off left: thrillmon $left_tm, pg_partman $left_pm (both drop whole days only)")
 print(f"B4 cleanup_old_metrics under 2 inserting clients: cleanup {(int('$b4_t1') - int('$b4_t0')) / 1e6:.0f} ms, removed $(cat $work/b4_removed.txt) rows;")
 print(f"  longest insert {f('$b4_max_ms'):.1f} ms (target <= 100 ms); inserts made $b4_calls, found $b4_rows; rows newer than the cut-off before $before_b4, after $after_b4")
 print(f"B5 dashboard query (24 h of one metric), median execution: partitioned {f('$b5_part'):.3f} ms, unpartitioned {f('$b5_orig'):.3f} ms: {f('$b5_part') / f('$b5_orig'):.2f}x (target <= 1.5x)")

@@ -2,6 +2,7 @@
 #include "core/partitions.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 
@@ -78,14 +79,60 @@ PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff)
 	existing_days.erase(std::unique(existing_days.begin(), existing_days.end()), existing_days.end());
 	MetricRetentionPlan plan;
 	for (const std::int64_t day : existing_days) {
-		const EpochMicros lower = day * kMicrosPerDay;
-		const EpochMicros upper = lower + kMicrosPerDay;
-		if (upper <= cutoff)
+		// (day + 1) * kMicrosPerDay cannot overflow: days come from four-digit-year names.
+		if ((day + 1) * kMicrosPerDay <= cutoff)
 			plan.drop_days.push_back(day);
-		else if (lower < cutoff)
-			plan.straddling_day = day;
 	}
 	return plan;
+}
+
+std::int64_t
+AnalyzeFullReadPages(int statistics_target)
+{
+	return statistics_target > 0 ? kAnalyzeRowsPerStatisticsTarget * statistics_target : 0;
+}
+
+std::optional<std::int64_t>
+ExactRowsFromStatistics(const PartitionStatistics &stats)
+{
+	// reltuples >= 0 alone is not enough: VACUUM and CREATE INDEX write it too, VACUUM from the
+	// pages it scanned extrapolated to the rest, which is not exact; hence analyzed_last.
+	if (!stats.analyzed_last || !(stats.reltuples >= 0))
+		return std::nullopt;
+	// Rows changed after the ANALYZE: another session's once it has reported them (sessions
+	// report at most once a second, when idle), this session's (its own transaction included)
+	// before that. A changed size catches a late insert that extended the table even before it
+	// is reported.
+	if (stats.changes_since_analyze != 0 || stats.unreported_changes != 0 || stats.relpages != stats.pages_now)
+		return std::nullopt;
+	if (stats.relpages < 0 || stats.relpages > AnalyzeFullReadPages(stats.statistics_target))
+		return std::nullopt;
+	// A count from reading every page is an integer well inside double's exact range.
+	if (stats.reltuples > 1e15)
+		return std::nullopt;
+	return static_cast<std::int64_t>(std::llround(stats.reltuples));
+}
+
+std::vector<std::int64_t>
+DaysToAnalyze(std::vector<DailyPartitionStatistics> partitions, EpochMicros now, std::size_t max_days)
+{
+	std::sort(partitions.begin(), partitions.end(),
+	          [](const DailyPartitionStatistics &a, const DailyPartitionStatistics &b) { return a.day > b.day; });
+	std::vector<std::int64_t> days;
+	for (const DailyPartitionStatistics &p : partitions) {
+		if (days.size() >= max_days)
+			break;
+		if ((p.day + 1) * kMicrosPerDay > now)
+			continue; // rows still arrive: the count would not stay exact
+		if (ExactRowsFromStatistics(p.stats))
+			continue;
+		if (p.stats.pages_now > AnalyzeFullReadPages(p.stats.statistics_target))
+			continue; // ANALYZE would only estimate; retention counts this one
+		if (!days.empty() && days.back() == p.day)
+			continue;
+		days.push_back(p.day);
+	}
+	return days;
 }
 
 } // namespace thrillmon

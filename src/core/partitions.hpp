@@ -8,6 +8,7 @@
 
 #include "core/civil_time.hpp"
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -37,14 +38,56 @@ ParsePartitionName(const std::string &relname);
 std::vector<std::int64_t>
 PremakeDays(EpochMicros now, int premake_days);
 
-// What retention does to the daily partitions, given the cut-off: partitions entirely older
-// than it are dropped whole; the one partition containing it has only its older rows deleted.
+// What retention does to the daily partitions, given the cut-off: the partitions whose whole day
+// ended at or before it are dropped. The one partition containing the cut-off is left whole (its
+// older rows go with it once its day has expired too), so retention never reads or deletes rows
+// of a daily partition, and a point goes once it is between retention_days and retention_days + 1
+// day old.
 struct MetricRetentionPlan {
-	std::vector<std::int64_t> drop_days;       // upper bound <= cutoff
-	std::optional<std::int64_t> straddling_day; // lower bound < cutoff < upper bound
+	std::vector<std::int64_t> drop_days; // upper bound <= cutoff, in order
 };
 
 MetricRetentionPlan
 PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff);
+
+// ANALYZE samples 300 rows per unit of statistics target, and reads as many pages as it wants
+// rows (analyze.c: minrows = 300 * attstattarget; BlockSampler takes every block when there are
+// no more blocks than that). A table no larger has every page read and its live rows counted,
+// not extrapolated, so the pg_class.reltuples it writes is exact.
+constexpr std::int64_t kAnalyzeRowsPerStatisticsTarget = 300;
+
+// The largest table (in pages) that ANALYZE reads in full at a statistics target.
+std::int64_t
+AnalyzeFullReadPages(int statistics_target);
+
+// What Postgres knows about a partition's rows without reading them.
+struct PartitionStatistics {
+	double reltuples = -1;                  // pg_class.reltuples: -1 until ANALYZE or VACUUM ran
+	std::int64_t relpages = 0;              // pg_class.relpages: the size that run saw
+	std::int64_t pages_now = 0;             // the size now
+	std::int64_t changes_since_analyze = 0; // rows changed since, as reported by every session
+	std::int64_t unreported_changes = 0;    // rows changed by this session, not reported yet
+	bool analyzed_last = false;             // an ANALYZE is on record and no VACUUM ran after it
+	int statistics_target = 0;              // largest per-column target (default_statistics_target unless set)
+};
+
+// The partition's exact number of rows when its statistics hold it, std::nullopt when only
+// reading the rows can tell. Exact means: the last ANALYZE read every page (so it counted, not
+// estimated), nothing changed since (no row change reported or pending in this session, same
+// size), and no VACUUM overwrote reltuples with its own extrapolation afterwards.
+std::optional<std::int64_t>
+ExactRowsFromStatistics(const PartitionStatistics &stats);
+
+// A daily partition and its statistics, for choosing what partition maintenance analyses.
+struct DailyPartitionStatistics {
+	std::int64_t day;
+	PartitionStatistics stats;
+};
+
+// The daily partitions maintenance should ANALYZE so that retention can take their row counts
+// from statistics: days that are over at `now`, whose statistics are not exact, and that ANALYZE
+// can count exactly (no larger than it reads in full). Newest first, at most max_days of them.
+std::vector<std::int64_t>
+DaysToAnalyze(std::vector<DailyPartitionStatistics> partitions, EpochMicros now, std::size_t max_days);
 
 } // namespace thrillmon

@@ -125,6 +125,98 @@ CreatePartitionIndex(StringInfo sql, const char *partition)
 	thrillmon::pg::SpiRun(sql->data, SPI_OK_UTILITY);
 }
 
+// A partition's statistics as plain values (read from the catalogs, judged by the core).
+struct PlainStatistics {
+	char name[64];
+	double reltuples;
+	int64_t relpages;
+	int64_t pages_now;
+	int64_t changes_since_analyze;
+	int64_t unreported_changes;
+	bool analyzed_last;
+	int32_t statistics_target;
+};
+
+thrillmon::PartitionStatistics
+ToCore(const PlainStatistics &p)
+{
+	thrillmon::PartitionStatistics s;
+	s.reltuples = p.reltuples;
+	s.relpages = p.relpages;
+	s.pages_now = p.pages_now;
+	s.changes_since_analyze = p.changes_since_analyze;
+	s.unreported_changes = p.unreported_changes;
+	s.analyzed_last = p.analyzed_last;
+	s.statistics_target = p.statistics_target;
+	return s;
+}
+
+// Reads the statistics of the partitions of metric_time_series (only the one named `only`, if
+// given), into palloc'd memory of the caller's context. Catalog and cumulative statistics only:
+// no row of the partitions is read.
+//
+// pg_stat_get_mod_since_analyze() sees what sessions have reported, which this session's own
+// changes (its transaction's included) are not yet: pg_stat_get_xact_tuples_*() add those. The
+// ANALYZE and VACUUM times tell whether VACUUM rewrote reltuples after the ANALYZE. The target
+// is the largest per-column one (ANALYZE samples for the most demanding column), and
+// default_statistics_target is this session's: the value ANALYZE ran with is not recorded.
+int
+ReadPartitionStatistics(const char *only, PlainStatistics **out)
+{
+	MemoryContext caller = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	// Statistics read earlier in this transaction are cached (stats_fetch_consistency): drop
+	// them, the point is what holds now.
+	thrillmon::pg::SpiRun("SELECT pg_catalog.pg_stat_clear_snapshot()", SPI_OK_SELECT);
+	Oid types[1] = {TEXTOID};
+	Datum values[1] = {only ? CStringGetTextDatum(only) : (Datum) 0};
+	const char nulls[2] = {only ? ' ' : 'n', '\0'};
+	thrillmon::pg::SpiRun(
+	    "SELECT c.relname::text, c.reltuples::float8, c.relpages::int8, "
+	    "pg_catalog.pg_relation_size(c.oid) / pg_catalog.current_setting('block_size')::int8, "
+	    "pg_catalog.pg_stat_get_mod_since_analyze(c.oid), "
+	    "pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid) + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid) "
+	    "  + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid), "
+	    "coalesce(greatest(pg_catalog.pg_stat_get_last_analyze_time(c.oid), "
+	    "  pg_catalog.pg_stat_get_last_autoanalyze_time(c.oid)) "
+	    "  >= coalesce(greatest(pg_catalog.pg_stat_get_last_vacuum_time(c.oid), "
+	    "  pg_catalog.pg_stat_get_last_autovacuum_time(c.oid)), '-infinity'), false), "
+	    "coalesce((SELECT pg_catalog.max(CASE WHEN a.attstattarget < 0 "
+	    "  THEN pg_catalog.current_setting('default_statistics_target')::int4 ELSE a.attstattarget END) "
+	    "  FROM pg_catalog.pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), 0) "
+	    "FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid "
+	    "WHERE i.inhparent = 'thrillmon.metric_time_series'::pg_catalog.regclass AND ($1 IS NULL OR c.relname = $1)",
+	    SPI_OK_SELECT, 1, types, values, nulls);
+	const int n = static_cast<int>(SPI_processed);
+	PlainStatistics *result =
+	    static_cast<PlainStatistics *>(MemoryContextAllocZero(caller, sizeof(PlainStatistics) * (n > 0 ? n : 1)));
+	for (int i = 0; i < n; i++) {
+		HeapTuple row = SPI_tuptable->vals[i];
+		TupleDesc desc = SPI_tuptable->tupdesc;
+		bool isnull;
+		char *name = SPI_getvalue(row, desc, 1);
+		strlcpy(result[i].name, name ? name : "", sizeof result[i].name);
+		Datum d = SPI_getbinval(row, desc, 2, &isnull);
+		result[i].reltuples = isnull ? -1 : DatumGetFloat8(d);
+		d = SPI_getbinval(row, desc, 3, &isnull);
+		result[i].relpages = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 4, &isnull);
+		result[i].pages_now = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 5, &isnull);
+		result[i].changes_since_analyze = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 6, &isnull);
+		result[i].unreported_changes = isnull ? -1 : DatumGetInt64(d);
+		d = SPI_getbinval(row, desc, 7, &isnull);
+		result[i].analyzed_last = !isnull && DatumGetBool(d);
+		d = SPI_getbinval(row, desc, 8, &isnull);
+		result[i].statistics_target = isnull ? 0 : DatumGetInt32(d);
+	}
+	SPI_finish();
+	*out = result;
+	return n;
+}
+
 Datum
 TextArrayOf(PlainPartition *parts, int n, MemoryContext ctx)
 {
@@ -148,6 +240,46 @@ ReturnRecord(FunctionCallInfo fcinfo, Datum *values, int natts)
 	return HeapTupleGetDatum(tuple);
 }
 
+// Partitions ANALYZEd per maintenance run at most: after an upgrade or a backfill many days may
+// be waiting, and each ANALYZE reads its whole partition; they are worked off hour by hour.
+constexpr std::size_t kMaxAnalyzePerRun = 8;
+
+// ANALYZEs the daily partitions whose day is over and whose row count the statistics do not hold
+// exactly (see DaysToAnalyze), so that retention, days later, drops them without reading a row.
+// Done while the day's pages are likely still cached, and before any lock that blocks inserts:
+// ANALYZE itself only takes SHARE UPDATE EXCLUSIVE on the partition. SKIP_LOCKED: a partition
+// that autovacuum (or anyone) is processing is left for the next run rather than waited for,
+// which could make the maintenance job fail on lock_timeout.
+void
+AnalyzeFinishedDays(thrillmon::EpochMicros now)
+{
+	PlainStatistics *stats;
+	const int n = ReadPartitionStatistics(nullptr, &stats);
+	int64_t *days = static_cast<int64_t *>(palloc(sizeof(int64_t) * kMaxAnalyzePerRun));
+	int n_days = 0;
+	PlainError err {};
+	Compute(&err, [&] {
+		std::vector<thrillmon::DailyPartitionStatistics> parts;
+		for (int i = 0; i < n; i++)
+			if (auto day = thrillmon::ParsePartitionName(stats[i].name))
+				parts.push_back({*day, ToCore(stats[i])});
+		for (const int64_t day : thrillmon::DaysToAnalyze(std::move(parts), now, kMaxAnalyzePerRun))
+			days[n_days++] = day;
+	});
+	RaiseIfSet(&err);
+	StringInfoData sql;
+	initStringInfo(&sql);
+	for (int i = 0; i < n_days; i++) {
+		PlainPartition p {};
+		Fill(&p, days[i]);
+		if (!p.valid)
+			continue;
+		resetStringInfo(&sql);
+		appendStringInfo(&sql, "ANALYZE (SKIP_LOCKED) thrillmon.%s", quote_identifier(p.name));
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+	}
+}
+
 } // namespace
 
 // _maintain_partitions(premake_days int): create missing daily partitions from yesterday to
@@ -168,6 +300,7 @@ thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
 	// Two maintainers at once would both try to create the same partition: serialise them, and
 	// read what exists only once we hold the lock.
 	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockMaintainPartitions);
+	AnalyzeFinishedDays(now);
 	// Hold rows out of the default partition until we commit: a row for a day we are about to
 	// create, arriving between our look and the CREATE/ATTACH, would make Postgres refuse it
 	// ("updated partition constraint for default partition would be violated"). Inserts that
@@ -267,10 +400,11 @@ thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS)
 	return ReturnRecord(fcinfo, values, 2);
 }
 
-// _cleanup_metrics(cutoff timestamptz): remove every metric row older than cutoff. Daily
-// partitions wholly before it are dropped (cost per partition, not per row, and the disk space
-// comes back at once); only the partition that contains the cut-off, and the default partition,
-// have rows deleted. Returns (partitions_dropped text[], rows_dropped bigint, rows_deleted bigint).
+// _cleanup_metrics(cutoff timestamptz): remove metric rows older than cutoff by whole days.
+// The daily partitions whose day ended at or before it are dropped (cost per partition, not per
+// row, and the disk space comes back at once); the one containing the cut-off is left whole until
+// its own day has expired. Only the default partition, which maintenance keeps empty, has rows
+// deleted. Returns (partitions_dropped text[], rows_dropped bigint, rows_deleted bigint).
 extern "C" Datum
 thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 {
@@ -294,15 +428,15 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	PlainPartition *drops =
 	    static_cast<PlainPartition *>(MemoryContextAllocZero(fn_ctx, sizeof(PlainPartition) * (n_existing + 1)));
 	int n_drops = 0;
-	PlainPartition straddling {};
 	PlainError err {};
 	Compute(&err, [&] {
 		const thrillmon::MetricRetentionPlan plan =
 		    thrillmon::PlanMetricRetention(std::vector<int64_t>(existing, existing + n_existing), cutoff);
-		for (const int64_t day : plan.drop_days)
-			Fill(&drops[n_drops++], day);
-		if (plan.straddling_day)
-			Fill(&straddling, *plan.straddling_day);
+		for (const int64_t day : plan.drop_days) {
+			Fill(&drops[n_drops], day);
+			if (drops[n_drops].valid)
+				n_drops++;
+		}
 	});
 	RaiseIfSet(&err);
 
@@ -311,17 +445,10 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	StringInfoData sql;
 	initStringInfo(&sql);
 	// Order matters for ingest: dropping a partition locks the parent table against inserts
-	// until commit. So the row deletes (which lock only their partitions) and the counts come
-	// first, and the drops last, right before the commit.
+	// until commit. So the default partition's delete (which locks only that partition) and the
+	// counts come first, and the drops last, right before the commit.
 	Oid types[1] = {TIMESTAMPTZOID};
 	Datum args[1] = {TimestampTzGetDatum(cutoff_ts)};
-	if (straddling.valid) {
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "DELETE FROM ONLY thrillmon.%s WHERE \"timestamp\" < $1",
-		                 quote_identifier(straddling.name));
-		thrillmon::pg::SpiRun(sql.data, SPI_OK_DELETE, 1, types, args);
-		rows_deleted += static_cast<int64_t>(SPI_processed);
-	}
 	thrillmon::pg::SpiRun("DELETE FROM ONLY thrillmon.metric_time_series_default WHERE \"timestamp\" < $1",
 	                      SPI_OK_DELETE, 1, types, args);
 	rows_deleted += static_cast<int64_t>(SPI_processed);
@@ -331,9 +458,28 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "LOCK TABLE ONLY thrillmon.%s IN ACCESS EXCLUSIVE MODE", quote_identifier(drops[i].name));
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
-		resetStringInfo(&sql);
-		appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
-		rows_dropped += thrillmon::pg::SpiInt64(sql.data);
+		// The count from statistics when they hold it exactly (maintenance ANALYZEs each day once
+		// it is over), else by reading the partition.
+		PlainStatistics *stats;
+		const int n_stats = ReadPartitionStatistics(drops[i].name, &stats);
+		bool exact = false;
+		int64_t rows = 0;
+		Compute(&err, [&] {
+			if (n_stats == 1)
+				if (auto r = thrillmon::ExactRowsFromStatistics(ToCore(stats[0]))) {
+					exact = true;
+					rows = *r;
+				}
+		});
+		RaiseIfSet(&err);
+		if (!exact) {
+			resetStringInfo(&sql);
+			appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
+			rows = thrillmon::pg::SpiInt64(sql.data);
+		}
+		elog(DEBUG1, "thrillmon: %s holds " INT64_FORMAT " rows (%s)", drops[i].name, rows,
+		     exact ? "from its statistics" : "counted");
+		rows_dropped += rows;
 	}
 	if (n_drops > 0)
 		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);

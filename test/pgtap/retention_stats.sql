@@ -8,12 +8,14 @@ SELECT plan(27);
 -- Clean slate.
 \ir fixtures/clean_slate.sql
 
--- Metrics: 12 rows, 7 older than 30 days (one of them waiting in the default partition).
+-- Metrics: 12 rows, 7 older than 30 days (one of them waiting in the default partition). Six are past
+-- retention: the one just before the cut-off sits in the partition holding it, which a cleanup
+-- keeps whole until its UTC day has expired.
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES
 	('m', 1, now()), ('m', 1, now() - interval '1 hour'),
 	('m', 1, now() - interval '5 days'), ('m', 1, now() - interval '5 days'),
 	('m', 1, now() - interval '30 days' + interval '1 minute'),
-	('m', 1, now() - interval '30 days' - interval '1 minute'),
+	('m', 1, now() - interval '30 days' - interval '1 microsecond'),
 	('m', 1, now() - interval '31 days'), ('m', 1, now() - interval '31 days'),
 	('m', 1, now() - interval '45 days'), ('m', 1, now() - interval '45 days'), ('m', 1, now() - interval '45 days');
 SELECT thrillmon.maintain_partitions(1);
@@ -66,7 +68,7 @@ SELECT results_eq($$SELECT target, table_name, rows, rows_estimated, oldest, new
 	FROM before ORDER BY array_position(ARRAY['metrics', 'anomalies', 'anomalies_archive', 'alerts', 'incidents', 'job_history'], target)$$,
 	$$VALUES
 	('metrics'::text, 'thrillmon.metric_time_series'::text, 12::bigint, true, now() - interval '60 days', now(), 30, true,
-		now() - interval '30 days', 7::bigint),
+		now() - interval '30 days', 6::bigint),
 	('anomalies', 'thrillmon.anomaly_detections', 4, false, now() - interval '31 days', now() - interval '2 days', 30, true,
 		now() - interval '30 days', 2),
 	('anomalies_archive', 'thrillmon.anomaly_detections_archive', 2, false, now() - interval '95 days', now() - interval '50 days', 90, true,
@@ -102,11 +104,11 @@ ANALYZE thrillmon.metric_time_series;
 CREATE TEMP TABLE after AS SELECT * FROM thrillmon.retention_stats;
 SELECT is_empty($$SELECT target FROM after WHERE rows_past_retention <> 0$$, 'nothing past retention after the cleanup');
 SELECT results_eq($$SELECT target, rows FROM after ORDER BY target COLLATE "C"$$,
-	$$VALUES ('alerts'::text, 3::bigint), ('anomalies', 2), ('anomalies_archive', 2), ('incidents', 1), ('job_history', 3), ('metrics', 5)$$,
+	$$VALUES ('alerts'::text, 3::bigint), ('anomalies', 2), ('anomalies_archive', 2), ('incidents', 1), ('job_history', 3), ('metrics', 6)$$,
 	'rows after the cleanup');
--- The straddling partition now holds only rows newer than the cut-off: it still counts for oldest.
-SELECT is((SELECT oldest FROM after WHERE target = 'metrics'), now() - interval '30 days' + interval '1 minute',
-	'metrics oldest after the cleanup is the oldest surviving row');
+-- The straddling partition keeps its row from just before the cut-off until its day has expired.
+SELECT is((SELECT oldest FROM after WHERE target = 'metrics'), now() - interval '30 days' - interval '1 microsecond',
+	'metrics oldest after the cleanup is the oldest surviving row, in the partition holding the cut-off');
 SELECT is((SELECT oldest FROM after WHERE target = 'metrics'), (SELECT min("timestamp") FROM thrillmon.metric_time_series),
 	'metrics oldest = min("timestamp")');
 SELECT is((SELECT newest FROM after WHERE target = 'metrics'), now(), 'metrics newest = now()');
@@ -119,7 +121,7 @@ SELECT results_eq($$SELECT target, last_cleanup_at, last_cleanup_status, last_cl
 		thrillmon.job_runs j WHERE j.job = 'retention' AND j.target = 'all'
 	ORDER BY t COLLATE "C"$$,
 	'last_cleanup_* filled from the run_data_retention_cleanup job');
-SELECT is((SELECT last_cleanup_removed FROM after WHERE target = 'metrics'), 7::bigint, 'metrics: last cleanup removed 7');
+SELECT is((SELECT last_cleanup_removed FROM after WHERE target = 'metrics'), 6::bigint, 'metrics: last cleanup removed 6');
 
 -- A later single-target cleanup becomes that target's last cleanup.
 SELECT is(thrillmon.cleanup_old_alerts(90), 0::bigint, 'cleanup_old_alerts removes nothing more');

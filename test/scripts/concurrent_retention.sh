@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Concurrency: run_data_retention_cleanup() from two sessions at once while two pgbench clients
 # insert, then prove that exactly one cleanup ran, the other said it skipped, and that no row
-# newer than the cut-off was lost (seeded history and every insert made during the cleanup).
+# of a day not yet expired was lost (seeded history and every insert made during the cleanup).
 # Speaks TAP. Needs PG* variables pointing at a cluster where thrillmon is installable.
 set -uo pipefail
 PG_BINDIR=$(${PG_CONFIG:-pg_config} --bindir)
@@ -62,22 +62,22 @@ cat "$work/pgbench.txt" | grep -E "transactions actually processed|failed" | sed
 is "$(psqlq -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name IN ('ingest_now', 'ingest_recent')")" \
 	"$((2 * 2 * per_client))" "every point inserted during the cleanup is there"
 
-# The cut-off the cleanup used is in its result; every seeded row at or after it must remain,
-# row for row, and none before it.
+# The cut-off the cleanup used is in its result. Retention drops whole UTC days: every seeded row
+# from the start of the cut-off's day on must remain, row for row (the day holding the cut-off is
+# kept whole until it has expired too), and none before it.
 cutoff=$(head -1 "$work/a.txt" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["targets"]["metrics"]["cutoff"])')
-is "$(psqlq -v cutoff="$cutoff" <<'SQL'
+day_start="date_trunc('day', '$cutoff'::timestamptz AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'"
+is "$(psqlq <<SQL
 SELECT count(*) FROM (
-	(SELECT * FROM public.seed_copy WHERE "timestamp" >= :'cutoff'
+	(SELECT * FROM public.seed_copy WHERE "timestamp" >= $day_start
 	 EXCEPT ALL SELECT * FROM thrillmon.metric_time_series WHERE metric_name LIKE 'seed\_%')
 	UNION ALL
 	(SELECT * FROM thrillmon.metric_time_series WHERE metric_name LIKE 'seed\_%'
-	 EXCEPT ALL SELECT * FROM public.seed_copy WHERE "timestamp" >= :'cutoff')) d
+	 EXCEPT ALL SELECT * FROM public.seed_copy WHERE "timestamp" >= $day_start)) d
 SQL
-)" "0" "seeded rows newer than the cut-off are all kept, and only they"
-is "$(psqlq -v cutoff="$cutoff" <<'SQL'
-SELECT count(*) FROM thrillmon.metric_time_series WHERE "timestamp" < :'cutoff'
-SQL
-)" "0" "nothing older than the cut-off is left"
+)" "0" "seeded rows of days not yet expired are all kept, and only they"
+is "$(psqlq -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE \"timestamp\" < $day_start")" "0" \
+	"nothing older than the start of the cut-off's UTC day is left"
 
 psql -X -q -c "DROP DATABASE $db" >/dev/null
 exit $((fails > 0))

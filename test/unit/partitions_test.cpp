@@ -4,6 +4,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 using namespace thrillmon;
 
 namespace {
@@ -69,7 +72,7 @@ TEST(Partitions, PremakeFromYesterdayToAhead)
 	EXPECT_EQ(PremakeDays(At(2026, 11, 25), 100000).size(), 367u);
 }
 
-TEST(Partitions, RetentionPlanDropsWholeDaysAndFindsTheStraddlingOne)
+TEST(Partitions, RetentionPlanDropsOnlyWholeExpiredDays)
 {
 	const EpochMicros now = At(2026, 11, 25, 13, 0);
 	const EpochMicros cutoff = RetentionCutoff(now, 30); // 2026-10-26 13:00 UTC
@@ -81,23 +84,114 @@ TEST(Partitions, RetentionPlanDropsWholeDaysAndFindsTheStraddlingOne)
 	ASSERT_EQ(plan.drop_days.size(), 6u); // 20..25 October
 	EXPECT_EQ(plan.drop_days.front(), Day(2026, 10, 20));
 	EXPECT_EQ(plan.drop_days.back(), Day(2026, 10, 25));
-	ASSERT_TRUE(plan.straddling_day.has_value());
-	EXPECT_EQ(*plan.straddling_day, Day(2026, 10, 26));
+	// 26 October holds the cut-off: kept whole, its rows before 13:00 included.
+	EXPECT_EQ(std::count(plan.drop_days.begin(), plan.drop_days.end(), Day(2026, 10, 26)), 0);
 }
 
-TEST(Partitions, CutoffOnADayBoundaryLeavesNothingStraddling)
+TEST(Partitions, TheStraddlingDayGoesOnceItsWholeDayHasExpired)
+{
+	const std::vector<std::int64_t> existing {Day(2026, 10, 25), Day(2026, 10, 26), Day(2026, 10, 27)};
+	// A day later (or one retention day less) the cut-off is past the end of 26 October.
+	for (const EpochMicros cutoff : {At(2026, 10, 27, 13, 0), RetentionCutoff(At(2026, 11, 25, 13, 0), 29)}) {
+		const auto plan = PlanMetricRetention(existing, cutoff);
+		ASSERT_EQ(plan.drop_days.size(), 2u);
+		EXPECT_EQ(plan.drop_days.back(), Day(2026, 10, 26));
+	}
+	// One microsecond before the end of the day it is still kept.
+	EXPECT_EQ(PlanMetricRetention(existing, At(2026, 10, 27) - 1).drop_days.size(), 1u);
+}
+
+TEST(Partitions, CutoffOnADayBoundaryDropsTheDayThatEndsThere)
 {
 	const EpochMicros cutoff = At(2026, 10, 26);
 	const auto plan = PlanMetricRetention({Day(2026, 10, 25), Day(2026, 10, 26), Day(2026, 10, 27)}, cutoff);
 	ASSERT_EQ(plan.drop_days.size(), 1u);
 	EXPECT_EQ(plan.drop_days[0], Day(2026, 10, 25));
-	EXPECT_FALSE(plan.straddling_day.has_value());
 }
 
 TEST(Partitions, NothingExpiredNothingDropped)
 {
-	const auto plan = PlanMetricRetention({Day(2026, 11, 24), Day(2026, 11, 25)}, At(2026, 10, 26, 13));
-	EXPECT_TRUE(plan.drop_days.empty());
-	EXPECT_FALSE(plan.straddling_day.has_value());
+	EXPECT_TRUE(PlanMetricRetention({Day(2026, 11, 24), Day(2026, 11, 25)}, At(2026, 10, 26, 13)).drop_days.empty());
 	EXPECT_TRUE(PlanMetricRetention({}, At(2026, 10, 26)).drop_days.empty());
+	// The straddling partition alone is not dropped.
+	EXPECT_TRUE(PlanMetricRetention({Day(2026, 10, 26)}, At(2026, 10, 26, 23, 59)).drop_days.empty());
+}
+
+namespace {
+
+// Statistics of a partition ANALYZE has just counted in full: 144,000 rows on 1,440 pages.
+PartitionStatistics
+Analyzed()
+{
+	PartitionStatistics s;
+	s.reltuples = 144000;
+	s.relpages = 1440;
+	s.pages_now = 1440;
+	s.analyzed_last = true;
+	s.statistics_target = 100;
+	return s;
+}
+
+} // namespace
+
+TEST(Partitions, ExactRowsWhenAnalyzeReadEveryPageAndNothingChanged)
+{
+	EXPECT_EQ(AnalyzeFullReadPages(100), 30000);
+	EXPECT_EQ(AnalyzeFullReadPages(1), 300);
+	EXPECT_EQ(AnalyzeFullReadPages(0), 0);
+	EXPECT_EQ(ExactRowsFromStatistics(Analyzed()), 144000);
+	PartitionStatistics empty = Analyzed();
+	empty.reltuples = 0;
+	empty.relpages = empty.pages_now = 0;
+	EXPECT_EQ(ExactRowsFromStatistics(empty), 0);
+	// At the limit ANALYZE still reads every page.
+	PartitionStatistics edge = Analyzed();
+	edge.relpages = edge.pages_now = 30000;
+	EXPECT_EQ(ExactRowsFromStatistics(edge), 144000);
+}
+
+TEST(Partitions, NoExactRowsFromStatisticsThatMayBeStale)
+{
+	auto with = [](auto change) {
+		PartitionStatistics s = Analyzed();
+		change(s);
+		return ExactRowsFromStatistics(s);
+	};
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.reltuples = -1; }));            // never analysed
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.analyzed_last = false; }));     // VACUUM wrote reltuples last
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.changes_since_analyze = 1; })); // a change reported since
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.unreported_changes = 1; }));    // this session's change
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.pages_now = 1441; }));          // grew since
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.pages_now = 1439; }));          // shrank since
+	// ANALYZE sampled only part of the pages: an extrapolation.
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.relpages = s.pages_now = 30001; }));
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.statistics_target = 4; })); // reads 1,200 pages only
+	EXPECT_TRUE(with([](PartitionStatistics &s) { s.statistics_target = 5; }));   // 1,500
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.statistics_target = 0; }));
+	EXPECT_FALSE(with([](PartitionStatistics &s) { s.reltuples = std::nan(""); }));
+}
+
+TEST(Partitions, MaintenanceAnalysesFinishedDaysWhoseCountIsNotExact)
+{
+	const EpochMicros now = At(2026, 11, 25, 0, 30);
+	auto stale = Analyzed();
+	stale.changes_since_analyze = 10;
+	auto never = Analyzed();
+	never.reltuples = -1;
+	never.analyzed_last = false;
+	auto huge = stale;
+	huge.relpages = huge.pages_now = 30001;
+	const std::vector<DailyPartitionStatistics> parts {
+	    {Day(2026, 11, 20), stale},      {Day(2026, 11, 21), Analyzed()}, {Day(2026, 11, 22), huge},
+	    {Day(2026, 11, 23), never},      {Day(2026, 11, 24), stale},       // yesterday: over at 00:00
+	    {Day(2026, 11, 25), never},      {Day(2026, 11, 26), never},       // today and tomorrow: not over
+	};
+	EXPECT_EQ(DaysToAnalyze(parts, now, 10),
+	          (std::vector<std::int64_t> {Day(2026, 11, 24), Day(2026, 11, 23), Day(2026, 11, 20)}));
+	// Newest first, bounded.
+	EXPECT_EQ(DaysToAnalyze(parts, now, 2), (std::vector<std::int64_t> {Day(2026, 11, 24), Day(2026, 11, 23)}));
+	EXPECT_TRUE(DaysToAnalyze(parts, now, 0).empty());
+	// One microsecond before midnight yesterday is not over yet.
+	EXPECT_EQ(DaysToAnalyze(parts, At(2026, 11, 25) - 1, 10),
+	          (std::vector<std::int64_t> {Day(2026, 11, 23), Day(2026, 11, 20)}));
 }
