@@ -225,3 +225,36 @@ BEGIN
 END
 $fn$;
 
+------------------------------------------------------------------------------------------------
+-- Partition DDL: lock the parent only
+------------------------------------------------------------------------------------------------
+-- LOCK TABLE on a partitioned table also locks every partition. With NOWAIT, one partition
+-- being vacuumed (autovacuum's lock conflicts with ACCESS EXCLUSIVE) made every try fail for as
+-- long as that VACUUM ran, and a cleanup after a bulk load gave up after lock_timeout; a NOWAIT
+-- request does not even ask autovacuum to step aside, as a waiting one would. Creating or
+-- dropping a partition needs the parent's lock only; the partitions a cleanup drops are locked
+-- one by one, waiting (which does make autovacuum step aside).
+CREATE OR REPLACE FUNCTION thrillmon._lock_metrics_parent()
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- The caller's lock_timeout (the cleanup and maintenance functions set 5 s), or 5 s if none.
+	deadline timestamptz := pg_catalog.clock_timestamp()
+		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
+BEGIN
+	LOOP
+		BEGIN
+			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE NOWAIT;
+			RETURN;
+		EXCEPTION WHEN lock_not_available THEN
+			IF pg_catalog.clock_timestamp() >= deadline THEN
+				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
+					pg_catalog.current_setting('lock_timeout') USING ERRCODE = '55P03',
+					HINT = 'See pg_locks; the next run will try again.';
+			END IF;
+			PERFORM pg_catalog.pg_sleep(0.05);
+		END;
+	END LOOP;
+END
+$fn$;
+

@@ -22,7 +22,9 @@ extern "C" {
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 PGDLLEXPORT Datum thrillmon_maintain_partitions_internal(PG_FUNCTION_ARGS);
@@ -483,11 +485,24 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	}
 	if (n_drops > 0)
 		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
+	// Dropping a partition writes little WAL of its own, but the first change of each catalog
+	// page after a checkpoint logs the whole page: almost all of a cleanup's WAL is such images
+	// (of pg_class, pg_attribute, pg_depend, pg_constraint, pg_statistic and their indexes).
+	// They compress well; wal_compression, a superuser setting, is turned on for the drops only
+	// (restored right after). A cleanup run by someone else goes without.
+	const int guc_level = NewGUCNestLevel();
+	if (n_drops > 0 && superuser()) {
+		// lz4 where the server was built with it (Debian's is), pglz everywhere.
+		if (set_config_option("wal_compression", "lz4", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1, false) <= 0)
+			(void)set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1,
+			                        false);
+	}
 	for (int i = 0; i < n_drops; i++) {
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
 	}
+	AtEOXact_GUC(true, guc_level);
 	SPI_finish();
 
 	Datum values[3] = {TextArrayOf(drops, n_drops, fn_ctx), Int64GetDatum(rows_dropped), Int64GetDatum(rows_deleted)};

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The detection pass's own reading of new points (its BRIN scan and summary), with a second
-# session in the way: while another session holds the lock VACUUM takes on today's partition
-# (as an autovacuum would), passes do not wait for it (they skip summarising; lock_timeout is the
-# judge); once the lock is gone, a pass leaves no page range unsummarised, and both the spike
-# held back meanwhile and a new one are found. With a partition attached by hand (not one of
-# thrillmon's daily names), a pass reads through SQL and finds the same. Speaks TAP. Needs PG*
-# variables pointing at a cluster with thrillmon installed (the worker need not serve this
-# database).
+# What a session holding the lock VACUUM takes on one partition (as an autovacuum does) must not
+# block, and the detection pass's own reading of new points (its BRIN scan and summary):
+# - while another session holds that lock on today's partition, detection passes do not wait
+#   for it (they skip summarising; lock_timeout is the judge), nor does a retention cleanup
+#   dropping an expired day (its partition DDL locks the parent table only);
+# - once the lock is gone, a pass leaves no page range unsummarised, and both the spike held
+#   back meanwhile and a new one are found;
+# - with a partition attached by hand (not one of thrillmon's daily names), a pass reads through
+#   SQL and finds the same.
+# Speaks TAP. Needs PG* variables pointing at a cluster with thrillmon installed (the worker need
+# not serve this database).
 set -uo pipefail
-db=thrillmon_detect_scan
+db=thrillmon_lock_holder
 work=$(mktemp -d)
 holder=
 cleanup() {
@@ -27,11 +30,14 @@ passes() {
 	  sed "s/:spike/$1/" "$work/pass.sql"; echo "${2:-}"; } | psql -X -q -At -d $db 2>&1
 }
 
-echo "1..7"
+echo "1..8"
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q -c "CREATE EXTENSION thrillmon"
 q -c "SELECT thrillmon.maintain_partitions(1)" >/dev/null
 today=$(q -c "SELECT 'metric_time_series_p' || to_char(now() AT TIME ZONE 'UTC', 'YYYYMMDD')")
+# An expired day (40 days ago) for the cleanup to drop while the holder is there.
+q -c "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\") VALUES ('old', 1, now() - interval '40 days')"
+q -c "SELECT thrillmon.maintain_partitions(1)" >/dev/null
 # 200 metrics x 120 points of noise, one a second up to a minute ago.
 q -c "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
       SELECT 'm' || m, 100 + random() + random() + random(), now() - interval '1 minute' - g * interval '1 second'
@@ -61,7 +67,11 @@ out=$( { echo "SET lock_timeout = '2s';"; echo "SELECT count(*) FROM thrillmon.d
          sed "s/:spike/7/" "$work/pass.sql"; } | psql -X -q -At -d $db 2>&1)
 is "$(echo "$out" | grep -c ERROR)" "0" "passes while another session holds today's partition's VACUUM lock: no wait (lock_timeout 2 s), no error"
 is "$(echo "$out" | tail -n 1)" "0" "... the new spike not scored yet (the holder's open transaction holds back the horizon)"
-is "$(q -c "$held")" "1" "... and the lock was still held after them"
+# Retention's partition DDL locks the parent only, not every partition: the holder (like an
+# autovacuum of one partition) does not make it fail.
+is "$(q -c "SET lock_timeout = '2s'; SELECT thrillmon.cleanup_old_metrics(30)" 2>&1)" "1" \
+	"cleanup_old_metrics() drops an expired day while another partition is held (lock_timeout 2 s)"
+is "$(q -c "$held")" "1" "... and the lock was still held after all that"
 kill "$holder" 2>/dev/null
 wait "$holder" 2>/dev/null
 holder=
