@@ -226,14 +226,19 @@ END
 $fn$;
 
 ------------------------------------------------------------------------------------------------
--- Partition DDL: lock the parent only
+-- Partition DDL: lock the parent only, and queue for it briefly instead of polling
 ------------------------------------------------------------------------------------------------
--- LOCK TABLE on a partitioned table also locks every partition. With NOWAIT, one partition
--- being vacuumed (autovacuum's lock conflicts with ACCESS EXCLUSIVE) made every try fail for as
--- long as that VACUUM ran, and a cleanup after a bulk load gave up after lock_timeout; a NOWAIT
--- request does not even ask autovacuum to step aside, as a waiting one would. Creating or
--- dropping a partition needs the parent's lock only; the partitions a cleanup drops are locked
--- one by one, waiting (which does make autovacuum step aside).
+-- Two faults of 0.1.0's lock loop, both seen in the B4 benchmark (a cleanup while two clients
+-- insert without pause), where the cleanup gave up after lock_timeout:
+-- * LOCK TABLE on a partitioned table also locks every partition: one partition under VACUUM
+--   (autovacuum's lock conflicts with ACCESS EXCLUSIVE) failed every try. Creating or dropping a
+--   partition needs the parent's lock only (a cleanup locks each partition it drops, waiting,
+--   which makes an autovacuum of it step aside).
+-- * NOWAIT succeeds only at an instant when no insert at all is in flight; under steady ingest
+--   such instants can be too rare. Queueing for the lock gets it as soon as the inserts in
+--   flight commit (they are short), while the inserts arriving meanwhile wait behind it; so each
+--   try queues for 50 ms at most, which bounds how long an insert can wait for it, and a long
+--   transaction in the way is waited out by retrying until the caller's lock_timeout.
 CREATE OR REPLACE FUNCTION thrillmon._lock_metrics_parent()
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -241,18 +246,32 @@ DECLARE
 	-- The caller's lock_timeout (the cleanup and maintenance functions set 5 s), or 5 s if none.
 	deadline timestamptz := pg_catalog.clock_timestamp()
 		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
+	caller_timeout text := pg_catalog.current_setting('lock_timeout');
+	holders text;
 BEGIN
 	LOOP
 		BEGIN
-			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE NOWAIT;
+			-- Local to this function (it has a SET clause): the caller's value is back on return.
+			PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE;
 			RETURN;
 		EXCEPTION WHEN lock_not_available THEN
 			IF pg_catalog.clock_timestamp() >= deadline THEN
+				-- Say who: a DBA reading the job history should not have to catch it in pg_locks.
+				SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (%s, %s%s)', l.pid, l.mode, coalesce(a.backend_type, '?'),
+				           coalesce(': ' || pg_catalog.left(a.query, 60), '')), '; ' ORDER BY l.pid)
+				INTO holders
+				FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+				WHERE l.locktype = 'relation' AND l.granted
+				  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+				  AND l.relation = 'thrillmon.metric_time_series'::pg_catalog.regclass AND l.pid <> pg_catalog.pg_backend_pid();
 				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
-					pg_catalog.current_setting('lock_timeout') USING ERRCODE = '55P03',
+					caller_timeout USING ERRCODE = '55P03',
+					DETAIL = 'Held by: ' || coalesce(holders, 'none seen (released meanwhile)') || '.',
 					HINT = 'See pg_locks; the next run will try again.';
 			END IF;
-			PERFORM pg_catalog.pg_sleep(0.05);
+			-- Let the inserts that queued behind this try through before the next one.
+			PERFORM pg_catalog.pg_sleep(0.02);
 		END;
 	END LOOP;
 END
