@@ -454,26 +454,37 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 	thrillmon::pg::SpiRun("DELETE FROM ONLY thrillmon.metric_time_series_default WHERE \"timestamp\" < $1",
 	                      SPI_OK_DELETE, 1, types, args);
 	rows_deleted += static_cast<int64_t>(SPI_processed);
-	for (int i = 0; i < n_drops; i++) {
-		// Lock each partition first, so the count is exactly what the DROP removes (a late
-		// backfill into an expired day cannot slip in between); this does not lock the parent.
+	// Lock the partitions first, so each count is exactly what the DROP removes (a late backfill
+	// into an expired day cannot slip in between); this does not lock the parent. One statement
+	// for all of them, and one look at their statistics: per partition, a statement each was a
+	// tenth of the cleanup's own time.
+	if (n_drops > 0) {
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "LOCK TABLE ONLY thrillmon.%s IN ACCESS EXCLUSIVE MODE", quote_identifier(drops[i].name));
+		appendStringInfoString(&sql, "LOCK TABLE ONLY ");
+		for (int i = 0; i < n_drops; i++)
+			appendStringInfo(&sql, "%sthrillmon.%s", i > 0 ? ", " : "", quote_identifier(drops[i].name));
+		appendStringInfoString(&sql, " IN ACCESS EXCLUSIVE MODE");
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+	}
+	PlainStatistics *stats = nullptr;
+	const int n_stats = n_drops > 0 ? ReadPartitionStatistics(nullptr, &stats) : 0;
+	for (int i = 0; i < n_drops; i++) {
 		// The count from statistics when they hold it exactly (maintenance ANALYZEs each day once
 		// it is over), else by reading the partition.
-		PlainStatistics *stats;
-		const int n_stats = ReadPartitionStatistics(drops[i].name, &stats);
 		bool exact = false;
 		int64_t rows = 0;
-		Compute(&err, [&] {
-			if (n_stats == 1)
-				if (auto r = thrillmon::ExactRowsFromStatistics(ToCore(stats[0]))) {
+		for (int k = 0; k < n_stats; k++) {
+			if (strcmp(stats[k].name, drops[i].name) != 0)
+				continue;
+			Compute(&err, [&] {
+				if (auto r = thrillmon::ExactRowsFromStatistics(ToCore(stats[k]))) {
 					exact = true;
 					rows = *r;
 				}
-		});
-		RaiseIfSet(&err);
+			});
+			RaiseIfSet(&err);
+			break;
+		}
 		if (!exact) {
 			resetStringInfo(&sql);
 			appendStringInfo(&sql, "SELECT count(*) FROM ONLY thrillmon.%s", quote_identifier(drops[i].name));
@@ -497,9 +508,11 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 			(void)set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1,
 			                        false);
 	}
-	for (int i = 0; i < n_drops; i++) {
+	if (n_drops > 0) {
 		resetStringInfo(&sql);
-		appendStringInfo(&sql, "DROP TABLE thrillmon.%s", quote_identifier(drops[i].name));
+		appendStringInfoString(&sql, "DROP TABLE ");
+		for (int i = 0; i < n_drops; i++)
+			appendStringInfo(&sql, "%sthrillmon.%s", i > 0 ? ", " : "", quote_identifier(drops[i].name));
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
 	}
 	AtEOXact_GUC(true, guc_level);
