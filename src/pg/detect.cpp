@@ -260,6 +260,27 @@ struct Row {
 	RawPoint p;
 };
 
+// A stored row as a point for the scan's sink; false for a value or time that is not finite
+// (record_metric() refuses them; a row written around it is skipped). A NULL category reads as
+// 'custom'. The row points into name's and category's memory.
+bool
+FillRow(Row *r, TimestampTz ts, double v, text *name, text *category)
+{
+	if (!std::isfinite(v) || TIMESTAMP_NOT_FINITE(ts))
+		return false;
+	r->name = VARDATA_ANY(name);
+	r->name_len = static_cast<int>(VARSIZE_ANY_EXHDR(name));
+	if (category == nullptr) {
+		r->category = "custom";
+		r->category_len = 6;
+	} else {
+		r->category = VARDATA_ANY(category);
+		r->category_len = static_cast<int>(VARSIZE_ANY_EXHDR(category));
+	}
+	r->p = RawPoint {ts, EpochSeconds(ts), v, LocalOffset(ts)};
+	return true;
+}
+
 // Runs query (which returns "timestamp", metric_value, metric_name and, if with_category,
 // metric_category: fixed-width columns first, so their offsets are cached) through a cursor and
 // hands each batch of rows to sink (called inside Compute()).
@@ -285,23 +306,9 @@ ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *
 			Datum dc = with_category ? SPI_getbinval(tup, desc, 4, &null_cat) : (Datum) 0;
 			if (null_name || null_ts || null_v)
 				continue;
-			const double v = DatumGetFloat8(dv);
-			const TimestampTz ts = DatumGetTimestampTz(dt);
-			if (!std::isfinite(v) || TIMESTAMP_NOT_FINITE(ts))
-				continue; // record_metric() refuses these; a row written around it is skipped
-			text *tn = DatumGetTextPP(dn);
-			Row &r = rows[used++];
-			r.name = VARDATA_ANY(tn);
-			r.name_len = static_cast<int>(VARSIZE_ANY_EXHDR(tn));
-			if (null_cat) {
-				r.category = "custom";
-				r.category_len = 6;
-			} else {
-				text *tc = DatumGetTextPP(dc);
-				r.category = VARDATA_ANY(tc);
-				r.category_len = static_cast<int>(VARSIZE_ANY_EXHDR(tc));
-			}
-			r.p = RawPoint {ts, EpochSeconds(ts), v, LocalOffset(ts)};
+			if (FillRow(&rows[used], DatumGetTimestampTz(dt), DatumGetFloat8(dv), DatumGetTextPP(dn),
+			            null_cat ? nullptr : DatumGetTextPP(dc)))
+				used++;
 		}
 		PlainError err {};
 		Compute(&err, [&] { sink(rows, used); });
@@ -452,21 +459,10 @@ ScanFreshDirect(TimestampTz lo, TimestampTz hi, Sink &&sink)
 				const TimestampTz ts = DatumGetTimestampTz(slot->tts_values[a_ts - 1]);
 				if (!(ts > lo && ts <= hi))
 					continue;
-				const double v = DatumGetFloat8(slot->tts_values[a_value - 1]);
-				if (!std::isfinite(v))
-					continue; // record_metric() refuses these; a row written around it is skipped
-				text *tn = DatumGetTextPP(slot->tts_values[a_name - 1]); // short, never toasted
-				row.name = VARDATA_ANY(tn);
-				row.name_len = static_cast<int>(VARSIZE_ANY_EXHDR(tn));
-				if (slot->tts_isnull[a_cat - 1]) {
-					row.category = "custom";
-					row.category_len = 6;
-				} else {
-					text *tc = DatumGetTextPP(slot->tts_values[a_cat - 1]);
-					row.category = VARDATA_ANY(tc);
-					row.category_len = static_cast<int>(VARSIZE_ANY_EXHDR(tc));
-				}
-				row.p = RawPoint {ts, EpochSeconds(ts), v, LocalOffset(ts)};
+				if (!FillRow(&row, ts, DatumGetFloat8(slot->tts_values[a_value - 1]),
+				             DatumGetTextPP(slot->tts_values[a_name - 1]),
+				             slot->tts_isnull[a_cat - 1] ? nullptr : DatumGetTextPP(slot->tts_values[a_cat - 1])))
+					continue;
 				Compute(&err, [&] { sink(&row, 1); });
 				if (err.set)
 					break;

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 #include <string>
+#include <type_traits>
 
 extern "C" {
 #include "postgres.h"
@@ -127,31 +128,15 @@ CreatePartitionIndex(StringInfo sql, const char *partition)
 	thrillmon::pg::SpiRun(sql->data, SPI_OK_UTILITY);
 }
 
-// A partition's statistics as plain values (read from the catalogs, judged by the core).
+// A partition's name and statistics (read from the catalogs, judged by the core). The core's
+// PartitionStatistics is plain numbers, so it can live in palloc'd memory as it is.
 struct PlainStatistics {
 	char name[64];
-	double reltuples;
-	int64_t relpages;
-	int64_t pages_now;
-	int64_t changes_since_analyze;
-	int64_t unreported_changes;
-	bool analyzed_last;
-	int32_t statistics_target;
-};
-
-thrillmon::PartitionStatistics
-ToCore(const PlainStatistics &p)
-{
 	thrillmon::PartitionStatistics s;
-	s.reltuples = p.reltuples;
-	s.relpages = p.relpages;
-	s.pages_now = p.pages_now;
-	s.changes_since_analyze = p.changes_since_analyze;
-	s.unreported_changes = p.unreported_changes;
-	s.analyzed_last = p.analyzed_last;
-	s.statistics_target = p.statistics_target;
-	return s;
-}
+};
+static_assert(std::is_trivially_copyable<thrillmon::PartitionStatistics>::value
+                  && std::is_trivially_destructible<thrillmon::PartitionStatistics>::value,
+              "PlainStatistics is palloc'd and never destroyed");
 
 // Reads the statistics of the partitions of metric_time_series (only the one named `only`, if
 // given), into palloc'd memory of the caller's context. Catalog and cumulative statistics only:
@@ -200,19 +185,19 @@ ReadPartitionStatistics(const char *only, PlainStatistics **out)
 		char *name = SPI_getvalue(row, desc, 1);
 		strlcpy(result[i].name, name ? name : "", sizeof result[i].name);
 		Datum d = SPI_getbinval(row, desc, 2, &isnull);
-		result[i].reltuples = isnull ? -1 : DatumGetFloat8(d);
+		result[i].s.reltuples = isnull ? -1 : DatumGetFloat8(d);
 		d = SPI_getbinval(row, desc, 3, &isnull);
-		result[i].relpages = isnull ? -1 : DatumGetInt64(d);
+		result[i].s.relpages = isnull ? -1 : DatumGetInt64(d);
 		d = SPI_getbinval(row, desc, 4, &isnull);
-		result[i].pages_now = isnull ? -1 : DatumGetInt64(d);
+		result[i].s.pages_now = isnull ? -1 : DatumGetInt64(d);
 		d = SPI_getbinval(row, desc, 5, &isnull);
-		result[i].changes_since_analyze = isnull ? -1 : DatumGetInt64(d);
+		result[i].s.changes_since_analyze = isnull ? -1 : DatumGetInt64(d);
 		d = SPI_getbinval(row, desc, 6, &isnull);
-		result[i].unreported_changes = isnull ? -1 : DatumGetInt64(d);
+		result[i].s.unreported_changes = isnull ? -1 : DatumGetInt64(d);
 		d = SPI_getbinval(row, desc, 7, &isnull);
-		result[i].analyzed_last = !isnull && DatumGetBool(d);
+		result[i].s.analyzed_last = !isnull && DatumGetBool(d);
 		d = SPI_getbinval(row, desc, 8, &isnull);
-		result[i].statistics_target = isnull ? 0 : DatumGetInt32(d);
+		result[i].s.statistics_target = isnull ? 0 : DatumGetInt32(d);
 	}
 	SPI_finish();
 	*out = result;
@@ -264,7 +249,7 @@ AnalyzeFinishedDays(thrillmon::EpochMicros now)
 		std::vector<thrillmon::DailyPartitionStatistics> parts;
 		for (int i = 0; i < n; i++)
 			if (auto day = thrillmon::ParsePartitionName(stats[i].name))
-				parts.push_back({*day, ToCore(stats[i])});
+				parts.push_back({*day, stats[i].s});
 		for (const int64_t day : thrillmon::DaysToAnalyze(std::move(parts), now, kMaxAnalyzePerRun))
 			days[n_days++] = day;
 	});
@@ -477,7 +462,7 @@ thrillmon_cleanup_metrics_internal(PG_FUNCTION_ARGS)
 			if (strcmp(stats[k].name, drops[i].name) != 0)
 				continue;
 			Compute(&err, [&] {
-				if (auto r = thrillmon::ExactRowsFromStatistics(ToCore(stats[k]))) {
+				if (auto r = thrillmon::ExactRowsFromStatistics(stats[k].s)) {
 					exact = true;
 					rows = *r;
 				}

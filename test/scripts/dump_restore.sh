@@ -7,9 +7,7 @@ src=thrillmon_dump_src
 dst=thrillmon_dump_dst
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0
-fails=0
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/lib/tap.sh"
 
 echo "1..5"
 for d in $src $dst; do psql -X -q -c "DROP DATABASE IF EXISTS $d" -c "CREATE DATABASE $d" >/dev/null 2>&1; done

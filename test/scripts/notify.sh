@@ -14,10 +14,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-n=0
-fails=0
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
-ok() { n=$((n + 1)); if [ "$1" = "0" ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/lib/tap.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 # Runs SQL $2 with the psql variable p set to $1 (-c does not interpolate variables; stdin does).
 qp() { printf '%s\n' "$2" | psql -X -q -At -v ON_ERROR_STOP=1 -d $db -v p="$1" -f -; }

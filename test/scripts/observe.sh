@@ -7,9 +7,7 @@ PG_BINDIR=$(${PG_CONFIG:-pg_config} --bindir)
 db=thrillmon_observe
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0
-fails=0
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/lib/tap.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 flushed() { q -c "SELECT coalesce(sum((metadata->>'count')::bigint), 0) FROM thrillmon.metric_time_series WHERE metric_name = '$1' AND metadata->>'source' = 'observe'"; }
 

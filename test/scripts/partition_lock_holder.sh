@@ -19,9 +19,7 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-n=0
-fails=0
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/lib/tap.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 # A pass in a new session (its detectors rebuilt), then new points with a spike on metric m$1
 # and a second pass (from the detectors it cached: the steady path), then the SQL in $2.

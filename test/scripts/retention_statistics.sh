@@ -13,10 +13,7 @@ trap 'rm -rf "$work"' EXIT
 # second, when idle), so the next session sees them.
 psqlq() { psql -X -q -v ON_ERROR_STOP=1 -At -d "$db" "$@" -c "SELECT pg_catalog.pg_stat_force_next_flush()" | sed '$d'; }
 
-n=0
-fails=0
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+source "$(dirname "$0")/lib/tap.sh"
 
 echo "1..12"
 # Days are UTC days: do not start within two minutes of midnight UTC, or "N days ago" could

@@ -10,9 +10,7 @@ released=$( (ls sql/thrillmon--*.sql | sed -n 's|sql/thrillmon--\([0-9.]*\)\.sql
 	ls sql/thrillmon--*--*.sql | sed -n 's|sql/thrillmon--\([0-9.]*\)--[0-9.]*\.sql|\1|p') | sort -uV | grep -vx "$current")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-n=0
-fails=0
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
+source test/scripts/lib/tap.sh # (the working directory is the repository root, see above)
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d "$1" -c "$2"; }
 
 count=$(echo "$released" | wc -w)

@@ -1,6 +1,6 @@
 # Sourced by the test scripts that need a cluster of their own (preload settings, restarts,
 # crashes): a private temp directory, the cluster in it (run as the postgres OS user when we are
-# root), a pg_ctl wrapper, a port, psql/poll/log helpers, TAP helpers and a cleanup trap.
+# root), a pg_ctl wrapper, a port, psql/poll/log helpers, the TAP helpers of tap.sh and a cleanup trap.
 # Defines: PG_BINDIR work data log port as_pg pg_ctl sql sql_error now_ms wait_for log_count
 # wait_log ok is like n fails cleanup cluster_init cluster_conf cluster_start; exports PGHOST PGPORT PGUSER PGDATABASE PGCONNECT_TIMEOUT
 # PGOPTIONS. cluster_init [DB] makes the cluster (with database DB, made in single-user mode so a
@@ -20,8 +20,7 @@ else
 fi
 pg_ctl() { as_pg "$PG_BINDIR/pg_ctl" -D "$data" -l "$log" "$@"; }
 
-n=0
-fails=0
+source "$(dirname "${BASH_SOURCE[0]}")/tap.sh"
 # Scripts may set cleanup_hook to a function run first (to stop background jobs of their own).
 cleanup_hook=
 cleanup() {
@@ -67,10 +66,6 @@ wait_log() {
 	done
 	return 0
 }
-
-ok() { n=$((n + 1)); if [ "$1" = 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi; }
-is() { n=$((n + 1)); if [ "$1" = "$2" ]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected '$2'"; fails=$((fails + 1)); fi; }
-like() { n=$((n + 1)); if [[ $1 =~ $2 ]]; then echo "ok $n - $3"; else echo "not ok $n - $3"; echo "#   got '$1', expected to match '$2'"; fails=$((fails + 1)); fi; }
 
 # cluster_init [DB]: initdb, and database DB (default tm) made in single-user mode before the
 # worker is preloaded, so that its first start finds it (a missing database costs a 10 s restart).
