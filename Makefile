@@ -13,7 +13,7 @@ OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # (test/scripts/upgrade.sh still checks they end up identical).
 FIRST_VERSION = 0.1.0
 UPGRADE_CHAIN = sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--0.2.0--0.3.0.sql \
-                sql/$(EXTENSION)--0.3.0--0.4.0.sql
+                sql/$(EXTENSION)--0.3.0--0.4.0.sql sql/$(EXTENSION)--0.4.0--0.5.0.sql
 DATA_built    = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA          = sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
 

@@ -36,7 +36,10 @@ SELECT thrillmon.record_metric('m', 1, 'custom', NULL, 'infinity');
 SELECT thrillmon.record_metric('m', 1, 'custom', NULL, '-infinity');
 SELECT count(*) AS after FROM thrillmon.metric_time_series;
 
--- The table's own checks hold for direct inserts too.
+-- The table's own check (one constraint, metric_point_valid) holds for direct inserts too, with
+-- record_metric()'s messages and SQLSTATE 23514, check_violation.
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES ('', 1, '2020-01-01 00:00+00');
+\echo :LAST_ERROR_SQLSTATE
 \set VERBOSITY terse
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES ('direct', 'NaN', '2020-01-01 00:00+00');
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, metric_category, "timestamp") VALUES ('direct', 1, 'nope', '2020-01-01 00:00+00');
@@ -46,3 +49,9 @@ INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp"
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES (E'new\nline', 1, '2020-01-01 00:00+00');
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, metadata, "timestamp")
 VALUES ('big', 1, jsonb_build_object('blob', repeat('x', 70000)), '2020-01-01 00:00+00');
+-- A name of spaces only is stored (the table accepted it before 0.5.0), where record_metric() refuses it.
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES ('   ', 1, '2020-01-01 00:00+00');
+SELECT thrillmon.record_metric('   ', 1);
+\set VERBOSITY default
+SELECT count(*) AS direct_rows FROM thrillmon.metric_time_series WHERE metric_name = '   ';
+DELETE FROM thrillmon.metric_time_series WHERE metric_name = '   ';

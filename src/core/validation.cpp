@@ -48,8 +48,10 @@ MetricCategories()
 	return kCategories;
 }
 
+namespace {
+
 MaybeError
-ValidateMetricName(std::optional<std::string_view> name)
+CheckMetricName(std::optional<std::string_view> name, bool allow_blank)
 {
 	if (!name)
 		return Error(kSqlstateNullValueNotAllowed, "metric_name must not be NULL");
@@ -60,7 +62,7 @@ ValidateMetricName(std::optional<std::string_view> name)
 		if (c != ' ')
 			blank = false;
 	}
-	if (blank)
+	if (name->empty() || (blank && !allow_blank))
 		return Error(kSqlstateInvalidParameterValue, "metric_name must not be empty");
 	const std::size_t length = Utf8Length(*name);
 	if (length > kMaxMetricNameChars)
@@ -68,6 +70,14 @@ ValidateMetricName(std::optional<std::string_view> name)
 		             "metric_name is too long (" + std::to_string(length) + " characters, at most " +
 		                 std::to_string(kMaxMetricNameChars) + ")");
 	return std::nullopt;
+}
+
+} // namespace
+
+MaybeError
+ValidateMetricName(std::optional<std::string_view> name)
+{
+	return CheckMetricName(name, false);
 }
 
 MaybeError
@@ -121,11 +131,28 @@ ValidateMetadata(JsonKind kind, std::size_t size_bytes)
 }
 
 MaybeError
-ValidateTimestampIsFinite(bool is_finite)
+ValidateTimestampIsFinite(bool is_finite, std::string_view arg)
 {
 	if (!is_finite)
-		return Error(kSqlstateDatetimeFieldOverflow, "ts must be a finite timestamp, not infinity or -infinity");
+		return Error(kSqlstateDatetimeFieldOverflow,
+		             std::string(arg) + " must be a finite timestamp, not infinity or -infinity");
 	return std::nullopt;
+}
+
+MaybeError
+ValidateStoredPoint(std::string_view name, double value, std::string_view category,
+                    std::optional<MetadataShape> metadata, bool timestamp_is_finite)
+{
+	if (auto e = CheckMetricName(name, true))
+		return e;
+	if (auto e = ValidateMetricValue(value))
+		return e;
+	if (auto e = ValidateCategory(category))
+		return e;
+	if (metadata)
+		if (auto e = ValidateMetadata(metadata->kind, metadata->size_bytes))
+			return e;
+	return ValidateTimestampIsFinite(timestamp_is_finite, "\"timestamp\"");
 }
 
 MaybeError

@@ -63,7 +63,21 @@ ValidateMetadata(JsonKind kind, std::size_t size_bytes);
 
 // A point's timestamp: finite (infinity has no day to be stored in nor ever expires).
 MaybeError
-ValidateTimestampIsFinite(bool is_finite);
+ValidateTimestampIsFinite(bool is_finite, std::string_view arg = "ts");
+
+// Metadata of a stored row: absent, or described by the glue (kind and size in bytes).
+struct MetadataShape {
+	JsonKind kind;
+	std::size_t size_bytes;
+};
+
+// The rules metric_time_series itself holds every row to, however it is written (its CHECK
+// constraint metric_point_valid): record_metric()'s rules, in the order of its parameters,
+// except that a name of spaces only is accepted. Before 0.5.0 the table's own checks accepted
+// such names, and the upgrade, which validates the stored rows, must not fail on them.
+MaybeError
+ValidateStoredPoint(std::string_view name, double value, std::string_view category,
+                    std::optional<MetadataShape> metadata, bool timestamp_is_finite);
 
 // Retention days: not NULL, at least 1, at most kMaxRetentionDays. `arg` names the parameter.
 MaybeError

@@ -4,7 +4,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(71);
+SELECT plan(72);
 
 -- Clean slate: no daily partition, no metric row.
 \ir fixtures/clean_slate.sql
@@ -29,6 +29,11 @@ SELECT lives_ok($$SELECT thrillmon.record_metric('by_writer', 2, 'system', '{"a"
 	'writer: record_metric with every argument (into the default partition)');
 SELECT lives_ok($$INSERT INTO thrillmon.metric_time_series (metric_name, metric_value) VALUES ('by_writer', 3)$$,
 	'writer: INSERT into metric_time_series');
+-- The table's check calls thrillmon._metric_point_valid() with the inserting role's rights.
+SELECT is(ARRAY[has_function_privilege('public', f, 'EXECUTE'), has_function_privilege('thrillmon_reader', f, 'EXECUTE'),
+		has_function_privilege('thrillmon_writer', f, 'EXECUTE'), has_function_privilege('thrillmon_admin', f, 'EXECUTE')],
+	ARRAY[false, false, true, true], 'EXECUTE on the table''s check function: writer and admin only (PUBLIC, reader, writer, admin)')
+FROM (SELECT 'thrillmon._metric_point_valid(text, text, double precision, timestamptz, jsonb)'::regprocedure f) x;
 SELECT throws_ok('SELECT * FROM thrillmon.metric_time_series', '42501', NULL, 'writer: SELECT metric_time_series refused');
 SELECT throws_ok('DELETE FROM thrillmon.metric_time_series', '42501', NULL, 'writer: DELETE metric_time_series refused');
 SELECT throws_ok('UPDATE thrillmon.metric_time_series SET metric_value = 0', '42501', NULL, 'writer: UPDATE metric_time_series refused');

@@ -79,6 +79,37 @@ TEST(Validation, Timestamps)
 	EXPECT_EQ(ValidateTimestampIsFinite(false)->sqlstate, "22008");
 }
 
+// The table's check (metric_point_valid): record_metric()'s rules in its order, but a name of
+// spaces only passes, as it did under the table's checks before 0.5.0.
+TEST(Validation, StoredPoint)
+{
+	const double nan = std::numeric_limits<double>::quiet_NaN();
+	const MetadataShape object {JsonKind::Object, 10};
+	EXPECT_FALSE(ValidateStoredPoint("m", 1.0, "custom", std::nullopt, true));
+	EXPECT_FALSE(ValidateStoredPoint("m", 1.0, "custom", object, true));
+	EXPECT_FALSE(ValidateStoredPoint("   ", 1.0, "system", std::nullopt, true));
+	EXPECT_EQ(ValidateStoredPoint("", 1.0, "custom", std::nullopt, true)->message, "metric_name must not be empty");
+	EXPECT_EQ(ValidateStoredPoint("a\x7f", 1.0, "custom", std::nullopt, true)->sqlstate, "22021");
+	EXPECT_EQ(ValidateStoredPoint(std::string(129, 'x'), 1.0, "custom", std::nullopt, true)->sqlstate, "22001");
+	EXPECT_EQ(ValidateStoredPoint("m", nan, "custom", std::nullopt, true)->message,
+	          "metric_value must be a finite number, not NaN");
+	EXPECT_EQ(ValidateStoredPoint("m", 1.0, "nope", std::nullopt, true)->message, "unknown metric_category \"nope\"");
+	EXPECT_EQ(ValidateStoredPoint("m", 1.0, "custom", MetadataShape {JsonKind::Array, 2}, true)->message,
+	          "metadata must be a JSON object, not an array");
+	EXPECT_EQ(ValidateStoredPoint("m", 1.0, "custom", MetadataShape {JsonKind::Object, kMaxMetadataBytes + 1}, true)
+	              ->sqlstate,
+	          "22023");
+	EXPECT_EQ(ValidateStoredPoint("m", 1.0, "custom", std::nullopt, false)->message,
+	          "\"timestamp\" must be a finite timestamp, not infinity or -infinity");
+	// The first broken rule wins, in column order: name, value, category, metadata, timestamp.
+	EXPECT_EQ(ValidateStoredPoint("", nan, "nope", MetadataShape {JsonKind::Scalar, 1}, false)->message,
+	          "metric_name must not be empty");
+	EXPECT_EQ(ValidateStoredPoint("m", nan, "nope", MetadataShape {JsonKind::Scalar, 1}, false)->message,
+	          "metric_value must be a finite number, not NaN");
+	EXPECT_EQ(ValidateStoredPoint("m", 1.0, "custom", MetadataShape {JsonKind::Scalar, 1}, false)->message,
+	          "metadata must be a JSON object, not a scalar");
+}
+
 TEST(Validation, RetentionDays)
 {
 	EXPECT_FALSE(ValidateRetentionDays(1, "retention_days"));
