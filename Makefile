@@ -63,7 +63,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench nab
+.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench bench-nodiscard nab
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -94,6 +94,10 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+# bench/retention.sh again, on an ext4 mounted without online discard (a loop-mounted image).
+bench-nodiscard:
+	bash scripts/bench_nodiscard.sh
 
 # Detection quality on NAB's development subset, through SQL (backtest()), in its own cluster.
 nab:
