@@ -107,7 +107,10 @@ SQL
 cat > "$work/ingest.sql" <<'SQL'
 SELECT thrillmon.record_metric('b4_ingest', random(), 'performance');
 SQL
-before_b4=$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE \"timestamp\" >= now() - interval '29 days'")
+# One fixed lower bound for both counts: with now() in it, a minute boundary passing between them
+# moved the window and 100 rows (a minute of 100 metrics) seemed lost.
+b4_since=$(q -c "SELECT now() - interval '29 days'")
+before_b4=$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE \"timestamp\" >= '$b4_since'")
 "$PG_BINDIR/pgbench" -n -c 2 -j 2 -T 8 -l --log-prefix="$work/b4" -f "$work/ingest.sql" $db > "$work/b4.txt" 2>&1 &
 bench=$!
 sleep 2
@@ -115,7 +118,7 @@ b4_t0=$(now_ns); q -c "SELECT thrillmon.cleanup_old_metrics(30)" > "$work/b4_rem
 wait $bench
 b4_calls=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' "$work/b4.txt")
 b4_rows=$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'b4_ingest'")
-after_b4=$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE \"timestamp\" >= now() - interval '29 days' AND metric_name <> 'b4_ingest'")
+after_b4=$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE \"timestamp\" >= '$b4_since' AND metric_name <> 'b4_ingest'")
 # pgbench -l: one line per transaction, field 3 = latency in microseconds, fields 5 and 6 its end
 # (epoch seconds, microseconds). The target is about inserts that overlap the cleanup; the longest
 # insert of the whole run, and when it ended relative to the cleanup's start, is reported too.
