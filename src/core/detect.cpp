@@ -1,15 +1,20 @@
 #include "core/detect.hpp"
 
+#include "core/vocabulary.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 
 namespace thrillmon::detect {
 namespace {
 
-constexpr const char *kAlgorithmNames[kAlgorithmCount] = {
-	"z_score", "mad", "moving_average", "rate_of_change", "ewma", "cusum", "seasonal", "predictive", "ensemble",
-};
+// The enums index the SQL API's vocabularies (their words are the names the API uses).
+static_assert(std::size(vocabulary::kDetectionAlgorithms) == kAlgorithmCount);
+static_assert(vocabulary::kDetectionAlgorithms[static_cast<int>(Algorithm::kEnsemble)] == "ensemble");
+static_assert(std::size(vocabulary::kAnomalyTypes) == static_cast<std::size_t>(AnomalyType::kOutlier) + 1);
+static_assert(std::size(vocabulary::kSeverities) == static_cast<std::size_t>(Severity::kCritical) + 1);
 
 // 1 / Phi^-1(3/4): MAD to standard deviation for Gaussian data.
 constexpr double kMadToSigma = 1.482602218505602;
@@ -204,50 +209,27 @@ double ScoreOfRatio(double r) {
 }
 
 bool ParseAlgorithm(std::string_view name, Algorithm *out) {
-	for (int i = 0; i < kAlgorithmCount; i++)
-		if (name == kAlgorithmNames[i]) {
-			*out = static_cast<Algorithm>(i);
-			return true;
-		}
+	if (auto i = vocabulary::IndexOf(vocabulary::kDetectionAlgorithm, name)) {
+		*out = static_cast<Algorithm>(*i);
+		return true;
+	}
 	return false;
 }
 
+// The vocabularies' words are string literals, so their data is NUL-terminated.
 const char *AlgorithmName(Algorithm a) {
-	int i = static_cast<int>(a);
-	return (i >= 0 && i < kAlgorithmCount) ? kAlgorithmNames[i] : "ensemble";
+	const auto i = static_cast<std::size_t>(a);
+	return (i < std::size(vocabulary::kDetectionAlgorithms) ? vocabulary::kDetectionAlgorithms[i] : "ensemble").data();
 }
 
 const char *AnomalyTypeName(AnomalyType t) {
-	switch (t) {
-	case AnomalyType::kSpike: return "spike";
-	case AnomalyType::kDrop: return "drop";
-	case AnomalyType::kLevelShift: return "level_shift";
-	case AnomalyType::kTrendChange: return "trend_change";
-	case AnomalyType::kOutlier: break;
-	}
-	return "outlier";
+	const auto i = static_cast<std::size_t>(t);
+	return (i < std::size(vocabulary::kAnomalyTypes) ? vocabulary::kAnomalyTypes[i] : "outlier").data();
 }
 
 const char *SeverityName(Severity s) {
-	switch (s) {
-	case Severity::kLow: return "low";
-	case Severity::kMedium: return "medium";
-	case Severity::kHigh: return "high";
-	case Severity::kCritical: break;
-	}
-	return "critical";
-}
-
-const char *ValidateSettings(double sensitivity, std::int64_t min_data_points, std::int64_t lookback_minutes) {
-	if (!(sensitivity > 0) || !std::isfinite(sensitivity) || sensitivity > 100)
-		return "sensitivity must be greater than 0 and at most 100 (robust standard deviations)";
-	if (min_data_points < 2 || min_data_points > 1000000)
-		return "min_data_points must be between 2 and 1000000";
-	if (lookback_minutes < 1 || lookback_minutes > 527040)
-		return "lookback_window_minutes must be between 1 and 527040 (366 days)";
-	if (lookback_minutes < min_data_points)
-		return "lookback_window_minutes is shorter than min_data_points: at one point a minute the detector could never warm up";
-	return nullptr;
+	const auto i = static_cast<std::size_t>(s);
+	return (i < std::size(vocabulary::kSeverities) ? vocabulary::kSeverities[i] : "critical").data();
 }
 
 Point MakePoint(double t, double value, long utc_offset_seconds) {

@@ -57,7 +57,8 @@ constexpr int kAlgorithmCount = 9;
 constexpr std::uint32_t AlgorithmBit(Algorithm a) { return 1u << static_cast<unsigned>(a); }
 constexpr std::uint32_t kAllComponents = (1u << 8) - 1; // every algorithm except ensemble
 
-// Parses a name from the SQL API ("z_score", ..., "ensemble"); false when unknown.
+// Parses a name from the SQL API (vocabulary::kDetectionAlgorithms); false when unknown. The
+// rules of a whole configuration are detect_config.hpp's.
 bool ParseAlgorithm(std::string_view name, Algorithm *out);
 const char *AlgorithmName(Algorithm a);
 
@@ -75,9 +76,6 @@ struct Settings {
 	double sensitivity = 4.5;   // deviation (robust standard deviations) that scores 0.5
 	std::uint32_t min_data_points = 30; // no score before this many points
 };
-
-// Checks a configuration the way the SQL API does; returns nullptr or a message.
-const char *ValidateSettings(double sensitivity, std::int64_t min_data_points, std::int64_t lookback_minutes);
 
 struct Point {
 	double t;          // seconds since the epoch (UTC)

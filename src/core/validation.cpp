@@ -1,7 +1,11 @@
 // Validation rules and the retention cut-off.
 #include "core/validation.hpp"
 
+#include "core/vocabulary.hpp"
+
+#include <charconv>
 #include <cmath>
+#include <cstdlib>
 
 namespace thrillmon {
 
@@ -27,49 +31,39 @@ Error(const char *sqlstate, std::string message, std::string hint = {})
 }
 
 std::string
-CategoryList()
+CategoryHint()
 {
-	std::string list;
-	for (const auto &c : MetricCategories()) {
-		if (!list.empty())
-			list += ", ";
-		list += c;
-	}
-	return list;
+	return "Use one of: " + vocabulary::Join(vocabulary::kMetricCategory, ", ") + ".";
 }
 
-} // namespace
-
-const std::vector<std::string> &
-MetricCategories()
-{
-	static const std::vector<std::string> kCategories = {"performance", "system", "security",
-	                                                     "workflow",    "monitoring", "custom"};
-	return kCategories;
-}
-
-namespace {
-
+// A name (`noun`: "metric_name", "collector name"): not NULL, no control characters, not empty
+// (nor blank, unless allow_blank), at most kMaxMetricNameChars characters.
 MaybeError
-CheckMetricName(std::optional<std::string_view> name, bool allow_blank)
+CheckName(std::optional<std::string_view> name, const std::string &noun, bool allow_blank)
 {
 	if (!name)
-		return Error(kSqlstateNullValueNotAllowed, "metric_name must not be NULL");
+		return Error(kSqlstateNullValueNotAllowed, noun + " must not be NULL");
 	bool blank = true;
 	for (const unsigned char c : *name) {
 		if (c < 0x20 || c == 0x7F)
-			return Error(kSqlstateCharacterNotInRepertoire, "metric_name must not contain control characters");
+			return Error(kSqlstateCharacterNotInRepertoire, noun + " must not contain control characters");
 		if (c != ' ')
 			blank = false;
 	}
 	if (name->empty() || (blank && !allow_blank))
-		return Error(kSqlstateInvalidParameterValue, "metric_name must not be empty");
+		return Error(kSqlstateInvalidParameterValue, noun + " must not be empty");
 	const std::size_t length = Utf8Length(*name);
 	if (length > kMaxMetricNameChars)
-		return Error(kSqlstateStringDataRightTruncation,
-		             "metric_name is too long (" + std::to_string(length) + " characters, at most " +
-		                 std::to_string(kMaxMetricNameChars) + ")");
+		return Error(kSqlstateStringDataRightTruncation, noun + " is too long (" + std::to_string(length) +
+		                                                     " characters, at most " +
+		                                                     std::to_string(kMaxMetricNameChars) + ")");
 	return std::nullopt;
+}
+
+MaybeError
+CheckMetricName(std::optional<std::string_view> name, bool allow_blank)
+{
+	return CheckName(name, "metric_name", allow_blank);
 }
 
 } // namespace
@@ -97,13 +91,11 @@ MaybeError
 ValidateCategory(std::optional<std::string_view> category)
 {
 	if (!category)
-		return Error(kSqlstateNullValueNotAllowed, "metric_category must not be NULL",
-		             "Use one of: " + CategoryList() + ".");
-	for (const auto &c : MetricCategories())
-		if (*category == c)
-			return std::nullopt;
+		return Error(kSqlstateNullValueNotAllowed, "metric_category must not be NULL", CategoryHint());
+	if (vocabulary::IndexOf(vocabulary::kMetricCategory, *category))
+		return std::nullopt;
 	return Error(kSqlstateInvalidParameterValue, "unknown metric_category \"" + std::string(*category) + "\"",
-	             "Use one of: " + CategoryList() + ".");
+	             CategoryHint());
 }
 
 MaybeError
@@ -153,6 +145,66 @@ ValidateStoredPoint(std::string_view name, double value, std::string_view catego
 		if (auto e = ValidateMetadata(metadata->kind, metadata->size_bytes))
 			return e;
 	return ValidateTimestampIsFinite(timestamp_is_finite, "\"timestamp\"");
+}
+
+MaybeError
+ValidateCollectorName(std::optional<std::string_view> name)
+{
+	return CheckName(name, "collector name", false);
+}
+
+MaybeError
+ValidateCollector(std::optional<std::string_view> name, std::optional<std::string_view> category,
+                  std::optional<IntervalValue> collect_interval)
+{
+	if (auto e = ValidateCollectorName(name))
+		return e;
+	if (auto e = ValidateCategory(category))
+		return e;
+	if (!collect_interval)
+		return Error(kSqlstateNullValueNotAllowed, "collect_interval must not be NULL");
+	// interval_cmp_value(): months of 30 days, days of 24 hours, in 128 bits (no overflow).
+	const __int128 span = (static_cast<__int128>(collect_interval->months) * 30 + collect_interval->days) * kMicrosPerDay +
+	                      collect_interval->micros;
+	if (span < kMicrosPerSecond || span > kMicrosPerDay)
+		return Error(kSqlstateInvalidParameterValue,
+		             "collect_interval must be between 1 second and 1 day, got " + std::string(collect_interval->text));
+	return std::nullopt;
+}
+
+std::string
+FormatFloat8(double value)
+{
+	if (std::isnan(value))
+		return "NaN";
+	if (std::isinf(value))
+		return value > 0 ? "Infinity" : "-Infinity";
+	// The shortest digits that read back exactly, as d.ddde[+-]XX (Ryu, as Postgres uses).
+	char buf[64];
+	const auto r = std::to_chars(buf, buf + sizeof buf, value, std::chars_format::scientific);
+	const std::string sci(buf, r.ptr);
+	const std::size_t e = sci.find('e');
+	const bool negative = sci[0] == '-';
+	std::string digits;
+	for (std::size_t i = negative ? 1 : 0; i < e; i++)
+		if (sci[i] != '.')
+			digits += sci[i];
+	const int exponent = std::atoi(sci.c_str() + e + 1);
+	// d2s.c: fixed-point for decimal exponents in [-4, 15), as printf's %g would.
+	if (exponent < -4 || exponent >= 15)
+		return sci;
+	std::string out = negative ? "-" : "";
+	if (exponent < 0) {
+		out += "0." + std::string(static_cast<std::size_t>(-exponent - 1), '0') + digits;
+	} else {
+		const std::size_t int_digits = static_cast<std::size_t>(exponent) + 1;
+		if (digits.size() <= int_digits) {
+			out += digits + std::string(int_digits - digits.size(), '0');
+		} else {
+			out += digits.substr(0, int_digits) + "." + digits.substr(int_digits);
+		}
+	}
+	return out;
 }
 
 MaybeError

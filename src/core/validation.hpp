@@ -33,10 +33,6 @@ struct ValidationError {
 
 using MaybeError = std::optional<ValidationError>;
 
-// The category names of DESIGN §2, in the order the docs list them.
-const std::vector<std::string> &
-MetricCategories();
-
 // A metric name: not NULL, not empty or blank, at most 128 characters (not bytes), no control
 // characters. Quotes, semicolons and any other printable Unicode are allowed and kept verbatim.
 MaybeError
@@ -46,7 +42,7 @@ ValidateMetricName(std::optional<std::string_view> name);
 MaybeError
 ValidateMetricValue(std::optional<double> value);
 
-// A category: one of MetricCategories().
+// A category: one of vocabulary::kMetricCategories.
 MaybeError
 ValidateCategory(std::optional<std::string_view> category);
 
@@ -78,6 +74,32 @@ struct MetadataShape {
 MaybeError
 ValidateStoredPoint(std::string_view name, double value, std::string_view category,
                     std::optional<MetadataShape> metadata, bool timestamp_is_finite);
+
+// A collector's name: the rules of a metric name (a one-column collector's metric is named after
+// it), with "collector name" in the messages.
+MaybeError
+ValidateCollectorName(std::optional<std::string_view> name);
+
+// An interval as Postgres holds it, and its text (for messages).
+struct IntervalValue {
+	std::int32_t months;
+	std::int32_t days;
+	std::int64_t micros;
+	std::string_view text;
+};
+
+// register_collector()'s arguments but the query (which the glue checks by planning it): the name,
+// the category, and an interval of 1 second to 1 day (compared as Postgres compares intervals: a
+// month is 30 days, a day 24 hours). In that order: the first failing rule's error.
+MaybeError
+ValidateCollector(std::optional<std::string_view> name, std::optional<std::string_view> category,
+                  std::optional<IntervalValue> collect_interval);
+
+// A float8 as Postgres prints it by default (float8out with extra_float_digits = 1): the shortest
+// text that reads back exactly, fixed-point for decimal exponents -4..14, else d.ddde+XX; NaN,
+// Infinity, -Infinity. Messages quote values the way a psql user would see them.
+std::string
+FormatFloat8(double value);
 
 // Retention days: not NULL, at least 1, at most kMaxRetentionDays. `arg` names the parameter.
 MaybeError

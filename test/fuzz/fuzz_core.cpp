@@ -6,6 +6,7 @@
 #include "core/partitions.hpp"
 #include "core/schedule.hpp"
 #include "core/detect.hpp"
+#include "core/detect_config.hpp"
 #include "core/sketch.hpp"
 #include "core/validation.hpp"
 
@@ -140,7 +141,12 @@ FuzzDetector(const std::uint8_t *data, std::size_t size)
 	st.algorithms = (static_cast<std::uint32_t>(data[0]) | (static_cast<std::uint32_t>(data[1] & 1) << 8));
 	st.sensitivity = 0.1 + data[2] * 0.2;
 	st.min_data_points = 2 + data[3] % 64;
-	(void)det::ValidateSettings(st.sensitivity, st.min_data_points, data[3]);
+	det::DetectionConfig cfg {};
+	cfg.algorithms.is_null = true;
+	cfg.sensitivity = st.sensitivity;
+	cfg.min_data_points = st.min_data_points;
+	cfg.lookback_window_minutes = data[3];
+	(void)det::ValidateDetectionConfig(cfg);
 	det::Detector d(st);
 	data += 4;
 	size -= 4;

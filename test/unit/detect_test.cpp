@@ -144,30 +144,6 @@ TEST(Detect, TypeAndSeverityNames)
 	EXPECT_LT(Severity::kHigh, Severity::kCritical);
 }
 
-TEST(Detect, ValidateSettings)
-{
-	EXPECT_EQ(ValidateSettings(4.5, 30, 10080), nullptr);
-	EXPECT_EQ(ValidateSettings(0.001, 2, 2), nullptr);
-	EXPECT_EQ(ValidateSettings(100, 500000, 527040), nullptr);
-	EXPECT_EQ(ValidateSettings(4.5, 30, 527040), nullptr);
-
-	auto mentions = [](const char *msg, const char *word) {
-		return msg != nullptr && std::strstr(msg, word) != nullptr;
-	};
-	for (double bad : {0.0, -1.0, -0.0, std::nan(""), HUGE_VAL, -HUGE_VAL, 100.5, 1e300})
-		EXPECT_TRUE(mentions(ValidateSettings(bad, 30, 10080), "sensitivity")) << bad;
-	for (std::int64_t bad : {std::int64_t{-1}, std::int64_t{0}, std::int64_t{1}, std::int64_t{1000001}, INT64_MIN, INT64_MAX})
-		EXPECT_TRUE(mentions(ValidateSettings(4.5, bad, 527040), "min_data_points")) << bad;
-	for (std::int64_t bad : {std::int64_t{0}, std::int64_t{-5}, std::int64_t{527041}, INT64_MIN, INT64_MAX})
-		EXPECT_TRUE(mentions(ValidateSettings(4.5, 30, bad), "lookback")) << bad;
-	// lookback shorter than min_data_points
-	const char *m = ValidateSettings(4.5, 100, 99);
-	ASSERT_NE(m, nullptr);
-	EXPECT_TRUE(mentions(m, "lookback")) << m;
-	EXPECT_TRUE(mentions(m, "min_data_points")) << m;
-	EXPECT_EQ(ValidateSettings(4.5, 100, 100), nullptr);
-}
-
 TEST(Detect, InvalidSettingsInTheConstructorFallBackToUsableOnes)
 {
 	// the constructor must not trust its input even though the SQL layer validates it

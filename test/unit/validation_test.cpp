@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <limits>
 
 using namespace thrillmon;
@@ -149,4 +150,76 @@ TEST(Validation, PointChecksNameThenValueThenCategory)
 	EXPECT_EQ(ValidatePoint(std::nullopt, std::nullopt, std::nullopt)->message, "metric_name must not be NULL");
 	EXPECT_EQ(ValidatePoint(std::string_view("m"), std::nullopt, std::nullopt)->message, "metric_value must not be NULL");
 	EXPECT_EQ(ValidatePoint(std::string_view("m"), 1.0, std::string_view("x"))->message, "unknown metric_category \"x\"");
+}
+
+TEST(Validation, CollectorsFollowTheMetricNameRules)
+{
+	const IntervalValue minute {0, 0, 60 * kMicrosPerSecond, "00:01:00"};
+	EXPECT_FALSE(ValidateCollector(std::string_view("pending_submissions"), std::string_view("workflow"), minute));
+	EXPECT_EQ(ValidateCollector(std::nullopt, std::string_view("custom"), minute)->message,
+	          "collector name must not be NULL");
+	EXPECT_EQ(ValidateCollector(std::string_view("  "), std::string_view("custom"), minute)->message,
+	          "collector name must not be empty");
+	EXPECT_EQ(ValidateCollector(std::string_view("a\nb"), std::string_view("custom"), minute)->sqlstate, "22021");
+	const std::string long_name(129, 'c');
+	const auto e = ValidateCollector(std::string_view(long_name), std::string_view("custom"), minute);
+	EXPECT_EQ(e->sqlstate, "22001");
+	EXPECT_EQ(e->message, "collector name is too long (129 characters, at most 128)");
+	// The name first, then the category, then the interval.
+	EXPECT_EQ(ValidateCollector(std::string_view(""), std::nullopt, std::nullopt)->message,
+	          "collector name must not be empty");
+	EXPECT_EQ(ValidateCollector(std::string_view("c"), std::nullopt, std::nullopt)->message,
+	          "metric_category must not be NULL");
+	EXPECT_EQ(ValidateCollector(std::string_view("c"), std::string_view("app"), minute)->message,
+	          "unknown metric_category \"app\"");
+	EXPECT_EQ(ValidateCollector(std::string_view("c"), std::string_view("custom"), std::nullopt)->sqlstate, "22004");
+}
+
+TEST(Validation, CollectorIntervalsAreComparedAsPostgresComparesThem)
+{
+	auto check = [](IntervalValue v) {
+		auto e = ValidateCollector(std::string_view("c"), std::string_view("custom"), v);
+		return e ? e->message : std::string("ok");
+	};
+	EXPECT_EQ(check({0, 0, kMicrosPerSecond, "00:00:01"}), "ok");
+	EXPECT_EQ(check({0, 1, 0, "1 day"}), "ok");
+	EXPECT_EQ(check({0, 0, kMicrosPerDay, "24:00:00"}), "ok");
+	EXPECT_EQ(check({0, 0, kMicrosPerSecond - 1, "00:00:00.999999"}),
+	          "collect_interval must be between 1 second and 1 day, got 00:00:00.999999");
+	EXPECT_EQ(check({0, 1, 1, "1 day 00:00:00.000001"}),
+	          "collect_interval must be between 1 second and 1 day, got 1 day 00:00:00.000001");
+	// A month is 30 days; a negative part counts against the rest.
+	EXPECT_NE(check({1, 0, 0, "1 mon"}), "ok");
+	EXPECT_EQ(check({1, -29, -60 * kMicrosPerSecond, "1 mon -29 days -00:01:00"}), "ok");
+	EXPECT_NE(check({0, 0, -kMicrosPerSecond, "-00:00:01"}), "ok");
+	// No overflow at the ends of the range.
+	EXPECT_NE(check({INT32_MAX, INT32_MAX, INT64_MAX, "huge"}), "ok");
+	EXPECT_NE(check({INT32_MIN, INT32_MIN, INT64_MIN, "tiny"}), "ok");
+}
+
+TEST(Validation, Float8AsPostgresPrintsIt)
+{
+	// Each expected string is what SELECT x::float8 prints with the default extra_float_digits.
+	EXPECT_EQ(FormatFloat8(0), "0");
+	EXPECT_EQ(FormatFloat8(-0.0), "-0");
+	EXPECT_EQ(FormatFloat8(1), "1");
+	EXPECT_EQ(FormatFloat8(-1), "-1");
+	EXPECT_EQ(FormatFloat8(100.5), "100.5");
+	EXPECT_EQ(FormatFloat8(-0.1), "-0.1");
+	EXPECT_EQ(FormatFloat8(0.1 + 0.2), "0.30000000000000004");
+	EXPECT_EQ(FormatFloat8(1.5), "1.5");
+	EXPECT_EQ(FormatFloat8(0.0001), "0.0001");
+	EXPECT_EQ(FormatFloat8(0.00001), "1e-05");
+	EXPECT_EQ(FormatFloat8(0.000123), "0.000123");
+	EXPECT_EQ(FormatFloat8(123456789012345), "123456789012345");
+	EXPECT_EQ(FormatFloat8(1e15), "1e+15");
+	EXPECT_EQ(FormatFloat8(1234567890123456), "1.234567890123456e+15");
+	EXPECT_EQ(FormatFloat8(100000000000000000000.0), "1e+20");
+	EXPECT_EQ(FormatFloat8(123456789012345680000.0), "1.2345678901234568e+20");
+	EXPECT_EQ(FormatFloat8(1e300), "1e+300");
+	EXPECT_EQ(FormatFloat8(5e-324), "5e-324");
+	EXPECT_EQ(FormatFloat8(std::numeric_limits<double>::max()), "1.7976931348623157e+308");
+	EXPECT_EQ(FormatFloat8(std::nan("")), "NaN");
+	EXPECT_EQ(FormatFloat8(std::numeric_limits<double>::infinity()), "Infinity");
+	EXPECT_EQ(FormatFloat8(-std::numeric_limits<double>::infinity()), "-Infinity");
 }
