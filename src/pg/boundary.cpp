@@ -1,7 +1,8 @@
-// PlainError handling: the only place the glue turns core failures into ereport(ERROR).
-#include "pg/boundary.hpp"
-
+// PlainError handling and the outer guard: the only places the glue turns C++ failures into
+// ereport(ERROR).
 #include <cstring>
+
+#include "pg/boundary.hpp"
 
 extern "C" {
 #include "utils/elog.h"
@@ -50,6 +51,23 @@ RaiseIfSet(const PlainError *err)
 	const int code = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
 	ereport(ERROR, (errcode(code), errmsg("thrillmon: %s", err->message),
 	                err->hint[0] != '\0' ? errhint("%s", err->hint) : 0));
+}
+
+Datum
+Guarded(PGFunction body, FunctionCallInfo fcinfo, const char *name)
+{
+	PlainError err {};
+	try {
+		return body(fcinfo);
+	} catch (const std::exception &e) {
+		SetInternalError(&err, e.what());
+	} catch (...) {
+		SetInternalError(&err, "unknown C++ exception");
+	}
+	// Out of the catch blocks, with nothing left to destroy: now it may longjmp.
+	ereport(ERROR, (errcode(ERRCODE_INTERNAL_ERROR), errmsg("thrillmon: %s", err.message),
+	                errdetail("A C++ exception escaped %s; this is a bug.", name)));
+	return (Datum) 0;
 }
 
 } // namespace thrillmon::pg

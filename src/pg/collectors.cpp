@@ -1,14 +1,18 @@
-// SQL collectors: checking a query at registration, and running it as its owner.
+// SQL collectors: checking a collector at registration, and running its query as its owner.
 //
 // A collector's query runs with its owner's privileges, never the worker's superuser ones: the
 // user id is switched for the call, in a security-restricted context (so the query cannot SET
 // ROLE back, nor reach session-level state), in a read-only transaction state, under a
-// per-collector timeout. Plain C-style functions: PG_TRY is used, so no C++ objects live here.
-#include "pg/guc.hpp"
-
+// per-collector timeout. Running a query is C-style (PG_TRY is used, so no C++ object lives in
+// those functions); the registration rules are the core's (ValidateCollector).
 #include <cctype>
 #include <cstring>
-#include "pg/shmem.hpp"
+#include <optional>
+#include <string_view>
+
+#include "core/validation.hpp"
+#include "pg/boundary.hpp"
+#include "pg/args.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -25,18 +29,12 @@ extern "C" {
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#include "utils/datetime.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
-
-PGDLLEXPORT Datum thrillmon_probe_collector_query(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum thrillmon_run_collector_query(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum thrillmon_worker_status(PG_FUNCTION_ARGS);
-PG_FUNCTION_INFO_V1(thrillmon_probe_collector_query);
-PG_FUNCTION_INFO_V1(thrillmon_run_collector_query);
-PG_FUNCTION_INFO_V1(thrillmon_worker_status);
 }
 
 namespace {
@@ -135,10 +133,25 @@ CheckShape(TupleDesc desc)
 
 } // namespace
 
+// _check_collector(name, category, collect_interval): register_collector()'s rules, the core's.
+THRILLMON_FUNCTION(thrillmon_check_collector)
+{
+	const std::optional<std::string_view> name = thrillmon::pg::TextArg(fcinfo, 0);
+	const std::optional<std::string_view> category = thrillmon::pg::TextArg(fcinfo, 1);
+	std::optional<thrillmon::IntervalValue> interval;
+	if (!PG_ARGISNULL(2)) {
+		const Interval *iv = PG_GETARG_INTERVAL_P(2);
+		// Its text as the session prints it (IntervalStyle), for the message.
+		const char *text = DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(iv)));
+		interval = thrillmon::IntervalValue {iv->month, iv->day, iv->time, text};
+	}
+	thrillmon::pg::RunCore([&] { return thrillmon::ValidateCollector(name, category, interval); });
+	PG_RETURN_VOID();
+}
+
 // _probe_collector_query(query): as the caller, check the statement and its result shape
 // without fetching a row. Returns the number of columns (1 or 2).
-extern "C" Datum
-thrillmon_probe_collector_query(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_probe_collector_query)
 {
 	if (PG_ARGISNULL(0))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector query must not be NULL")));
@@ -157,8 +170,7 @@ thrillmon_probe_collector_query(PG_FUNCTION_ARGS)
 // _run_collector_query(query, owner_role, timeout_ms): the collector's rows as (metric_name,
 // metric_value); metric_name is NULL for a one-column collector (the caller names it). NULL
 // values are skipped (no data is not an error).
-extern "C" Datum
-thrillmon_run_collector_query(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_run_collector_query)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector arguments must not be NULL")));
@@ -246,57 +258,3 @@ thrillmon_run_collector_query(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-// worker_status(): the worker's shared-memory state, with pid NULL unless it is alive.
-extern "C" Datum
-thrillmon_worker_status(PG_FUNCTION_ARGS)
-{
-	TupleDesc tupdesc;
-	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "thrillmon: return type must be a row type");
-	Datum values[12];
-	bool nulls[12];
-	memset(nulls, true, sizeof nulls);
-
-	thrillmon::pg::WorkerShared *shared = thrillmon::pg::GetWorkerShared();
-	if (shared == nullptr) {
-		values[1] = CStringGetTextDatum("not loaded (add thrillmon to shared_preload_libraries)");
-		nulls[1] = false;
-	} else {
-		thrillmon::pg::WorkerShared copy;
-		SpinLockAcquire(&shared->mutex);
-		memcpy(&copy, shared, sizeof copy);
-		SpinLockRelease(&shared->mutex);
-		const bool alive = copy.pid != 0 && BackendPidGetProc(copy.pid) != nullptr;
-		if (alive) {
-			values[0] = Int32GetDatum(copy.pid);
-			nulls[0] = false;
-		}
-		values[1] = CStringGetTextDatum(alive ? copy.state : "not running");
-		nulls[1] = false;
-		values[2] = CStringGetTextDatum(thrillmon::pg::worker_database);
-		nulls[2] = false;
-		const TimestampTz times[4] = {copy.started_at, copy.last_tick_at, copy.last_job_at, copy.last_error_at};
-		const int time_cols[4] = {3, 4, 7, 9};
-		for (int i = 0; i < 4; i++)
-			if (times[i] != 0) {
-				values[time_cols[i]] = TimestampTzGetDatum(times[i]);
-				nulls[time_cols[i]] = false;
-			}
-		if (alive && copy.current_job[0] != '\0') {
-			values[5] = CStringGetTextDatum(copy.current_job);
-			nulls[5] = false;
-		}
-		if (copy.last_job[0] != '\0') {
-			values[6] = CStringGetTextDatum(copy.last_job);
-			nulls[6] = false;
-		}
-		if (copy.last_error[0] != '\0') {
-			values[8] = CStringGetTextDatum(copy.last_error);
-			nulls[8] = false;
-		}
-		values[10] = Int64GetDatum(copy.jobs_run);
-		values[11] = Int64GetDatum(copy.jobs_failed);
-		nulls[10] = nulls[11] = false;
-	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
-}

@@ -6,18 +6,19 @@
 // statistics out under the same spinlock and inserts one row per metric; if the flushing
 // (sub)transaction aborts, what it took is merged back, so an observation is flushed exactly
 // once. What is still in shared memory when the postmaster stops is lost (at most one interval).
-#include "core/sketch.hpp"
-#include "core/validation.hpp"
-#include "pg/args.hpp"
-#include "pg/boundary.hpp"
-#include "pg/guc.hpp"
-#include "pg/shmem.hpp"
-#include "pg/spi.hpp"
-
 #include <cmath>
 #include <cstring>
 #include <optional>
 #include <string_view>
+
+#include "core/locks.hpp"
+#include "core/sketch.hpp"
+#include "core/validation.hpp"
+#include "pg/boundary.hpp"
+#include "pg/args.hpp"
+#include "pg/guc.hpp"
+#include "pg/shmem.hpp"
+#include "pg/spi.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -30,18 +31,11 @@ extern "C" {
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
-
-PGDLLEXPORT Datum thrillmon_observe(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum thrillmon_flush_observations(PG_FUNCTION_ARGS);
-PG_FUNCTION_INFO_V1(thrillmon_observe);
-PG_FUNCTION_INFO_V1(thrillmon_flush_observations);
 }
 
-using thrillmon::pg::Compute;
-using thrillmon::pg::TextArg;
 using thrillmon::pg::ObservedSlot;
-using thrillmon::pg::PlainError;
-using thrillmon::pg::RaiseIfSet;
+using thrillmon::pg::RunCore;
+using thrillmon::pg::TextArg;
 
 namespace {
 
@@ -182,8 +176,7 @@ ObservedSlot *last_slot = nullptr;
 } // namespace
 
 // observe(metric_name, value, metric_category): one observation, no table write.
-extern "C" Datum
-thrillmon_observe(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_observe)
 {
 	const std::optional<std::string_view> name = TextArg(fcinfo, 0);
 	const std::optional<double> value = PG_ARGISNULL(1) ? std::nullopt : std::optional<double>(PG_GETARG_FLOAT8(1));
@@ -201,12 +194,7 @@ thrillmon_observe(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 
-	PlainError err {};
-	Compute(&err, [&] {
-		if (auto e = thrillmon::ValidatePoint(name, value, category))
-			thrillmon::pg::CopyError(*e, &err);
-	});
-	RaiseIfSet(&err);
+	RunCore([&] { return thrillmon::ValidatePoint(name, value, category); });
 
 	// Validated: at most 128 characters, so the name fits the fixed buffers.
 	char name_buf[thrillmon::pg::kObservedNameBytes];
@@ -230,8 +218,7 @@ thrillmon_observe(PG_FUNCTION_ARGS)
 
 // _flush_observations(at): one metric_time_series row per observed metric with observations
 // since the last flush, stamped `at`; returns how many rows.
-extern "C" Datum
-thrillmon_flush_observations(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_flush_observations)
 {
 	const TimestampTz at = PG_ARGISNULL(0) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(0);
 	thrillmon::pg::ObservedShared *shared = thrillmon::pg::GetObservedShared();
@@ -246,7 +233,7 @@ thrillmon_flush_observations(PG_FUNCTION_ARGS)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	// One flush at a time (the worker's and a manual collect_metrics()): each would otherwise
 	// see the other's rows but not its pending statistics.
-	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::pg::kLockFlushObserved);
+	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::locks::kFlushObserved);
 
 	LWLockAcquire(shared->lock, LW_SHARED);
 	const int used = shared->used;

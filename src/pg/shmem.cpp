@@ -1,9 +1,10 @@
 // Shared memory for the worker's state. PG 15 wants space requested from shmem_request_hook;
 // request and initialisation of the one struct sit next to each other here.
+#include <cstring>
+
+#include "core/sketch.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
-
-#include <cstring>
 
 extern "C" {
 #include "miscadmin.h"

@@ -1,4 +1,5 @@
 // SPI helpers (see spi.hpp).
+#include "pg/boundary.hpp"
 #include "pg/spi.hpp"
 
 extern "C" {
@@ -74,10 +75,10 @@ SpiInt64(const char *sql, int nargs, Oid *types, Datum *values)
 }
 
 void
-SpiAdvisoryXactLock(int32_t key)
+SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock)
 {
 	Oid types[2] = {INT4OID, INT4OID};
-	Datum values[2] = {Int32GetDatum(kAdvisoryLockClass), Int32GetDatum(key)};
+	Datum values[2] = {Int32GetDatum(thrillmon::locks::kClass), Int32GetDatum(lock.key)};
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	SpiRun("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", SPI_OK_SELECT, 2, types, values, nullptr);

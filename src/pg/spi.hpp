@@ -4,6 +4,8 @@
 
 #include <cstdint>
 
+#include "core/locks.hpp"
+
 extern "C" {
 #include "postgres.h"
 
@@ -30,15 +32,8 @@ SpiTextColumn(const char *sql, char ***out);
 int64_t
 SpiInt64(const char *sql, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
 
-// Takes a transaction-level advisory lock thrillmon uses to serialise one kind of job, waiting.
+// Takes one of thrillmon's transaction-level advisory locks (src/core/locks.hpp), waiting.
 void
-SpiAdvisoryXactLock(int32_t key);
-
-// Keys of the advisory locks (first half of the two-int form is kAdvisoryLockClass).
-constexpr int32_t kAdvisoryLockClass = 0x7448524c; // "tHRL"
-constexpr int32_t kLockMaintainPartitions = 1;
-constexpr int32_t kLockMetricRetention = 2;
-// 3 is run_data_retention_cleanup (taken in SQL).
-constexpr int32_t kLockFlushObserved = 4;
+SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock);
 
 } // namespace thrillmon::pg

@@ -1,11 +1,12 @@
-// SQL-callable functions for recording and validation (thin: rules live in src/core).
+// Recording: record_metric() and the CHECK constraint of metric_time_series (thin: the rules are
+// the core's, src/core/validation.cpp).
+#include <optional>
+#include <string_view>
+
 #include "core/validation.hpp"
 #include "pg/args.hpp"
 #include "pg/boundary.hpp"
 #include "pg/spi.hpp"
-
-#include <optional>
-#include <string_view>
 
 extern "C" {
 #include "postgres.h"
@@ -15,19 +16,10 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
-
-PGDLLEXPORT Datum thrillmon_record_metric(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum thrillmon_retention_cutoff(PG_FUNCTION_ARGS);
-PGDLLEXPORT Datum thrillmon_metric_point_valid(PG_FUNCTION_ARGS);
-PG_FUNCTION_INFO_V1(thrillmon_record_metric);
-PG_FUNCTION_INFO_V1(thrillmon_metric_point_valid);
-PG_FUNCTION_INFO_V1(thrillmon_retention_cutoff);
 }
 
-using thrillmon::pg::Compute;
+using thrillmon::pg::RunCore;
 using thrillmon::pg::TextArg;
-using thrillmon::pg::PlainError;
-using thrillmon::pg::RaiseIfSet;
 
 namespace {
 
@@ -47,8 +39,7 @@ SPIPlanPtr insert_plan = nullptr;
 } // namespace
 
 // record_metric(metric_name, metric_value, metric_category, metadata, ts): validate, then insert.
-extern "C" Datum
-thrillmon_record_metric(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_record_metric)
 {
 	// Read: everything from fcinfo into plain values (detoasting may ereport, so before compute).
 	const std::optional<std::string_view> name = TextArg(fcinfo, 0);
@@ -64,17 +55,14 @@ thrillmon_record_metric(PG_FUNCTION_ARGS)
 	const TimestampTz ts = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
 
 	// Compute: the core's rules, first failure wins, in the order of the parameters.
-	PlainError err {};
-	Compute(&err, [&] {
+	RunCore([&] {
 		thrillmon::MaybeError e = thrillmon::ValidatePoint(name, value, category);
 		if (!e && metadata != nullptr)
 			e = thrillmon::ValidateMetadata(metadata_kind, metadata_size);
 		if (!e)
 			e = thrillmon::ValidateTimestampIsFinite(!TIMESTAMP_NOT_FINITE(ts));
-		if (e)
-			thrillmon::pg::CopyError(*e, &err);
+		return e;
 	});
-	RaiseIfSet(&err);
 
 	// Write: one parameterised INSERT through the partitioned parent.
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -101,36 +89,11 @@ thrillmon_record_metric(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-// _retention_cutoff(days, argument_name): validate retention days, return now() - days x 24 h.
-extern "C" Datum
-thrillmon_retention_cutoff(PG_FUNCTION_ARGS)
-{
-	const std::optional<int> days = PG_ARGISNULL(0) ? std::nullopt : std::optional<int>(PG_GETARG_INT32(0));
-	const std::optional<std::string_view> arg = TextArg(fcinfo, 1);
-	const thrillmon::EpochMicros now =
-	    GetCurrentTransactionStartTimestamp() + thrillmon::kPostgresEpochOffsetMicros;
-
-	PlainError err {};
-	thrillmon::EpochMicros cutoff = 0;
-	Compute(&err, [&] {
-		if (auto e = thrillmon::ValidateRetentionDays(days, arg.value_or("retention_days")))
-			thrillmon::pg::CopyError(*e, &err);
-		else
-			cutoff = thrillmon::RetentionCutoff(now, *days);
-	});
-	RaiseIfSet(&err);
-	PG_RETURN_TIMESTAMPTZ(cutoff - thrillmon::kPostgresEpochOffsetMicros);
-}
-
 // _metric_point_valid(metric_name, metric_category, metric_value, "timestamp", metadata): the
-// table's CHECK constraint metric_point_valid. One C call instead of the seven expression
-// constraints of 0.1.0-0.4.0: Postgres rebuilds a table's CHECK expressions from their stored
-// node trees for every INSERT statement (parse, fold, compile), and those seven cost about 50 us
-// a statement, half the CPU of a single-row INSERT. An invalid row raises the rule's own message
-// as a check_violation (SQLSTATE 23514, as the seven constraints did) rather than returning
+// table's CHECK constraint metric_point_valid (see 10_schema.sql for why it is C). An invalid row
+// raises the rule's own message as a check_violation (SQLSTATE 23514) rather than returning
 // false, so a direct writer learns which rule, not only which constraint.
-extern "C" Datum
-thrillmon_metric_point_valid(PG_FUNCTION_ARGS)
+THRILLMON_FUNCTION(thrillmon_metric_point_valid)
 {
 	// NOT NULL is checked before CHECK constraints; a NULL here can only come from a direct call,
 	// and a CHECK that yields NULL passes, as Postgres's own would.
@@ -147,14 +110,12 @@ thrillmon_metric_point_valid(PG_FUNCTION_ARGS)
 		metadata = thrillmon::MetadataShape {KindOf(j), VARSIZE(j) - VARHDRSZ};
 	}
 
-	PlainError err {};
-	Compute(&err, [&] {
-		if (auto e = thrillmon::ValidateStoredPoint(name, value, category, metadata, ts_finite))
-			thrillmon::pg::CopyError(*e, &err);
-	});
+	const thrillmon::pg::PlainError err =
+	    thrillmon::pg::TryCore([&] { return thrillmon::ValidateStoredPoint(name, value, category, metadata, ts_finite); });
 	if (err.set)
-		ereport(ERROR, (errcode(ERRCODE_CHECK_VIOLATION), errmsg("thrillmon: %s", err.message),
-		                errdetail("Every row of thrillmon.metric_time_series is checked by constraint \"metric_point_valid\"."),
-		                err.hint[0] != '\0' ? errhint("%s", err.hint) : 0));
+		ereport(ERROR,
+		        (errcode(ERRCODE_CHECK_VIOLATION), errmsg("thrillmon: %s", err.message),
+		         errdetail("Every row of thrillmon.metric_time_series is checked by constraint \"metric_point_valid\"."),
+		         err.hint[0] != '\0' ? errhint("%s", err.hint) : 0));
 	PG_RETURN_BOOL(true);
 }

@@ -1,0 +1,161 @@
+// The detection pass's policy, without Postgres: which detectors a backend may keep between
+// passes, which metrics a pass must rebuild from their history, which it forgets, and the scoring
+// of a pass's metrics (in threads). The glue (src/pg/detect_pass.cpp) reads the configuration and
+// the points into PassMetrics, calls ScorePass(), and writes the anomalies back.
+//
+// A backend keeps one DetectorCache, valid for exactly one pass: the pass number and horizon live
+// in thrillmon.detector_progress, and a pass whose cache was made by the previous pass in the same
+// database (the worker's steady state) reads only the points that arrived since. Any other backend,
+// or the worker after a restart or an aborted pass, finds the pass number moved on, forgets
+// everything and rebuilds each metric from lookback_window_minutes of history before scoring. So
+// state is never trusted beyond the pass it was made for, and a point is scored exactly once (the
+// horizon moves in the same transaction as the anomalies are written).
+#pragma once
+#include "core/no_postgres.hpp"
+
+#include "core/detect.hpp"
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace thrillmon::detect {
+
+// A metric's configuration as the pass uses it (a row of anomaly_detection_config, or the '*'
+// defaults). The alerting columns are the SQL side's; they do not change the detector.
+struct MetricSettings {
+	bool enabled = true;
+	double sensitivity = 4.5;
+	std::int64_t lookback_minutes = 1440;
+	std::uint32_t algorithms = AlgorithmBit(Algorithm::kEnsemble);
+	std::uint32_t min_points = 30;
+
+	// Whether a detector built under o scores as one built under these settings would.
+	bool
+	SameDetector(const MetricSettings &o) const
+	{
+		return sensitivity == o.sensitivity && lookback_minutes == o.lookback_minutes && algorithms == o.algorithms &&
+		       min_points == o.min_points;
+	}
+	Settings
+	ForDetector() const;
+};
+
+// A stored point as a pass reads it.
+struct PassPoint {
+	std::int64_t stored;     // the stored value of its timestamp (results carry it back exactly)
+	double t;                // seconds since the Unix epoch
+	double value;            // finite
+	std::int32_t utc_offset; // seconds east of UTC in the session's time zone at t
+};
+
+// One metric of a pass: what it scores (fresh), and, when its detector must be rebuilt in a
+// steady pass, the history before the previous horizon.
+struct PassMetric {
+	std::string name;
+	std::string category;
+	MetricSettings settings;
+	bool needs_history = false;
+	std::vector<PassPoint> history;
+	std::vector<PassPoint> fresh;
+};
+
+struct PassAnomaly {
+	std::size_t metric; // index into the pass's metrics
+	PassPoint point;
+	Score score;
+};
+
+// What a pass did, for thrillmon._detect_pass_stats() and the tests.
+struct PassStats {
+	std::int64_t pass = 0;
+	std::size_t metrics = 0;  // metrics with fresh points
+	std::size_t rebuilt = 0;  // detectors made new (rebuilt from history, if any) this pass
+	std::size_t points = 0;   // points scored
+	std::size_t anomalies = 0;
+	std::size_t cached = 0;   // detectors kept for the next pass
+	int threads = 0;          // distinct threads that scored
+};
+
+class DetectorCache {
+public:
+	// Starts a pass in `database` after the pass numbered prev_pass: the cache serves it only if it
+	// was left by that very pass in that database; otherwise it forgets everything. Until EndPass()
+	// it is marked invalid, so a pass that fails half-way leaves nothing half-built trusted.
+	void
+	BeginPass(std::uint32_t database, std::int64_t prev_pass);
+
+	// Whether a steady pass must read the metric's history to score it: no detector is cached for
+	// it, or the cached one was built under other settings.
+	bool
+	NeedsRebuild(const std::string &name, const MetricSettings &settings) const;
+
+	struct Slot {
+		Detector *detector;
+		bool rebuild; // new: to be rebuilt from the metric's history before it scores
+	};
+	// The metric's detector for this pass: the cached one, or a new one.
+	Slot
+	Acquire(const std::string &name, const MetricSettings &settings);
+
+	// Drops the metric's detector (a disabled metric).
+	void
+	Forget(const std::string &name);
+
+	// Ends the pass: forgets the detectors whose last point is older than their lookback before
+	// upto (a rebuild would find no history for them either, so the cache stays bounded by the
+	// active metrics), and is valid from now on for the pass after the one numbered `pass`.
+	void
+	EndPass(std::int64_t pass, double upto_seconds);
+
+	std::size_t
+	size() const
+	{
+		return entries_.size();
+	}
+	bool
+	Valid() const
+	{
+		return pass_ >= 0;
+	}
+
+private:
+	struct Entry {
+		MetricSettings settings;
+		Detector detector;
+	};
+	std::uint32_t database_ = 0;
+	std::int64_t pass_ = -1;
+	std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+};
+
+// Whether a point at t belongs to a metric's lookback window ending at `end` (seconds).
+inline bool
+InLookback(double t, double end, std::int64_t lookback_minutes)
+{
+	return t > end - 60.0 * static_cast<double>(lookback_minutes);
+}
+
+// Scores a pass between BeginPass() and EndPass(): every enabled metric with fresh points gets its
+// detector from the cache (a new one is rebuilt from its history first: the same Rebuild()
+// backtest() warms up with), then scores its fresh points in time order; a disabled metric's
+// detector is forgotten. The metrics are scored in `threads` threads (see thread_pool.hpp), each
+// detector by one thread only. Returns the anomalies in metric order, and fills stats.
+std::vector<PassAnomaly>
+ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, PassStats *stats);
+
+// Sorts points by time, stably (a metric's rows arrive in time order; only a backfill is not).
+void
+SortByTime(std::vector<PassPoint> &points);
+
+inline Point
+ToPoint(const PassPoint &p)
+{
+	return MakePoint(p.t, p.value, p.utc_offset);
+}
+
+} // namespace thrillmon::detect

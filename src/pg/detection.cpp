@@ -1,0 +1,300 @@
+// The detection pass's engine: _detect_horizon (how far a pass may score), _detect_scan (score
+// every enabled metric's new points, return the anomalies, write nothing) and _detect_pass_stats
+// (what this backend's last pass did). Alerts, incidents and NOTIFY are SQL (_detect_run(), in
+// 70_detection.sql); which detectors a backend keeps, rebuilds and forgets is the core's
+// (src/core/detect_pass.cpp).
+//
+// Boundary (boundary.hpp): the detector cache and the pass's scratch space are C++ objects reached
+// through plain pointers, never on a frame that SPI could longjmp over; every C++ step runs in
+// RunCore (or, per row, in Compute with one PlainError).
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <malloc.h>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/detect_pass.hpp"
+#include "pg/boundary.hpp"
+#include "pg/detect.hpp"
+#include "pg/guc.hpp"
+#include "pg/spi.hpp"
+
+extern "C" {
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/proc.h"
+#include "utils/array.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/tuplestore.h"
+}
+
+namespace detect = thrillmon::detect;
+using thrillmon::pg::Compute;
+using thrillmon::pg::PlainError;
+using thrillmon::pg::RaiseIfSet;
+using thrillmon::pg::RunCore;
+using thrillmon::pg::ScanRow;
+
+namespace {
+
+// One pass's scratch space (cleared, not freed, between passes).
+struct Scratch {
+	std::deque<detect::PassMetric> metrics; // a deque: addresses stay put, `index` views their names
+	std::unordered_map<std::string_view, std::size_t> index;
+	std::vector<detect::PassAnomaly> found;
+
+	void
+	Clear()
+	{
+		index.clear();
+		metrics.clear();
+		metrics.shrink_to_fit();
+		found.clear();
+		found.shrink_to_fit();
+	}
+};
+
+// The backend's: made on first use, never freed (plain pointers: no static constructor).
+detect::DetectorCache *cache = nullptr;
+Scratch *scratch = nullptr;
+detect::PassStats *last_pass = nullptr;
+
+void
+EnsureGlobals()
+{
+	RunCore([&] {
+		if (cache == nullptr)
+			cache = new detect::DetectorCache();
+		if (scratch == nullptr)
+			scratch = new Scratch();
+		scratch->Clear();
+	});
+}
+
+// A cold pass's points can be tens of MB: give them back rather than keep them for the next pass.
+void
+ReleaseScratch()
+{
+	bool large = false;
+	RunCore([&] {
+		std::size_t points = 0;
+		for (const detect::PassMetric &m : scratch->metrics)
+			points += m.history.capacity() + m.fresh.capacity();
+		large = points > 100000;
+		scratch->Clear();
+	});
+	// glibc keeps freed memory in the process; after a cold pass (tens of MB of points) hand it
+	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild.
+	if (large)
+		malloc_trim(0);
+}
+
+} // namespace
+
+// _detect_horizon(): the time up to which this pass may score. A point becomes visible when its
+// transaction commits, which can be after its timestamp; a transaction still open here may yet
+// commit points stamped after its start. So the horizon is the start of the oldest open
+// transaction in this database (other than ours), but held back by at most ten minutes (a
+// forgotten idle-in-transaction session must not stop detection; a point committed more than
+// ten minutes after its timestamp is then left to backtest()).
+THRILLMON_FUNCTION(thrillmon_detect_horizon)
+{
+	const TimestampTz now = GetCurrentTimestamp();
+	TimestampTz horizon = now;
+	const int n = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= n; i++) {
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		if (local == nullptr)
+			continue;
+		PgBackendStatus *be = &local->backendStatus;
+		if (be->st_procpid == MyProcPid || be->st_databaseid != MyDatabaseId || be->st_xact_start_timestamp == 0)
+			continue;
+		if (be->st_backendType != B_BACKEND && be->st_backendType != B_BG_WORKER)
+			continue;
+		horizon = Min(horizon, be->st_xact_start_timestamp);
+	}
+	const TimestampTz floor = now - INT64CONST(600) * USECS_PER_SEC;
+	PG_RETURN_TIMESTAMPTZ(Max(horizon, floor));
+}
+
+// _detect_scan(prev timestamptz, upto timestamptz, prev_pass bigint, pass bigint): scores every
+// enabled metric's points in (prev, upto] (with prev NULL: each metric's lookback window) and
+// returns the anomalies, writing nothing.
+THRILLMON_FUNCTION(thrillmon_detect_scan)
+{
+	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: _detect_scan needs upto and pass ids")));
+	const bool steady = !PG_ARGISNULL(0);
+	const TimestampTz prev = steady ? PG_GETARG_TIMESTAMPTZ(0) : DT_NOBEGIN;
+	const TimestampTz upto = PG_GETARG_TIMESTAMPTZ(1);
+	const int64 prev_pass = PG_GETARG_INT64(2);
+	const int64 pass = PG_GETARG_INT64(3);
+	const double upto_s = thrillmon::pg::EpochSeconds(upto);
+
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	EnsureGlobals();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	const thrillmon::pg::SettingsTable &settings = thrillmon::pg::ReadSettings();
+	std::int64_t max_lookback = 0;
+	RunCore([&] {
+		cache->BeginPass(MyDatabaseId, prev_pass);
+		max_lookback = settings.MaxLookbackMinutes();
+	});
+
+	// New points. Without a previous pass, each metric's lookback window is new.
+	{
+		Oid types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+		Datum values[2] = {TimestampTzGetDatum(steady ? prev : thrillmon::pg::MinusMinutes(upto, max_lookback)),
+		                   TimestampTzGetDatum(upto)};
+		auto fresh = [&](const ScanRow *rows, int n) {
+			for (int i = 0; i < n; i++) {
+				const std::string_view name(rows[i].name, rows[i].name_len);
+				auto it = scratch->index.find(name);
+				std::size_t m;
+				if (it == scratch->index.end()) {
+					scratch->metrics.emplace_back();
+					detect::PassMetric &nm = scratch->metrics.back();
+					nm.name.assign(name);
+					nm.settings = settings.For(name);
+					m = scratch->metrics.size() - 1;
+					scratch->index.emplace(std::string_view(nm.name), m);
+				} else {
+					m = it->second;
+				}
+				detect::PassMetric &pm = scratch->metrics[m];
+				if (!pm.settings.enabled)
+					continue;
+				if (!steady && !detect::InLookback(rows[i].point.t, upto_s, pm.settings.lookback_minutes))
+					continue;
+				pm.category.assign(rows[i].category, rows[i].category_len);
+				pm.fresh.push_back(rows[i].point);
+			}
+		};
+		// A steady pass (a short range) reads the partitions' BRIN directly; a cold start's new
+		// range is the whole lookback window, which SQL reads as well as anything.
+		if (!steady || !thrillmon::pg::ScanFreshDirect(prev, upto, thrillmon::pg::SinkOf(fresh)))
+			thrillmon::pg::ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category "
+			                          "FROM thrillmon.metric_time_series WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			                          true, 2, types, values, thrillmon::pg::SinkOf(fresh));
+	}
+
+	// Which metrics need their history: a steady pass's metrics with new points whose detector is
+	// not cached (or was built under another configuration).
+	int need = 0;
+	std::int64_t need_lookback = 0;
+	RunCore([&] {
+		for (detect::PassMetric &pm : scratch->metrics) {
+			if (!steady || !pm.settings.enabled || pm.fresh.empty() || !cache->NeedsRebuild(pm.name, pm.settings))
+				continue;
+			pm.needs_history = true;
+			need++;
+			need_lookback = std::max(need_lookback, pm.settings.lookback_minutes);
+		}
+	});
+	if (need > 0) {
+		// A few metrics: by name (index scans); many (a cold start of the cache): one range scan.
+		const bool by_name = need <= 64;
+		ArrayType *names = nullptr;
+		if (by_name) {
+			Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * need));
+			int k = 0;
+			for (const detect::PassMetric &pm : scratch->metrics)
+				if (pm.needs_history)
+					elems[k++] = PointerGetDatum(cstring_to_text_with_len(pm.name.data(), static_cast<int>(pm.name.size())));
+			names = construct_array(elems, k, TEXTOID, -1, false, TYPALIGN_INT);
+		}
+		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
+		Datum values[3] = {TimestampTzGetDatum(thrillmon::pg::MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
+		                   by_name ? PointerGetDatum(names) : (Datum) 0};
+		const double prev_s = thrillmon::pg::EpochSeconds(prev);
+		auto history = [&](const ScanRow *rows, int n) {
+			for (int i = 0; i < n; i++) {
+				auto it = scratch->index.find(std::string_view(rows[i].name, rows[i].name_len));
+				if (it == scratch->index.end())
+					continue;
+				detect::PassMetric &pm = scratch->metrics[it->second];
+				if (pm.needs_history && detect::InLookback(rows[i].point.t, prev_s, pm.settings.lookback_minutes))
+					pm.history.push_back(rows[i].point);
+			}
+		};
+		// Many metrics scan the partitions directly; a few metrics, or a table with partitions of
+		// its own naming, go through SQL.
+		if (by_name || !thrillmon::pg::ScanWindowDirect(thrillmon::pg::MinusMinutes(prev, need_lookback), prev,
+		                                                thrillmon::pg::SinkOf(history)))
+			thrillmon::pg::ScanPoints(by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			                                    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
+			                                  : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			                                    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			                          false, by_name ? 3 : 2, types, values, thrillmon::pg::SinkOf(history));
+	}
+
+	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet.
+	RunCore([&] {
+		detect::PassStats stats;
+		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
+		cache->EndPass(pass, upto_s);
+		stats.pass = pass;
+		stats.cached = cache->size();
+		if (last_pass == nullptr)
+			last_pass = new detect::PassStats();
+		*last_pass = stats;
+	});
+	SPI_finish();
+
+	for (const detect::PassAnomaly &f : scratch->found) {
+		const detect::PassMetric &pm = scratch->metrics[f.metric];
+		Datum values[10];
+		bool nulls[10] = {};
+		values[0] = PointerGetDatum(cstring_to_text_with_len(pm.name.data(), static_cast<int>(pm.name.size())));
+		values[1] = PointerGetDatum(cstring_to_text_with_len(pm.category.data(), static_cast<int>(pm.category.size())));
+		values[2] = TimestampTzGetDatum(f.point.stored);
+		values[3] = Float8GetDatum(f.point.value);
+		values[4] = Float8GetDatum(f.score.score);
+		values[5] = Float8GetDatum(f.score.deviation);
+		values[6] = Float8GetDatum(f.score.baseline);
+		values[7] = CStringGetTextDatum(detect::AnomalyTypeName(f.score.type));
+		values[8] = CStringGetTextDatum(detect::SeverityName(f.score.severity));
+		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	ReleaseScratch();
+	return (Datum) 0;
+}
+
+// _detect_pass_stats(): what this backend's last pass did (NULLs before its first one): the
+// pass, metrics scored, detectors rebuilt, points scored, anomalies, detectors kept for the
+// next pass, and how many threads scored.
+THRILLMON_FUNCTION(thrillmon_detect_pass_stats)
+{
+	TupleDesc tupdesc;
+	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "thrillmon: return type must be a row type");
+	Datum values[7];
+	bool nulls[7];
+	memset(nulls, last_pass == nullptr, sizeof nulls);
+	if (last_pass != nullptr) {
+		values[0] = Int64GetDatum(last_pass->pass);
+		values[1] = Int64GetDatum(static_cast<int64>(last_pass->metrics));
+		values[2] = Int64GetDatum(static_cast<int64>(last_pass->rebuilt));
+		values[3] = Int64GetDatum(static_cast<int64>(last_pass->points));
+		values[4] = Int64GetDatum(static_cast<int64>(last_pass->anomalies));
+		values[5] = Int64GetDatum(static_cast<int64>(last_pass->cached));
+		values[6] = Int32GetDatum(last_pass->threads);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

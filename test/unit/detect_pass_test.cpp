@@ -1,0 +1,321 @@
+// The detection pass's policy (which detectors a backend keeps, rebuilds and forgets) and its
+// scoring in threads: the contract src/pg/detection.cpp relies on, without a server.
+#include "core/detect_pass.hpp"
+#include "core/thread_pool.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <deque>
+#include <mutex>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace thrillmon;
+using namespace thrillmon::detect;
+
+namespace {
+
+constexpr double kT0 = 1704067200.0; // 2024-01-01 00:00 UTC
+constexpr double kMinute = 60.0;
+
+PassPoint
+At(double t, double v)
+{
+	return PassPoint {static_cast<std::int64_t>(t * 1e6), t, v, 0};
+}
+
+// A metric with n points a minute apart from `start`, noise around 100 (seeded by the name), and
+// a spike of `spike` at the last point if nonzero.
+PassMetric
+Metric(const std::string &name, double start, int n, double spike = 0)
+{
+	PassMetric m;
+	m.name = name;
+	m.category = "custom";
+	std::mt19937_64 rng(std::hash<std::string> {}(name));
+	std::normal_distribution<double> noise(100, 1);
+	for (int i = 0; i < n; i++)
+		m.fresh.push_back(At(start + i * kMinute, (spike != 0 && i == n - 1) ? spike : noise(rng)));
+	return m;
+}
+
+// What a detector scores for `points` rebuilt from `history`, one thread, no cache: the reference
+// a pass must equal (it is what backtest() computes).
+std::vector<Score>
+Reference(const MetricSettings &s, const std::vector<PassPoint> &history, const std::vector<PassPoint> &points)
+{
+	Detector d(s.ForDetector());
+	d.Rebuild(history.size(), [&](std::size_t i) { return ToPoint(history[i]); });
+	std::vector<Score> out;
+	for (const PassPoint &p : points)
+		out.push_back(d.Update(ToPoint(p)));
+	return out;
+}
+
+// Acquires the metric's detector as a pass would and feeds it one point at t (a detector that has
+// seen no point is quiet, and EndPass() forgets it); returns whether it was new.
+bool
+Touch(DetectorCache &cache, const std::string &name, const MetricSettings &s, double t = kT0)
+{
+	const DetectorCache::Slot slot = cache.Acquire(name, s);
+	slot.detector->Update(ToPoint(At(t, 1)));
+	return slot.rebuild;
+}
+
+} // namespace
+
+TEST(DetectorCache, ServesOnlyThePassAfterTheOneThatMadeIt)
+{
+	DetectorCache cache;
+	MetricSettings s;
+	EXPECT_FALSE(cache.Valid());
+	cache.BeginPass(1, 0);
+	EXPECT_TRUE(Touch(cache, "a", s));
+	EXPECT_FALSE(cache.Valid()) << "invalid until the pass ends";
+	cache.EndPass(7, kT0);
+	EXPECT_TRUE(cache.Valid());
+	EXPECT_EQ(cache.size(), 1u);
+
+	// The next pass after 7, in the same database: served.
+	cache.BeginPass(1, 7);
+	EXPECT_FALSE(cache.NeedsRebuild("a", s));
+	EXPECT_FALSE(Touch(cache, "a", s));
+	cache.EndPass(8, kT0);
+
+	// Another pass ran in between (8 -> 9 elsewhere): everything is forgotten.
+	cache.BeginPass(1, 9);
+	EXPECT_EQ(cache.size(), 0u);
+	EXPECT_TRUE(cache.NeedsRebuild("a", s));
+	Touch(cache, "a", s);
+	cache.EndPass(10, kT0);
+
+	// Another database: forgotten.
+	cache.BeginPass(2, 10);
+	EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(DetectorCache, APassThatNeverEndedLeavesNothingTrusted)
+{
+	DetectorCache cache;
+	MetricSettings s;
+	cache.BeginPass(1, 0);
+	Touch(cache, "a", s);
+	cache.EndPass(5, kT0);
+	ASSERT_EQ(cache.size(), 1u);
+	cache.BeginPass(1, 5);
+	Touch(cache, "b", s); // half-way through pass 6, which then fails (rolled back)
+	// The next pass finds pass 5 still the last committed one: the cache must not serve it.
+	cache.BeginPass(1, 5);
+	EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(DetectorCache, ChangedSettingsRebuildThatMetricOnly)
+{
+	DetectorCache cache;
+	MetricSettings s;
+	cache.BeginPass(1, 0);
+	Touch(cache, "a", s);
+	Touch(cache, "b", s);
+	cache.EndPass(1, kT0);
+	cache.BeginPass(1, 1);
+	MetricSettings changed = s;
+	changed.sensitivity = 6;
+	EXPECT_TRUE(cache.NeedsRebuild("a", changed));
+	EXPECT_TRUE(Touch(cache, "a", changed));
+	EXPECT_FALSE(Touch(cache, "b", s));
+	// Alerting settings are not the detector's: enabled alone changes nothing.
+	MetricSettings same_detector = s;
+	same_detector.enabled = false;
+	EXPECT_FALSE(cache.NeedsRebuild("b", same_detector));
+	cache.Forget("b");
+	EXPECT_TRUE(cache.NeedsRebuild("b", s));
+}
+
+TEST(DetectorCache, QuietMetricsAreForgottenAfterTheirLookback)
+{
+	DetectorCache cache;
+	MetricSettings day;
+	day.lookback_minutes = 1440;
+	MetricSettings hour = day;
+	hour.lookback_minutes = 60;
+	cache.BeginPass(1, 0);
+	cache.Acquire("day", day).detector->Update(ToPoint(At(kT0, 1)));
+	cache.Acquire("hour", hour).detector->Update(ToPoint(At(kT0, 1)));
+	cache.EndPass(1, kT0 + 59 * kMinute);
+	EXPECT_EQ(cache.size(), 2u);
+	cache.BeginPass(1, 1);
+	cache.EndPass(2, kT0 + 61 * kMinute);
+	EXPECT_EQ(cache.size(), 1u) << "quiet for more than its hour";
+	EXPECT_FALSE(cache.NeedsRebuild("day", day));
+	EXPECT_TRUE(cache.NeedsRebuild("hour", hour));
+}
+
+TEST(DetectPass, ScoresLikeAFreshDetectorAndKeepsState)
+{
+	DetectorCache cache;
+	std::deque<PassMetric> metrics;
+	metrics.push_back(Metric("m", kT0, 200));
+	const std::vector<PassPoint> all = metrics[0].fresh;
+	PassStats stats;
+	cache.BeginPass(1, 0);
+	ScorePass(cache, metrics, 1, &stats);
+	cache.EndPass(1, all.back().t);
+	EXPECT_EQ(stats.metrics, 1u);
+	EXPECT_EQ(stats.rebuilt, 1u);
+	EXPECT_EQ(stats.points, 200u);
+	EXPECT_EQ(stats.threads, 1);
+
+	// The next pass: 50 more points (and a spike), from the cached detector.
+	std::deque<PassMetric> next;
+	next.push_back(Metric("m", kT0 + 200 * kMinute, 50, 400));
+	cache.BeginPass(1, 1);
+	const std::vector<PassAnomaly> found = ScorePass(cache, next, 1, &stats);
+	EXPECT_EQ(stats.rebuilt, 0u) << "served from the cache";
+	std::vector<PassPoint> everything = all;
+	everything.insert(everything.end(), next[0].fresh.begin(), next[0].fresh.end());
+	const std::vector<Score> ref = Reference(MetricSettings {}, {}, everything);
+	ASSERT_FALSE(found.empty());
+	EXPECT_EQ(found.back().point.value, 400);
+	for (const PassAnomaly &a : found) {
+		const std::size_t i = 200 + static_cast<std::size_t>(std::lround((a.point.t - next[0].fresh[0].t) / kMinute));
+		EXPECT_DOUBLE_EQ(a.score.score, ref[i].score) << i;
+	}
+}
+
+TEST(DetectPass, ARebuildFromHistoryEqualsTheBacktestWarmUp)
+{
+	MetricSettings s;
+	PassMetric m = Metric("m", kT0 + 600 * kMinute, 30, 500);
+	m.needs_history = true;
+	m.history = Metric("m-history", kT0, 600).fresh;
+	const std::vector<Score> ref = Reference(s, m.history, m.fresh);
+	DetectorCache cache;
+	cache.BeginPass(1, 3); // a cache that serves nothing: the metric is rebuilt
+	std::deque<PassMetric> metrics {m};
+	PassStats stats;
+	const std::vector<PassAnomaly> found = ScorePass(cache, metrics, 1, &stats);
+	EXPECT_EQ(stats.rebuilt, 1u);
+	std::size_t expected = 0;
+	for (const Score &r : ref)
+		expected += r.anomaly;
+	ASSERT_EQ(found.size(), expected);
+	EXPECT_EQ(found.back().point.value, 500);
+}
+
+TEST(DetectPass, DisabledMetricsAreForgottenAndNotScored)
+{
+	DetectorCache cache;
+	std::deque<PassMetric> metrics;
+	metrics.push_back(Metric("a", kT0, 50));
+	cache.BeginPass(1, 0);
+	ScorePass(cache, metrics, 1, nullptr);
+	cache.EndPass(1, kT0 + 50 * kMinute);
+	ASSERT_EQ(cache.size(), 1u);
+	metrics[0].settings.enabled = false;
+	PassStats stats;
+	cache.BeginPass(1, 1);
+	EXPECT_TRUE(ScorePass(cache, metrics, 1, &stats).empty());
+	EXPECT_EQ(stats.metrics, 0u);
+	EXPECT_EQ(cache.size(), 0u);
+}
+
+TEST(DetectPass, ThreadsScoreExactlyWhatOneThreadScores)
+{
+	// 300 metrics, each with a spike: in 1 thread and in 4 (each thread takes 64 or more).
+	auto make = [] {
+		std::deque<PassMetric> ms;
+		for (int i = 0; i < 300; i++)
+			ms.push_back(Metric("m" + std::to_string(i), kT0, 120, 300 + i));
+		return ms;
+	};
+	std::deque<PassMetric> one = make(), four = make();
+	DetectorCache c1, c4;
+	PassStats s1, s4;
+	c1.BeginPass(1, 0);
+	c4.BeginPass(1, 0);
+	const std::vector<PassAnomaly> a1 = ScorePass(c1, one, 1, &s1);
+	const std::vector<PassAnomaly> a4 = ScorePass(c4, four, 4, &s4);
+	EXPECT_EQ(s1.threads, 1);
+	EXPECT_EQ(s4.threads, 4) << "four threads scored";
+	EXPECT_EQ(s4.points, 300u * 120u);
+	ASSERT_EQ(a1.size(), a4.size());
+	for (std::size_t i = 0; i < a1.size(); i++) {
+		EXPECT_EQ(a1[i].metric, a4[i].metric);
+		EXPECT_EQ(a1[i].point.stored, a4[i].point.stored);
+		EXPECT_EQ(a1[i].score.score, a4[i].score.score);
+	}
+	std::set<std::size_t> spiked;
+	for (const PassAnomaly &a : a4)
+		if (a.point.t == kT0 + 119 * kMinute)
+			spiked.insert(a.metric);
+	EXPECT_EQ(spiked.size(), 300u) << "every metric's spike is found";
+}
+
+TEST(ThreadPool, ThreadsForCountsWork)
+{
+	EXPECT_EQ(ThreadsFor(0, 4), 1);
+	EXPECT_EQ(ThreadsFor(63, 4), 1);
+	EXPECT_EQ(ThreadsFor(128, 4), 2);
+	EXPECT_EQ(ThreadsFor(300, 4), 4);
+	EXPECT_EQ(ThreadsFor(100000, 4), 4);
+	EXPECT_EQ(ThreadsFor(100000, 0), 1);
+	EXPECT_EQ(ThreadsFor(10, 8, 1), 8);
+}
+
+TEST(ThreadPool, SlicesCoverTheRangeOnceOnDistinctThreads)
+{
+	for (int slices : {1, 2, 3, 7}) {
+		std::vector<std::atomic<int>> seen(1000);
+		std::mutex mu;
+		std::set<std::thread::id> ids;
+		const int ran = RunSlices(seen.size(), slices, [&](std::size_t lo, std::size_t hi, int) {
+			{
+				std::lock_guard<std::mutex> lock(mu);
+				ids.insert(std::this_thread::get_id());
+			}
+			for (std::size_t i = lo; i < hi; i++)
+				seen[i]++;
+		});
+		EXPECT_EQ(ran, slices);
+		EXPECT_EQ(ids.size(), static_cast<std::size_t>(slices));
+		for (std::size_t i = 0; i < seen.size(); i++)
+			ASSERT_EQ(seen[i].load(), 1) << i << " with " << slices << " slices";
+	}
+}
+
+TEST(ThreadPool, ExceptionsComeBackToTheCaller)
+{
+	std::atomic<int> finished {0};
+	EXPECT_THROW(RunSlices(100, 4,
+	                       [&](std::size_t lo, std::size_t, int slice) {
+		                       if (slice == 2)
+			                       throw std::runtime_error("slice 2");
+		                       finished++;
+		                       (void)lo;
+	                       }),
+	             std::runtime_error);
+	EXPECT_EQ(finished.load(), 3) << "the other slices ran to the end";
+}
+
+TEST(ThreadPool, ThreadsRunWithEverySignalBlocked)
+{
+	std::atomic<int> unblocked {0};
+	RunSlices(4, 4, [&](std::size_t, std::size_t, int slice) {
+		if (slice == 0)
+			return; // the caller's own thread keeps its mask
+		sigset_t mask;
+		pthread_sigmask(SIG_SETMASK, nullptr, &mask);
+		if (!sigismember(&mask, SIGTERM) || !sigismember(&mask, SIGINT) || !sigismember(&mask, SIGUSR1))
+			unblocked++;
+	});
+	EXPECT_EQ(unblocked.load(), 0);
+	sigset_t mine;
+	pthread_sigmask(SIG_SETMASK, nullptr, &mine);
+	EXPECT_FALSE(sigismember(&mine, SIGTERM)) << "the caller's mask is restored";
+}
