@@ -1,4 +1,4 @@
-# thrillmon: PGXS build (see STYLE.md for the Debian/LLVM traps this file works around).
+# thrillmon: PGXS build (see ../shared/STYLE.md for the Debian/LLVM traps this file works around).
 EXTENSION  = thrillmon
 EXTVERSION = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
 
@@ -7,18 +7,34 @@ CORE_SRCS  = $(sort $(wildcard src/core/*.cpp))
 PG_SRCS    = $(sort $(wildcard src/pg/*.cpp))
 OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 
-# Released scripts are frozen: the first release's install script and one upgrade script per
-# later release, in order. The current version's install script is generated as the first
-# release followed by every upgrade, so a fresh install and an upgraded one run the same DDL
-# (test/scripts/upgrade.sh still checks they end up identical).
-FIRST_VERSION = 0.1.0
-UPGRADE_CHAIN = sql/$(EXTENSION)--0.1.0--0.2.0.sql sql/$(EXTENSION)--0.2.0--0.3.0.sql \
-                sql/$(EXTENSION)--0.3.0--0.4.0.sql sql/$(EXTENSION)--0.4.0--0.5.0.sql
-DATA_built    = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA          = sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
+# The install script of the current version is built from sql/source/ (one current definition of
+# every object, by area, in file-name order) by src/tools/sqlgen, which also writes in the core's
+# vocabularies, lock keys and limits. A fresh install runs only that. Released scripts are frozen:
+# the first release's install script and one upgrade script per later release (A--B), found by
+# their names; an upgraded install runs those, and test/scripts/upgrade.sh holds the two paths to
+# the same result.
+SQL_SOURCES = $(sort $(wildcard sql/source/*.sql))
+DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 
+# pg_regress (the API contract and its messages) boots a temporary instance of its own with
+# thrillmon preloaded (test/regress.conf), as pg_cron's suite does.
 REGRESS      = install_schema record_metric retention_api partitions collectors detection
-REGRESS_OPTS = --load-extension=$(EXTENSION)
+REGRESS_DIR  = .
+REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check --temp-config=$(if $(REGRESS_COPY),$(REGRESS_COPY)/,test/)regress.conf \
+               --load-extension=$(EXTENSION) $(if $(REGRESS_COPY),--inputdir=$(REGRESS_COPY) --outputdir=$(REGRESS_COPY))
+
+# Postgres refuses to run as root, and pg_regress starts its temporary instance as whoever runs
+# it: as root, the suite runs as the postgres OS user, on a copy of its inputs that user can read
+# (the checkout may be in root's home), with its results and regression.diffs in that copy. (Set
+# before PGXS is included: its installcheck rule reads REGRESS_PREP then.)
+ifeq ($(shell id -u),0)
+ifndef REGRESS_COPY
+REGRESS_COPY := $(shell mktemp -u /tmp/thrillmon-regress.XXXXXX)
+endif
+REGRESS_DIR  := $(REGRESS_COPY)
+REGRESS_PREP  = regress-as-postgres
+endif
 
 PG_CONFIG   ?= pg_config
 PG_CPPFLAGS += -Isrc
@@ -28,7 +44,8 @@ PG_CXXFLAGS += -Werror
 endif
 SHLIB_LINK  += -lstdc++
 
-EXTRA_CLEAN = $(DATA_built) test/unit/unit_tests test/unit/unit_tests_sanitized test/fuzz/fuzz_core test/fuzz/corpus results regression.diffs regression.out
+EXTRA_CLEAN = $(DATA_built) src/tools/sqlgen test/unit/unit_tests test/unit/unit_tests_sanitized test/fuzz/fuzz_core \
+              test/fuzz/corpus results regression.diffs regression.out tmp_check
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -38,12 +55,28 @@ include $(PGXS)
 COMPILE.cxx.bc += $(PG_CXXFLAGS)
 
 # PGXS tracks no header dependencies: without this, changing a struct in a header rebuilt only
-# some objects, and glue and core disagreed about its layout (a crash, found the hard way).
-HEADERS = $(wildcard src/core/*.hpp src/pg/*.hpp)
-$(OBJS) $(OBJS:.o=.bc): $(HEADERS)
+# some objects, and glue and core disagreed about its layout (a crash, found the hard way). Not
+# named HEADERS: PGXS installs the files of that variable into the server's include directory.
+THRILLMON_HEADERS = $(wildcard src/core/*.hpp src/pg/*.hpp)
+$(OBJS) $(OBJS:.o=.bc): $(THRILLMON_HEADERS)
 
-sql/$(EXTENSION)--$(EXTVERSION).sql: sql/$(EXTENSION)--$(FIRST_VERSION).sql $(UPGRADE_CHAIN)
-	cat $^ > $@
+ifdef REGRESS_PREP
+# (PGXS runs `echo ... && pg_regress ...`: the wrapper goes in front of pg_regress itself.)
+pg_regress_installcheck := $(subst && ,&& runuser -u postgres -- ,$(pg_regress_installcheck))
+.PHONY: regress-as-postgres
+regress-as-postgres:
+	rm -rf $(REGRESS_COPY) && mkdir -p $(REGRESS_COPY)
+	cp -r sql expected $(REGRESS_COPY)/ && cp test/regress.conf $(REGRESS_COPY)/
+	chown -R postgres: $(REGRESS_COPY)
+	@echo "thrillmon: pg_regress runs as the postgres OS user in $(REGRESS_COPY) (results/ and regression.diffs there)"
+endif
+
+src/tools/sqlgen: src/tools/sqlgen.cpp src/core/vocabulary.cpp $(wildcard src/core/*.hpp)
+	$(CXX) -std=c++17 -Wall -Wextra -O1 -Isrc -o $@ src/tools/sqlgen.cpp src/core/vocabulary.cpp src/core/validation.cpp \
+		src/core/civil_time.cpp
+
+$(DATA_built): $(SQL_SOURCES) src/tools/sqlgen
+	src/tools/sqlgen $(SQL_SOURCES) > $@.tmp && mv $@.tmp $@
 
 # ---- C++ core unit tests: system g++ and GoogleTest, no PGXS, no server -----------------------
 GTEST_CXXFLAGS = -std=c++17 -Wall -Wextra -O1 -g -Isrc
@@ -63,7 +96,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap concurrency soak test demo bench bench-nodiscard nab
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak test demo bench bench-nodiscard nab
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -77,6 +110,14 @@ fuzz: test/fuzz/fuzz_core
 # pgTAP suites against an installed server reached through the usual PG* variables.
 pgtap:
 	pg_prove -v test/pgtap/*.sql
+
+# The code style (.clang-format) and the glue's include order (STYLE.md rule 3), checked; `make
+# format` rewrites the C++ sources in that style.
+lint:
+	bash test/lint.sh
+
+format:
+	clang-format-14 -i $(CORE_SRCS) $(PG_SRCS) $(wildcard src/core/*.hpp src/pg/*.hpp src/tools/*.cpp test/unit/*.cpp test/fuzz/*.cpp bench/core/*.cpp bench/nab/*.cpp)
 
 concurrency:
 	bash test/scripts/concurrent_retention.sh

@@ -1,0 +1,81 @@
+-- Partitions: metric_time_series has one partition per UTC day, made ahead of time and for
+-- backfilled days by maintain_partitions() (the worker runs it hourly). The day arithmetic is the
+-- core's (src/core/partitions.cpp); the DDL is src/pg/partitions.cpp.
+
+-- Creating or dropping a partition needs an ACCESS EXCLUSIVE lock on the parent, and only on the
+-- parent (LOCK TABLE ONLY): locking every partition would make one partition under VACUUM, whose
+-- lock conflicts, fail every try. NOWAIT would succeed only at an instant when no insert at all
+-- is in flight, which steady ingest may never leave; queueing for the lock gets it as soon as the
+-- inserts in flight commit (they are short), while inserts arriving meanwhile wait behind it. So
+-- each try queues for at most 50 ms, which bounds how long an insert waits for it, and a long
+-- transaction in the way is waited out by retrying until the caller's lock_timeout.
+CREATE FUNCTION thrillmon._lock_metrics_parent()
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- The caller's lock_timeout (the cleanup and maintenance functions set 5 s), or 5 s if none.
+	deadline timestamptz := pg_catalog.clock_timestamp()
+		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
+	caller_timeout text := pg_catalog.current_setting('lock_timeout');
+	holders text;
+BEGIN
+	LOOP
+		BEGIN
+			-- Local to this function (it has a SET clause): the caller's value is back on return.
+			PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE;
+			RETURN;
+		EXCEPTION WHEN lock_not_available THEN
+			IF pg_catalog.clock_timestamp() >= deadline THEN
+				-- Say who: a DBA reading the job history should not have to catch it in pg_locks.
+				SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (%s, %s%s)', l.pid, l.mode, coalesce(a.backend_type, '?'),
+				           coalesce(': ' || pg_catalog.left(a.query, 60), '')), '; ' ORDER BY l.pid)
+				INTO holders
+				FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+				WHERE l.locktype = 'relation' AND l.granted
+				  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+				  AND l.relation = 'thrillmon.metric_time_series'::pg_catalog.regclass AND l.pid <> pg_catalog.pg_backend_pid();
+				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
+					caller_timeout USING ERRCODE = '55P03',
+					DETAIL = 'Held by: ' || coalesce(holders, 'none seen (released meanwhile)') || '.',
+					HINT = 'See pg_locks; the next run will try again.';
+			END IF;
+			-- Let the inserts that queued behind this try through before the next one.
+			PERFORM pg_catalog.pg_sleep(0.02);
+		END;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._lock_metrics_parent() IS
+	'Internal: takes the partition-DDL lock on metric_time_series without making inserts queue behind a wait';
+
+CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_maintain_partitions_internal';
+COMMENT ON FUNCTION thrillmon._maintain_partitions(integer) IS 'Internal: partition DDL of maintain_partitions()';
+
+CREATE FUNCTION thrillmon._maintain_partitions_run(premake_days integer)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(m.created), 'rows_moved', m.rows_moved)
+	FROM thrillmon._maintain_partitions(premake_days) m
+$fn$;
+COMMENT ON FUNCTION thrillmon._maintain_partitions_run(integer) IS 'Internal: the partition maintenance job body';
+
+CREATE FUNCTION thrillmon.maintain_partitions(premake_days integer DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '5s'
+AS $fn$
+DECLARE
+	started timestamptz := pg_catalog.clock_timestamp();
+	result jsonb := thrillmon._maintain_partitions_run(premake_days);
+BEGIN
+	PERFORM thrillmon._job_record('maintenance', 'partitions', started, 'succeeded',
+		pg_catalog.jsonb_array_length(result->'created')::bigint, result, NULL);
+	RETURN result;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.maintain_partitions(integer) IS
+	'Creates daily partitions from yesterday to premake_days (default thrillmon.partition_premake_days) ahead, moves rows from the default partition into daily partitions it creates for them, and ANALYZEs days that are over so retention can count their rows from statistics';

@@ -1,0 +1,46 @@
+-- Privileges, all in one place (DESIGN §7). Functions are executable by PUBLIC by default;
+-- thrillmon's are granted explicitly instead, to the three roles 10_schema.sql creates:
+--   thrillmon_reader: every table and view, and the functions a dashboard or probe calls;
+--   thrillmon_writer: recording; it can neither read back, update nor delete;
+--   thrillmon_admin:  also a reader and a writer; runs jobs and cleanups, edits configuration.
+-- SECURITY DEFINER functions (maintenance, cleanup, detection, alerts and incidents, health) pin
+-- search_path; a function called by one of them needs no grant of its own.
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA thrillmon FROM PUBLIC;
+GRANT USAGE ON SCHEMA thrillmon TO thrillmon_reader, thrillmon_writer, thrillmon_admin;
+
+-- Readers. (retention_stats calls the three internal functions as its reader.)
+GRANT SELECT ON ALL TABLES IN SCHEMA thrillmon TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon._retention_cutoff(integer, text), thrillmon._metric_retention_stats(),
+	thrillmon._last_cleanup(text) TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon.backtest(text, timestamptz, timestamptz, text[], double precision) TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
+
+-- Writers. A CHECK's functions run with the inserting user's privileges, so whoever may INSERT
+-- into metric_time_series needs EXECUTE on _metric_point_valid(): a role given INSERT by hand
+-- needs that grant too.
+GRANT INSERT ON thrillmon.metric_time_series TO thrillmon_writer;
+GRANT EXECUTE ON FUNCTION thrillmon.record_metric(text, double precision, text, jsonb, timestamptz) TO thrillmon_writer;
+GRANT EXECUTE ON FUNCTION thrillmon.observe(text, double precision, text) TO thrillmon_writer;
+GRANT EXECUTE ON FUNCTION thrillmon._metric_point_valid(text, text, double precision, timestamptz, jsonb) TO thrillmon_writer;
+
+-- Admins: partitions and retention.
+GRANT EXECUTE ON FUNCTION thrillmon.maintain_partitions(integer), thrillmon.cleanup_old_metrics(integer),
+	thrillmon.cleanup_old_anomalies(integer), thrillmon.cleanup_old_alerts(integer),
+	thrillmon.cleanup_old_incidents(integer), thrillmon.run_data_retention_cleanup() TO thrillmon_admin;
+GRANT INSERT, UPDATE, DELETE ON thrillmon.retention_policies, thrillmon.anomaly_detection_config TO thrillmon_admin;
+GRANT UPDATE ON thrillmon.system_alerts, thrillmon.incidents TO thrillmon_admin;
+-- ... collection and scheduling (the checks register_collector() runs as its caller, too) ...
+GRANT EXECUTE ON FUNCTION thrillmon.collect_metrics(boolean), thrillmon.register_collector(text, text, text, interval),
+	thrillmon.unregister_collector(text), thrillmon._probe_collector_query(text),
+	thrillmon.schedule_with_pg_cron(), thrillmon.unschedule_pg_cron(), thrillmon._require_pg_cron() TO thrillmon_admin;
+GRANT EXECUTE ON FUNCTION thrillmon._check_collector(text, text, interval) TO thrillmon_admin;
+GRANT INSERT, UPDATE, DELETE ON thrillmon.metric_collectors TO thrillmon_admin;
+GRANT INSERT, UPDATE, DELETE ON thrillmon.pg_cron_jobs TO thrillmon_admin;
+-- ... detection, alerts and incidents (the configuration trigger's check runs as the writer).
+GRANT EXECUTE ON FUNCTION thrillmon.detect_anomalies(), thrillmon.acknowledge_alert(uuid), thrillmon.resolve_alert(uuid),
+	thrillmon.create_incident(text, text, uuid[], text), thrillmon.link_alerts(uuid, uuid[]),
+	thrillmon.update_incident_status(uuid, text) TO thrillmon_admin;
+GRANT EXECUTE ON FUNCTION thrillmon._check_detection_config(text[], double precision, integer, integer,
+	double precision, integer) TO thrillmon_admin;
+GRANT UPDATE ON thrillmon.incident_policy TO thrillmon_admin;
