@@ -16,7 +16,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(213);
+SELECT plan(215);
 
 -- Before the clean slate: what this database's install shipped.
 SELECT is((SELECT sensitivity FROM thrillmon.anomaly_detection_config WHERE metric_name = '*'), 4.5::float8,
@@ -681,8 +681,13 @@ $$;
 -- 300 metrics: a thread takes 64 metrics or more, so the passes run in four threads.
 SELECT pg_temp.live_many(300, 100, 0);
 SELECT lives_ok($$SELECT pg_temp.pass('t1')$$, 'threads: a first pass over 300 metrics with detect_threads = 4 (new detectors)');
+-- (What the backend's last pass did: threads counts the threads that really scored a slice.)
+SELECT is((SELECT (metrics, rebuilt, threads)::text FROM thrillmon._detect_pass_stats()), '(300,300,4)',
+	'threads: the first pass scored 300 metrics, all new, in four threads');
 SELECT pg_temp.live_many(300, 100, 60);
 SELECT lives_ok($$SELECT pg_temp.pass('t2')$$, 'threads: a second pass from the cached detectors (steady: scored in threads)');
+SELECT is((SELECT (metrics, rebuilt, points, threads)::text FROM thrillmon._detect_pass_stats()), '(300,0,30000,4)',
+	'threads: the second pass scored 100 points of each of the 300 cached detectors, in four threads');
 SELECT is((SELECT count(DISTINCT metric_name)::int FROM thrillmon.anomaly_detections WHERE metric_name LIKE 'th\_%'), 300,
 	'threads: every metric''s spike found');
 SELECT results_eq(

@@ -180,9 +180,10 @@ ok $insert_rc "record_metric() during the cleanup's lock wait works"
 wait "$cleaner"
 cleanup_ms=$(cat "$work/cleanup_ms.txt")
 echo "# the cleanup returned after $cleanup_ms ms"
-todo=""
-[ "$insert_ms" -ge 1000 ] && todo=" # TODO known: an insert queues behind the cleanup's pending lock for up to its lock_timeout (5 s)"
-ok "$([ "$insert_ms" -lt 1000 ]; echo $?)" "an insert during the cleanup's lock wait waits less than 1 s ($insert_ms ms)$todo"
+# The partition-DDL lock queues for at most 50 ms a try (_lock_metrics_parent), so an insert waits
+# about that long, never the cleanup's whole lock_timeout (5 s), which is what this catches: the
+# bound is the behaviour, 20 times the wait, not a measure of speed.
+ok "$([ "$insert_ms" -lt 1000 ]; echo $?)" "an insert during the cleanup's lock wait waits less than 1 s ($insert_ms ms)"
 ok "$([ "$cleanup_ms" -lt 8000 ]; echo $?)" "the cleanup returns within its lock_timeout (5 s) plus 3 s ($cleanup_ms ms)"
 res=$(cat "$work/cleanup.txt")
 jq_sql() { sql "SELECT $1 FROM (SELECT \$j\$$res\$j\$::jsonb j) x"; }
