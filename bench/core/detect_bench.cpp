@@ -19,9 +19,9 @@ using namespace thrillmon::detect;
 
 namespace {
 
-constexpr double kT0 = 1704067200.0; // 2024-01-01 00:00 UTC
-constexpr std::size_t kStream = 1 << 16;  // points in the timed stream (cycled)
-constexpr std::size_t kWarm = 10080;      // a week at one a minute
+constexpr double kT0 = 1704067200.0;     // 2024-01-01 00:00 UTC
+constexpr std::size_t kStream = 1 << 16; // points in the timed stream (cycled)
+constexpr std::size_t kWarm = 10080;     // a week at one a minute
 
 const std::vector<Point> &
 Stream()

@@ -61,8 +61,7 @@ DayIndexOf(EpochMicros t)
 EpochMicros
 FromLocal(const CivilDate &date, int hour, int minute, int second, int utc_offset_seconds)
 {
-	const std::int64_t local_seconds =
-	    DaysFromCivil(date) * kSecondsPerDay + hour * 3600 + minute * 60 + second;
+	const std::int64_t local_seconds = DaysFromCivil(date) * kSecondsPerDay + hour * 3600 + minute * 60 + second;
 	return (local_seconds - utc_offset_seconds) * kMicrosPerSecond;
 }
 

@@ -30,27 +30,21 @@ struct CivilDate {
 };
 
 // Days since 1970-01-01 for a proleptic Gregorian date (negative before it).
-std::int64_t
-DaysFromCivil(const CivilDate &date);
+std::int64_t DaysFromCivil(const CivilDate &date);
 
 // Inverse of DaysFromCivil.
-CivilDate
-CivilFromDays(std::int64_t days);
+CivilDate CivilFromDays(std::int64_t days);
 
 // The UTC day an instant falls in (floor division, so instants before 1970 go to the earlier day).
-std::int64_t
-DayIndexOf(EpochMicros t);
+std::int64_t DayIndexOf(EpochMicros t);
 
 // The instant `local` civil time names at a fixed UTC offset (what "2026-03-08 01:30-05" means).
-EpochMicros
-FromLocal(const CivilDate &date, int hour, int minute, int second, int utc_offset_seconds);
+EpochMicros FromLocal(const CivilDate &date, int hour, int minute, int second, int utc_offset_seconds);
 
 // ISO date "YYYY-MM-DD"; std::nullopt outside years 1..9999 (not representable in four digits).
-std::optional<std::string>
-FormatDate(const CivilDate &date);
+std::optional<std::string> FormatDate(const CivilDate &date);
 
 // Whether a civil date exists (month 1..12, day within the month, leap years included).
-bool
-IsValidDate(const CivilDate &date);
+bool IsValidDate(const CivilDate &date);
 
 } // namespace thrillmon

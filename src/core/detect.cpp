@@ -22,24 +22,25 @@ constexpr double kMadToSigma = 1.482602218505602;
 constexpr double kMeanAbsToSigma = 1.2533141373155003;
 
 constexpr double kEwmaLambda = 0.2;
-constexpr double kCusumSlack = 0.5;     // k, in standard deviations
-constexpr double kCusumCap = 50.0;      // bounds the statistic (and so its decay after a shift)
+constexpr double kCusumSlack = 0.5;       // k, in standard deviations
+constexpr double kCusumCap = 50.0;        // bounds the statistic (and so its decay after a shift)
 constexpr double kCusumBiasAlpha = 0.002; // slow mean of the clipped residual (skew correction)
 constexpr double kHoltAlpha = 0.5;
 constexpr double kHoltBeta = 0.1;
-constexpr double kAbsDevAlpha = 0.02;   // EW mean |x - median|
-constexpr double kErrAlpha = 0.05;      // EW mean |forecast error|
-constexpr double kDtAlpha = 0.02;       // EW mean spacing of the points
-constexpr double kBucketAlpha = 0.2;    // seasonal bucket mean and spread
-constexpr double kWeekAlpha = 0.05;     // hour-of-week offset (many points per visit)
-constexpr double kBucketClip = 4.0;     // winsorising of a trusted bucket's update, in its scales
+constexpr double kAbsDevAlpha = 0.02;    // EW mean |x - median|
+constexpr double kErrAlpha = 0.05;       // EW mean |forecast error|
+constexpr double kDtAlpha = 0.02;        // EW mean spacing of the points
+constexpr double kBucketAlpha = 0.2;     // seasonal bucket mean and spread
+constexpr double kWeekAlpha = 0.05;      // hour-of-week offset (many points per visit)
+constexpr double kBucketClip = 4.0;      // winsorising of a trusted bucket's update, in its scales
 constexpr std::uint32_t kSeasonDays = 3; // distinct days (weeks) before a bucket is trusted
-constexpr double kHorizonSteps = 3.0;   // predictive: trend extrapolated over at most this many gaps
-constexpr double kHorizonGrowth = 2.0;  // predictive: error scale growth cap after a long gap
-constexpr double kPredictiveFloor = 0.1; // predictive: error scale floor, in window scales (a near-perfect fit must not make every wiggle news)
-constexpr double kStepOverLevel = 2.0;  // ensemble: a step counts up to this times the level deviation
-constexpr double kEarlyPoints = 8.0;    // ensemble: d *= n / (n + kEarlyPoints)
-constexpr double kScoreLogSlope = 1.6770; // see ScoreOfRatio()
+constexpr double kHorizonSteps = 3.0;    // predictive: trend extrapolated over at most this many gaps
+constexpr double kHorizonGrowth = 2.0;   // predictive: error scale growth cap after a long gap
+// predictive: error scale floor, in window scales (a near-perfect fit must not make every wiggle news)
+constexpr double kPredictiveFloor = 0.1;
+constexpr double kStepOverLevel = 2.0;     // ensemble: a step counts up to this times the level deviation
+constexpr double kEarlyPoints = 8.0;       // ensemble: d *= n / (n + kEarlyPoints)
+constexpr double kScoreLogSlope = 1.6770;  // see ScoreOfRatio()
 constexpr double kSeasonScaleAlpha = 0.01; // pooled seasonal residual scale
 // Clip of one residual in the pooled scales, in those scales: low, so that an anomalous day
 // grows them only slowly.
@@ -57,30 +58,33 @@ constexpr double kSeasonUseful = 1.0;
 // daily square wave, a step detector on a spiky series) is scaled down so it no longer decides
 // alone; a well-calibrated one (factor 1) is left alone, so Gaussian deviations keep their meaning.
 constexpr double kTailQuantile = 0.999;
-constexpr double kTailReference[Detector::kComponents] = {3.596, 3.663, 3.357, 3.782, 3.450, 3.987, 3.573, 3.817, 3.566};
-constexpr float kTailMemory = 4000.0f;  // points
+constexpr double kTailReference[Detector::kComponents] = {3.596, 3.663, 3.357, 3.782, 3.450,
+                                                          3.987, 3.573, 3.817, 3.566};
+constexpr float kTailMemory = 4000.0f;        // points
 constexpr std::uint32_t kTailMinPoints = 500; // history before a component's factor is trusted
 constexpr int kTailRefreshPoints = 16;
 // The quantile estimate from a few thousand points is itself noisy: a tail within this factor of
 // the Gaussian one is taken as Gaussian, so well-behaved metrics keep their plain deviations.
 constexpr double kTailTolerance = 1.2;
-constexpr double kMultiplicity = 2.0;   // effective number of independent components (max of them)
-constexpr double kSimpler = 0.5;        // a point component this close to the largest decides the type
+constexpr double kMultiplicity = 2.0; // effective number of independent components (max of them)
+constexpr double kSimpler = 0.5;      // a point component this close to the largest decides the type
 
 // Burst component (ensemble only): how often the metric deviates, not how far.
-constexpr double kSurpriseCap = 6.0;    // cap on one point's surprise (robust deviations)
-constexpr double kBurstAlpha = 0.002;   // long-run level and spread of the burst sum
+constexpr double kSurpriseCap = 6.0;  // cap on one point's surprise (robust deviations)
+constexpr double kBurstAlpha = 0.002; // long-run level and spread of the burst sum
 
 // Episodes (refractory): a report raises an envelope that decays over kEpisodePoints; while a
 // deviation stays under kEscalation times it, it is the same episode and not reported again.
 constexpr double kEpisodePoints = 512;
 constexpr double kEnvelopeDecay = 1.0 - 1.0 / kEpisodePoints;
-constexpr double kEnvelopeCap = 3.0;    // in units of the sensitivity
+constexpr double kEnvelopeCap = 3.0; // in units of the sensitivity
 constexpr double kEscalation = 1.5;
 
 // Histogram bin of |z| on a log-like scale: the exponent of 1 + |z| and the top two bits of its
 // mantissa (4 bins per octave), without calling log2.
-int TailBin(double z) {
+int
+TailBin(double z)
+{
 	double v = 1.0 + std::min(std::fabs(z), 1e9);
 	std::uint64_t bits;
 	std::memcpy(&bits, &v, sizeof bits);
@@ -90,7 +94,9 @@ int TailBin(double z) {
 	return bin < thrillmon::detect::Detector::kTailBins ? bin : thrillmon::detect::Detector::kTailBins;
 }
 // Lower edge of a bin in |z|.
-double TailEdge(double bin) {
+double
+TailEdge(double bin)
+{
 	int e = static_cast<int>(bin) / 4;
 	double m = bin - 4.0 * e;
 	return std::ldexp(1.0 + m / 4.0, e) - 1.0;
@@ -98,7 +104,9 @@ double TailEdge(double bin) {
 
 // lower_bound / upper_bound on a[0..n) without data-dependent branches (the compiler emits
 // conditional moves): on noisy data a branchy binary search mispredicts half its steps.
-int LowerBound(const double *a, int n, double x) {
+int
+LowerBound(const double *a, int n, double x)
+{
 	if (n <= 0)
 		return 0;
 	const double *b = a;
@@ -109,7 +117,9 @@ int LowerBound(const double *a, int n, double x) {
 	}
 	return static_cast<int>(b - a) + (*b < x);
 }
-int UpperBound(const double *a, int n, double x) {
+int
+UpperBound(const double *a, int n, double x)
+{
 	if (n <= 0)
 		return 0;
 	const double *b = a;
@@ -122,7 +132,9 @@ int UpperBound(const double *a, int n, double x) {
 }
 
 // Inserts x into the sorted array a[0..n) (room for one more).
-void SortedInsert(double *a, int n, double x) {
+void
+SortedInsert(double *a, int n, double x)
+{
 	int i = UpperBound(a, n, x);
 	std::memmove(a + i + 1, a + i, static_cast<std::size_t>(n - i) * sizeof(double));
 	a[i] = x;
@@ -130,7 +142,9 @@ void SortedInsert(double *a, int n, double x) {
 
 // Replaces one copy of old by x in the sorted array a[0..n), moving only the elements between
 // their two positions (a full window slides by one point with a single short move).
-void SortedReplace(double *a, int n, double old, double x) {
+void
+SortedReplace(double *a, int n, double old, double x)
+{
 	int i = LowerBound(a, n, old);
 	if (i >= n)
 		i = n - 1; // cannot happen for values that were inserted; stay in bounds regardless
@@ -144,7 +158,9 @@ void SortedReplace(double *a, int n, double old, double x) {
 	}
 }
 
-double SortedMedian(const double *a, int n) {
+double
+SortedMedian(const double *a, int n)
+{
 	if (n <= 0)
 		return 0;
 	return (n % 2) ? a[n / 2] : 0.5 * (a[n / 2 - 1] + a[n / 2]);
@@ -153,11 +169,17 @@ double SortedMedian(const double *a, int n) {
 // The mean of the k-th and (k+1)-th smallest (0-based) |a[i] - m| over sorted a[0..n) (or the
 // k-th alone when pair is false), in O(log n): the distances left of m, read outwards, and right
 // of m, read outwards, are two sorted runs.
-double KthDistance(const double *a, int n, double m, int k, bool pair) {
+double
+KthDistance(const double *a, int n, double m, int k, bool pair)
+{
 	int p = LowerBound(a, n, m);
 	int na = p, nb = n - p;
-	auto A = [&](int j) { return j < na ? m - a[p - 1 - j] : HUGE_VAL; };
-	auto B = [&](int j) { return j < nb ? a[p + j] - m : HUGE_VAL; };
+	auto A = [&](int j) {
+		return j < na ? m - a[p - 1 - j] : HUGE_VAL;
+	};
+	auto B = [&](int j) {
+		return j < nb ? a[p + j] - m : HUGE_VAL;
+	};
 	int lo = std::max(0, k - nb), hi = std::min(k, na);
 	while (lo <= hi) {
 		int i = (lo + hi) / 2, j = k - i;
@@ -178,7 +200,9 @@ double KthDistance(const double *a, int n, double m, int k, bool pair) {
 	return 0; // unreachable for 0 <= k < n
 }
 
-double SortedMad(const double *a, int n, double m) {
+double
+SortedMad(const double *a, int n, double m)
+{
 	if (n <= 0)
 		return 0;
 	if (n % 2)
@@ -186,7 +210,9 @@ double SortedMad(const double *a, int n, double m) {
 	return KthDistance(a, n, m, n / 2 - 1, true);
 }
 
-double Floor(double scale, double level) {
+double
+Floor(double scale, double level)
+{
 	double f = 1e-6 * (std::fabs(level) + 1e-3);
 	return scale > f ? scale : f;
 }
@@ -197,7 +223,9 @@ double Floor(double scale, double level) {
 // 1 - 0.5 / (1 + c ln r)^2, which reaches 0.8 at r = sqrt(2) as r^4 / (1 + r^4) did, and stays
 // below 1 in double precision for every finite deviation (1 - 4e-7 at 1e300), so scores keep
 // ranking points however far out they are.
-double ScoreOfRatio(double r) {
+double
+ScoreOfRatio(double r)
+{
 	if (!(r > 0))
 		return 0;
 	if (r <= 1) {
@@ -208,7 +236,9 @@ double ScoreOfRatio(double r) {
 	return 1 - 0.5 / (q * q);
 }
 
-bool ParseAlgorithm(std::string_view name, Algorithm *out) {
+bool
+ParseAlgorithm(std::string_view name, Algorithm *out)
+{
 	if (auto i = vocabulary::IndexOf(vocabulary::kDetectionAlgorithm, name)) {
 		*out = static_cast<Algorithm>(*i);
 		return true;
@@ -217,22 +247,30 @@ bool ParseAlgorithm(std::string_view name, Algorithm *out) {
 }
 
 // The vocabularies' words are string literals, so their data is NUL-terminated.
-const char *AlgorithmName(Algorithm a) {
+const char *
+AlgorithmName(Algorithm a)
+{
 	const auto i = static_cast<std::size_t>(a);
 	return (i < std::size(vocabulary::kDetectionAlgorithms) ? vocabulary::kDetectionAlgorithms[i] : "ensemble").data();
 }
 
-const char *AnomalyTypeName(AnomalyType t) {
+const char *
+AnomalyTypeName(AnomalyType t)
+{
 	const auto i = static_cast<std::size_t>(t);
 	return (i < std::size(vocabulary::kAnomalyTypes) ? vocabulary::kAnomalyTypes[i] : "outlier").data();
 }
 
-const char *SeverityName(Severity s) {
+const char *
+SeverityName(Severity s)
+{
 	const auto i = static_cast<std::size_t>(s);
 	return (i < std::size(vocabulary::kSeverities) ? vocabulary::kSeverities[i] : "critical").data();
 }
 
-Point MakePoint(double t, double value, long utc_offset_seconds) {
+Point
+MakePoint(double t, double value, long utc_offset_seconds)
+{
 	Point p;
 	p.t = t;
 	p.value = value;
@@ -247,7 +285,8 @@ Point MakePoint(double t, double value, long utc_offset_seconds) {
 	return p;
 }
 
-Detector::Detector(const Settings &settings) : settings_(settings) {
+Detector::Detector(const Settings &settings) : settings_(settings)
+{
 	if (!(settings_.sensitivity > 0) || !std::isfinite(settings_.sensitivity))
 		settings_.sensitivity = 4.5;
 	if (settings_.min_data_points < 2)
@@ -269,20 +308,26 @@ Detector::Detector(const Settings &settings) : settings_(settings) {
 	}
 }
 
-double Detector::RobustScale() const {
+double
+Detector::RobustScale() const
+{
 	double m = SortedMedian(sorted_, count_);
 	double mad = kMadToSigma * SortedMad(sorted_, count_, m);
 	double mean_abs = kMeanAbsToSigma * absdev_ew_;
 	return Floor(std::max(mad, mean_abs), m);
 }
 
-void Detector::TailAdd(int c, double z) {
+void
+Detector::TailAdd(int c, double z)
+{
 	tail_[c][TailBin(z)] += tail_weight_;
 	tail_total_[c] += tail_weight_;
 	tail_count_[c]++;
 }
 
-double Detector::TailQuantile(int c) const {
+double
+Detector::TailQuantile(int c) const
+{
 	double want = kTailQuantile * tail_total_[c], cum = 0;
 	for (int i = 0; i < kTailBins; i++) {
 		double h = tail_[c][i];
@@ -296,7 +341,9 @@ double Detector::TailQuantile(int c) const {
 // Each component's factor: how much heavier its tail is here than on white Gaussian noise (1
 // within the tolerance). Stored inverted, for a multiply per point; a component without enough
 // history of its own gets the largest factor of the others.
-void Detector::RefreshCalibration() {
+void
+Detector::RefreshCalibration()
+{
 	double factor[kComponents], borrowed = 1;
 	for (int i = 0; i < kComponents; i++) {
 		factor[i] = 0;
@@ -311,7 +358,9 @@ void Detector::RefreshCalibration() {
 		inv_factor_[i] = 1.0 / (factor[i] > 0 ? factor[i] : borrowed);
 }
 
-void Detector::Prefetch(const Point &p) const {
+void
+Detector::Prefetch(const Point &p) const
+{
 	// Everything Update() touches for any point: the object up to the seasonal buckets (windows,
 	// scalars), the calibration histograms and what follows them, and the two buckets of p's
 	// local time. Not the other buckets (14 kB, one of each read per point).
@@ -325,13 +374,15 @@ void Detector::Prefetch(const Point &p) const {
 	__builtin_prefetch(&week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60]);
 }
 
-Score Detector::Update(const Point &in) {
+Score
+Detector::Update(const Point &in)
+{
 	Point p = in;
 	if (n_ > 0 && !(p.t >= last_t_))
 		p.t = last_t_;
 	const double x = p.value;
-	const std::uint32_t mask = settings_.algorithms & AlgorithmBit(Algorithm::kEnsemble)
-		? kAllComponents : settings_.algorithms;
+	const std::uint32_t mask =
+	    settings_.algorithms & AlgorithmBit(Algorithm::kEnsemble) ? kAllComponents : settings_.algorithms;
 	const bool ensemble = settings_.algorithms & AlgorithmBit(Algorithm::kEnsemble);
 	Score out;
 
@@ -404,7 +455,8 @@ Score Detector::Update(const Point &in) {
 		if (season_ok) {
 			// The bucket's own spread has few samples (one a day per 5-minute bucket), so the
 			// pooled residual scale of all buckets is a floor that keeps this z well calibrated.
-			double sc = Floor(std::max({kMeanAbsToSigma * day.absdev, kMeanAbsToSigma * season_scale_, 0.1 * s}), season_pred);
+			double sc =
+			    Floor(std::max({kMeanAbsToSigma * day.absdev, kMeanAbsToSigma * season_scale_, 0.1 * s}), season_pred);
 			set(Algorithm::kSeasonal, (x - season_pred) / sc, season_pred);
 		}
 		if (holt_n_ >= 3) {
@@ -508,10 +560,18 @@ Score Detector::Update(const Point &in) {
 			switch (a) {
 			case Algorithm::kMovingAverage:
 			case Algorithm::kEwma:
-			case Algorithm::kCusum: out.type = AnomalyType::kLevelShift; break;
-			case Algorithm::kPredictive: out.type = AnomalyType::kTrendChange; break;
-			case Algorithm::kSeasonal: out.type = AnomalyType::kOutlier; break;
-			default: out.type = comp[best].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop; break;
+			case Algorithm::kCusum:
+				out.type = AnomalyType::kLevelShift;
+				break;
+			case Algorithm::kPredictive:
+				out.type = AnomalyType::kTrendChange;
+				break;
+			case Algorithm::kSeasonal:
+				out.type = AnomalyType::kOutlier;
+				break;
+			default:
+				out.type = comp[best].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop;
+				break;
 			}
 			// The type describes the shape: a point that is itself far outside the window (robust
 			// deviation past the sensitivity) is a spike or a drop, whichever forecast saw it
@@ -520,8 +580,10 @@ Score Detector::Update(const Point &in) {
 				out.type = comp[mi].z >= 0 ? AnomalyType::kSpike : AnomalyType::kDrop;
 			// Bands in units of the sensitivity. High starts a little under 2x so a 10-sigma spike
 			// stays high when the window's scale estimate comes out a bit large.
-			out.severity = r >= 3 ? Severity::kCritical : r >= 1.75 ? Severity::kHigh
-				: r >= 1.3 ? Severity::kMedium : Severity::kLow;
+			out.severity = r >= 3      ? Severity::kCritical
+			               : r >= 1.75 ? Severity::kHigh
+			               : r >= 1.3  ? Severity::kMedium
+			                           : Severity::kLow;
 			out.anomaly = r >= 1.0;
 			// One report per episode: a deviation is news only when it clearly exceeds the recent
 			// envelope of deviations (which decays over kEpisodePoints), so a sustained anomaly
@@ -669,7 +731,9 @@ Score Detector::Update(const Point &in) {
 	return out;
 }
 
-void Detector::LearnBucket(Bucket &b, double x, std::int64_t local_day) {
+void
+Detector::LearnBucket(Bucket &b, double x, std::int64_t local_day)
+{
 	if (b.count == 0) {
 		b.mean = x;
 		b.absdev = 0;
@@ -696,7 +760,9 @@ void Detector::LearnBucket(Bucket &b, double x, std::int64_t local_day) {
 // The seasonal part of learning a point. with_scales: also the pooled residual scales, which
 // compare the profile with the window baseline m (Warm() has no window, and leaves them to the
 // fully learnt points that follow).
-void Detector::LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m) {
+void
+Detector::LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m)
+{
 	const bool season_ok = day.days >= kSeasonDays;
 	if (season_ok) {
 		const double season_pred = day.mean + (week.days >= kSeasonDays ? week.mean : 0.0);
@@ -732,7 +798,9 @@ void Detector::LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, 
 	LearnBucket(day, x, p.local_day);
 }
 
-void Detector::Warm(const Point &in) {
+void
+Detector::Warm(const Point &in)
+{
 	Point p = in;
 	if (n_ > 0 && !(p.t >= last_t_))
 		p.t = last_t_;

@@ -54,7 +54,11 @@ enum class Algorithm : std::uint8_t {
 	kEnsemble,
 };
 constexpr int kAlgorithmCount = 9;
-constexpr std::uint32_t AlgorithmBit(Algorithm a) { return 1u << static_cast<unsigned>(a); }
+constexpr std::uint32_t
+AlgorithmBit(Algorithm a)
+{
+	return 1u << static_cast<unsigned>(a);
+}
 constexpr std::uint32_t kAllComponents = (1u << 8) - 1; // every algorithm except ensemble
 
 // Parses a name from the SQL API (vocabulary::kDetectionAlgorithms); false when unknown. The
@@ -73,15 +77,15 @@ const char *SeverityName(Severity s);
 
 struct Settings {
 	std::uint32_t algorithms = AlgorithmBit(Algorithm::kEnsemble); // a set of AlgorithmBit()
-	double sensitivity = 4.5;   // deviation (robust standard deviations) that scores 0.5
+	double sensitivity = 4.5;           // deviation (robust standard deviations) that scores 0.5
 	std::uint32_t min_data_points = 30; // no score before this many points
 };
 
 struct Point {
-	double t;          // seconds since the epoch (UTC)
-	double value;      // finite
-	int local_minute;  // minute of the day in the server's time zone, 0..1439
-	int local_dow;     // day of the week in the server's time zone, 0 = Sunday
+	double t;               // seconds since the epoch (UTC)
+	double value;           // finite
+	int local_minute;       // minute of the day in the server's time zone, 0..1439
+	int local_dow;          // day of the week in the server's time zone, 0 = Sunday
 	std::int64_t local_day; // days since the epoch in local time (counts distinct days)
 };
 
@@ -90,10 +94,10 @@ struct Point {
 Point MakePoint(double t, double value, long utc_offset_seconds);
 
 struct Score {
-	double score = 0;      // [0, 1]; 0 during warm-up
-	double deviation = 0;  // signed deviation of the deciding algorithm (after normalisation)
-	double baseline = 0;   // what that algorithm expected
-	bool anomaly = false;  // score >= 0.5
+	double score = 0;     // [0, 1]; 0 during warm-up
+	double deviation = 0; // signed deviation of the deciding algorithm (after normalisation)
+	double baseline = 0;  // what that algorithm expected
+	bool anomaly = false; // score >= 0.5
 	bool warming_up = true;
 	AnomalyType type = AnomalyType::kOutlier;
 	Severity severity = Severity::kLow;
@@ -102,12 +106,12 @@ struct Score {
 
 class Detector {
 public:
-	static constexpr int kWindow = 128;     // robust baseline window (points)
-	static constexpr int kShortRun = 5;     // moving average length
-	static constexpr int kDayBuckets = 288; // 5-minute buckets of the local day
+	static constexpr int kWindow = 128;      // robust baseline window (points)
+	static constexpr int kShortRun = 5;      // moving average length
+	static constexpr int kDayBuckets = 288;  // 5-minute buckets of the local day
 	static constexpr int kWeekBuckets = 168; // local hours of the week
-	static constexpr int kTailBins = 128;   // deviation histogram, log-spaced (tail normalisation)
-	static constexpr int kBurstPoints = 16; // burst component: surprise summed over this many points
+	static constexpr int kTailBins = 128;    // deviation histogram, log-spaced (tail normalisation)
+	static constexpr int kBurstPoints = 16;  // burst component: surprise summed over this many points
 	// the eight public components plus the ensemble-only burst component (a rise in how often
 	// the metric deviates)
 	static constexpr int kBurst = 8;
@@ -119,7 +123,11 @@ public:
 	// time than the last is scored as if it came just after it).
 	Score Update(const Point &p);
 	// Learns p without scoring it (state rebuild); same state as Update().
-	void Learn(const Point &p) { (void)Update(p); }
+	void
+	Learn(const Point &p)
+	{
+		(void) Update(p);
+	}
 	// Learns only the seasonal profile from p: for history older than the last kRebuildFull
 	// points of a rebuild, which the windows, scales and calibration would forget anyway (their
 	// memory is shorter), while the daily and weekly profile needs days of it. About 20 times
@@ -131,7 +139,9 @@ public:
 	// Learn() those. Live detection (a detector cache rebuilt from the lookback window) and
 	// backtest() (its warm-up before `from`) both rebuild this way.
 	template <typename PointAt>
-	void Rebuild(std::size_t n, PointAt &&point_at) {
+	void
+	Rebuild(std::size_t n, PointAt &&point_at)
+	{
 		std::size_t i = 0;
 		for (; i + kRebuildFull < n; i++)
 			Warm(point_at(i));
@@ -145,9 +155,21 @@ public:
 	// one, the loads overlap instead of stalling one by one. Only a hint; no effect on results.
 	void Prefetch(const Point &p) const;
 
-	std::uint64_t points() const { return n_; }
-	double last_time() const { return last_t_; }
-	static constexpr std::size_t MemoryBytes() { return sizeof(Detector); }
+	std::uint64_t
+	points() const
+	{
+		return n_;
+	}
+	double
+	last_time() const
+	{
+		return last_t_;
+	}
+	static constexpr std::size_t
+	MemoryBytes()
+	{
+		return sizeof(Detector);
+	}
 
 private:
 	struct Bucket {
@@ -158,7 +180,7 @@ private:
 		std::uint32_t count;
 	};
 	struct Component {
-		double z;        // signed, Gaussian-equivalent
+		double z; // signed, Gaussian-equivalent
 		double baseline;
 	};
 

@@ -75,9 +75,10 @@ MaybeError
 ValidateSensitivity(std::optional<double> sensitivity)
 {
 	if (!sensitivity || !(*sensitivity > 0 && *sensitivity <= kMaxSensitivity))
-		return Error(kSqlstateInvalidParameterValue,
-		             "sensitivity must be greater than 0 and at most 100, got " + Got(sensitivity),
-		             "It is the deviation, in robust standard deviations, that makes a point an anomaly (default 4.5).");
+		return Error(
+		    kSqlstateInvalidParameterValue,
+		    "sensitivity must be greater than 0 and at most 100, got " + Got(sensitivity),
+		    "It is the deviation, in robust standard deviations, that makes a point an anomaly (default 4.5).");
 	return std::nullopt;
 }
 

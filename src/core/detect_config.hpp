@@ -13,7 +13,7 @@
 
 namespace thrillmon::detect {
 
-constexpr double kMaxSensitivity = 100;      // robust standard deviations; greater than 0
+constexpr double kMaxSensitivity = 100;       // robust standard deviations; greater than 0
 constexpr std::int64_t kMinDataPointsMin = 2; // a deviation needs a spread
 constexpr std::int64_t kMinDataPointsMax = 1000000;
 constexpr std::int64_t kLookbackMinutesMin = 1;
@@ -30,11 +30,9 @@ struct AlgorithmList {
 
 // detection_algorithms: at least one element, none NULL, every one a known algorithm (all the
 // unknown ones named, sorted). On success *mask (if given) is the set of their AlgorithmBit()s.
-MaybeError
-ValidateAlgorithms(const AlgorithmList &algorithms, std::uint32_t *mask = nullptr);
+MaybeError ValidateAlgorithms(const AlgorithmList &algorithms, std::uint32_t *mask = nullptr);
 
-MaybeError
-ValidateSensitivity(std::optional<double> sensitivity);
+MaybeError ValidateSensitivity(std::optional<double> sensitivity);
 
 // A whole configuration row, rule by rule in the order the trigger has always checked them:
 // algorithms, sensitivity, min_data_points, lookback_window_minutes (also against
@@ -48,7 +46,6 @@ struct DetectionConfig {
 	std::optional<std::int64_t> cooldown_minutes;
 };
 
-MaybeError
-ValidateDetectionConfig(const DetectionConfig &config);
+MaybeError ValidateDetectionConfig(const DetectionConfig &config);
 
 } // namespace thrillmon::detect

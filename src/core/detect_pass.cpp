@@ -73,7 +73,9 @@ DetectorCache::EndPass(std::int64_t pass, double upto_seconds)
 void
 SortByTime(std::vector<PassPoint> &points)
 {
-	auto by_time = [](const PassPoint &a, const PassPoint &b) { return a.t < b.t; };
+	auto by_time = [](const PassPoint &a, const PassPoint &b) {
+		return a.t < b.t;
+	};
 	if (!std::is_sorted(points.begin(), points.end(), by_time))
 		std::stable_sort(points.begin(), points.end(), by_time);
 }
@@ -118,7 +120,8 @@ ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, Pa
 		}
 		for (std::size_t k = lo; k < hi; k++) {
 			if (k + kPrefetchAhead < hi)
-				todo[k + kPrefetchAhead].detector->Prefetch(ToPoint(metrics[todo[k + kPrefetchAhead].metric].fresh.front()));
+				todo[k + kPrefetchAhead].detector->Prefetch(
+				    ToPoint(metrics[todo[k + kPrefetchAhead].metric].fresh.front()));
 			for (const PassPoint &p : metrics[todo[k].metric].fresh) {
 				const Score s = todo[k].detector->Update(ToPoint(p));
 				if (s.anomaly)
@@ -132,7 +135,8 @@ ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, Pa
 		anomalies.insert(anomalies.end(), part.begin(), part.end());
 	if (stats != nullptr) {
 		stats->metrics = todo.size();
-		stats->rebuilt = static_cast<std::size_t>(std::count_if(todo.begin(), todo.end(), [](const Todo &t) { return t.rebuild; }));
+		stats->rebuilt =
+		    static_cast<std::size_t>(std::count_if(todo.begin(), todo.end(), [](const Todo &t) { return t.rebuild; }));
 		stats->points = 0;
 		for (const std::size_t n : scored)
 			stats->points += n;

@@ -41,8 +41,7 @@ struct MetricSettings {
 		return sensitivity == o.sensitivity && lookback_minutes == o.lookback_minutes && algorithms == o.algorithms &&
 		       min_points == o.min_points;
 	}
-	Settings
-	ForDetector() const;
+	Settings ForDetector() const;
 };
 
 // A stored point as a pass reads it.
@@ -73,12 +72,12 @@ struct PassAnomaly {
 // What a pass did, for thrillmon._detect_pass_stats() and the tests.
 struct PassStats {
 	std::int64_t pass = 0;
-	std::size_t metrics = 0;  // metrics with fresh points
-	std::size_t rebuilt = 0;  // detectors made new (rebuilt from history, if any) this pass
-	std::size_t points = 0;   // points scored
+	std::size_t metrics = 0; // metrics with fresh points
+	std::size_t rebuilt = 0; // detectors made new (rebuilt from history, if any) this pass
+	std::size_t points = 0;  // points scored
 	std::size_t anomalies = 0;
-	std::size_t cached = 0;   // detectors kept for the next pass
-	int threads = 0;          // distinct threads that scored
+	std::size_t cached = 0; // detectors kept for the next pass
+	int threads = 0;        // distinct threads that scored
 };
 
 class DetectorCache {
@@ -86,31 +85,26 @@ public:
 	// Starts a pass in `database` after the pass numbered prev_pass: the cache serves it only if it
 	// was left by that very pass in that database; otherwise it forgets everything. Until EndPass()
 	// it is marked invalid, so a pass that fails half-way leaves nothing half-built trusted.
-	void
-	BeginPass(std::uint32_t database, std::int64_t prev_pass);
+	void BeginPass(std::uint32_t database, std::int64_t prev_pass);
 
 	// Whether a steady pass must read the metric's history to score it: no detector is cached for
 	// it, or the cached one was built under other settings.
-	bool
-	NeedsRebuild(const std::string &name, const MetricSettings &settings) const;
+	bool NeedsRebuild(const std::string &name, const MetricSettings &settings) const;
 
 	struct Slot {
 		Detector *detector;
 		bool rebuild; // new: to be rebuilt from the metric's history before it scores
 	};
 	// The metric's detector for this pass: the cached one, or a new one.
-	Slot
-	Acquire(const std::string &name, const MetricSettings &settings);
+	Slot Acquire(const std::string &name, const MetricSettings &settings);
 
 	// Drops the metric's detector (a disabled metric).
-	void
-	Forget(const std::string &name);
+	void Forget(const std::string &name);
 
 	// Ends the pass: forgets the detectors whose last point is older than their lookback before
 	// upto (a rebuild would find no history for them either, so the cache stays bounded by the
 	// active metrics), and is valid from now on for the pass after the one numbered `pass`.
-	void
-	EndPass(std::int64_t pass, double upto_seconds);
+	void EndPass(std::int64_t pass, double upto_seconds);
 
 	std::size_t
 	size() const
@@ -145,12 +139,11 @@ InLookback(double t, double end, std::int64_t lookback_minutes)
 // backtest() warms up with), then scores its fresh points in time order; a disabled metric's
 // detector is forgotten. The metrics are scored in `threads` threads (see thread_pool.hpp), each
 // detector by one thread only. Returns the anomalies in metric order, and fills stats.
-std::vector<PassAnomaly>
-ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, PassStats *stats);
+std::vector<PassAnomaly> ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads,
+                                   PassStats *stats);
 
 // Sorts points by time, stably (a metric's rows arrive in time order; only a backfill is not).
-void
-SortByTime(std::vector<PassPoint> &points);
+void SortByTime(std::vector<PassPoint> &points);
 
 inline Point
 ToPoint(const PassPoint &p)

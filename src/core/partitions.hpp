@@ -27,16 +27,13 @@ struct DailyPartition {
 
 // The partition for a UTC day; std::nullopt where the day or the next one falls outside years
 // 1..9999 (rows there stay in the default partition).
-std::optional<DailyPartition>
-PartitionForDay(std::int64_t day);
+std::optional<DailyPartition> PartitionForDay(std::int64_t day);
 
 // The day a partition name stands for, or std::nullopt when the name is not one of ours.
-std::optional<std::int64_t>
-ParsePartitionName(const std::string &relname);
+std::optional<std::int64_t> ParsePartitionName(const std::string &relname);
 
 // Days that should exist ahead of time: from yesterday to premake_days after today, in order.
-std::vector<std::int64_t>
-PremakeDays(EpochMicros now, int premake_days);
+std::vector<std::int64_t> PremakeDays(EpochMicros now, int premake_days);
 
 // What retention does to the daily partitions, given the cut-off: the partitions whose whole day
 // ended at or before it are dropped. The one partition containing the cut-off is left whole (its
@@ -47,8 +44,7 @@ struct MetricRetentionPlan {
 	std::vector<std::int64_t> drop_days; // upper bound <= cutoff, in order
 };
 
-MetricRetentionPlan
-PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff);
+MetricRetentionPlan PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff);
 
 // ANALYZE samples 300 rows per unit of statistics target, and reads as many pages as it wants
 // rows (analyze.c: minrows = 300 * attstattarget; BlockSampler takes every block when there are
@@ -57,8 +53,7 @@ PlanMetricRetention(std::vector<std::int64_t> existing_days, EpochMicros cutoff)
 constexpr std::int64_t kAnalyzeRowsPerStatisticsTarget = 300;
 
 // The largest table (in pages) that ANALYZE reads in full at a statistics target.
-std::int64_t
-AnalyzeFullReadPages(int statistics_target);
+std::int64_t AnalyzeFullReadPages(int statistics_target);
 
 // What Postgres knows about a partition's rows without reading them.
 struct PartitionStatistics {
@@ -75,8 +70,7 @@ struct PartitionStatistics {
 // reading the rows can tell. Exact means: the last ANALYZE read every page (so it counted, not
 // estimated), nothing changed since (no row change reported or pending in this session, same
 // size), and no VACUUM overwrote reltuples with its own extrapolation afterwards.
-std::optional<std::int64_t>
-ExactRowsFromStatistics(const PartitionStatistics &stats);
+std::optional<std::int64_t> ExactRowsFromStatistics(const PartitionStatistics &stats);
 
 // A daily partition and its statistics, for choosing what partition maintenance analyses.
 struct DailyPartitionStatistics {
@@ -87,7 +81,7 @@ struct DailyPartitionStatistics {
 // The daily partitions maintenance should ANALYZE so that retention can take their row counts
 // from statistics: days that are over at `now`, whose statistics are not exact, and that ANALYZE
 // can count exactly (no larger than it reads in full). Newest first, at most max_days of them.
-std::vector<std::int64_t>
-DaysToAnalyze(std::vector<DailyPartitionStatistics> partitions, EpochMicros now, std::size_t max_days);
+std::vector<std::int64_t> DaysToAnalyze(std::vector<DailyPartitionStatistics> partitions, EpochMicros now,
+                                        std::size_t max_days);
 
 } // namespace thrillmon

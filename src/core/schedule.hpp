@@ -11,16 +11,13 @@ namespace thrillmon {
 
 // The first slot strictly after `now` on the grid of `interval_seconds` counted from the Unix
 // epoch. interval_seconds < 1 is treated as 1.
-EpochMicros
-NextSlot(EpochMicros now, int interval_seconds);
+EpochMicros NextSlot(EpochMicros now, int interval_seconds);
 
 // The slot `now` falls in (the latest grid point at or before it).
-EpochMicros
-CurrentSlot(EpochMicros now, int interval_seconds);
+EpochMicros CurrentSlot(EpochMicros now, int interval_seconds);
 
 // How long to sleep until `due`, in milliseconds, clamped to [0, max_ms] (the worker also wakes
 // on its latch, and re-reads its settings, so a long sleep is never needed).
-long
-MillisUntil(EpochMicros now, EpochMicros due, long max_ms);
+long MillisUntil(EpochMicros now, EpochMicros due, long max_ms);
 
 } // namespace thrillmon

@@ -20,8 +20,8 @@ constexpr double kSketchRelativeAccuracy = 0.01;
 constexpr int kSketchBuckets = 1024;
 
 struct SketchStore {
-	std::int32_t offset; // key of counts[0]
-	std::int32_t used;   // 0 until the first value
+	std::int32_t offset;                  // key of counts[0]
+	std::int32_t used;                    // 0 until the first value
 	std::uint32_t counts[kSketchBuckets]; // saturating: 4e9 per bucket per flush interval
 };
 
@@ -43,30 +43,23 @@ static_assert(std::is_trivially_copyable<ObservationStats>::value, "lives in sha
 static_assert(alignof(ObservationStats) <= 8, "shared memory and palloc align to 8 bytes only");
 
 // The sum of the values added so far.
-long double
-StatsSum(const ObservationStats &s) noexcept;
+long double StatsSum(const ObservationStats &s) noexcept;
 
-void
-StatsReset(ObservationStats *s) noexcept;
+void StatsReset(ObservationStats *s) noexcept;
 
 // Adds one finite value (the caller rejects NaN and infinities).
-void
-StatsAdd(ObservationStats *s, double value) noexcept;
+void StatsAdd(ObservationStats *s, double value) noexcept;
 
 // Adds everything in `from` to `into`.
-void
-StatsMerge(ObservationStats *into, const ObservationStats &from) noexcept;
+void StatsMerge(ObservationStats *into, const ObservationStats &from) noexcept;
 
 // The mean as a finite double (0 for an empty sample).
-double
-StatsMean(const ObservationStats &s) noexcept;
+double StatsMean(const ObservationStats &s) noexcept;
 
 // The sum as a double, or NaN when it does not fit one (the caller reports it as unknown).
-double
-StatsSumAsDouble(const ObservationStats &s) noexcept;
+double StatsSumAsDouble(const ObservationStats &s) noexcept;
 
 // The q-quantile (0 <= q <= 1) estimate; 0 for an empty sample.
-double
-StatsQuantile(const ObservationStats &s, double q) noexcept;
+double StatsQuantile(const ObservationStats &s, double q) noexcept;
 
 } // namespace thrillmon

@@ -42,7 +42,9 @@ RunSlices(std::size_t n, int slices, F &&f)
 {
 	if (slices < 1)
 		slices = 1;
-	auto lo = [&](int i) { return n * static_cast<std::size_t>(i) / static_cast<std::size_t>(slices); };
+	auto lo = [&](int i) {
+		return n * static_cast<std::size_t>(i) / static_cast<std::size_t>(slices);
+	};
 	if (slices == 1) {
 		f(lo(0), lo(1), 0);
 		return 1;

@@ -82,8 +82,8 @@ ValidateMetricValue(std::optional<double> value)
 	if (std::isnan(*value))
 		return Error(kSqlstateInvalidParameterValue, "metric_value must be a finite number, not NaN");
 	if (std::isinf(*value))
-		return Error(kSqlstateInvalidParameterValue,
-		             std::string("metric_value must be a finite number, not ") + (*value > 0 ? "Infinity" : "-Infinity"));
+		return Error(kSqlstateInvalidParameterValue, std::string("metric_value must be a finite number, not ") +
+		                                                 (*value > 0 ? "Infinity" : "-Infinity"));
 	return std::nullopt;
 }
 
@@ -113,12 +113,11 @@ MaybeError
 ValidateMetadata(JsonKind kind, std::size_t size_bytes)
 {
 	if (kind != JsonKind::Object)
-		return Error(kSqlstateInvalidParameterValue,
-		             std::string("metadata must be a JSON object, not ") + (kind == JsonKind::Array ? "an array" : "a scalar"));
+		return Error(kSqlstateInvalidParameterValue, std::string("metadata must be a JSON object, not ") +
+		                                                 (kind == JsonKind::Array ? "an array" : "a scalar"));
 	if (size_bytes > kMaxMetadataBytes)
-		return Error(kSqlstateInvalidParameterValue,
-		             "metadata is too large (" + std::to_string(size_bytes) + " bytes, at most " +
-		                 std::to_string(kMaxMetadataBytes) + ")");
+		return Error(kSqlstateInvalidParameterValue, "metadata is too large (" + std::to_string(size_bytes) +
+		                                                 " bytes, at most " + std::to_string(kMaxMetadataBytes) + ")");
 	return std::nullopt;
 }
 
@@ -164,8 +163,9 @@ ValidateCollector(std::optional<std::string_view> name, std::optional<std::strin
 	if (!collect_interval)
 		return Error(kSqlstateNullValueNotAllowed, "collect_interval must not be NULL");
 	// interval_cmp_value(): months of 30 days, days of 24 hours, in 128 bits (no overflow).
-	const __int128 span = (static_cast<__int128>(collect_interval->months) * 30 + collect_interval->days) * kMicrosPerDay +
-	                      collect_interval->micros;
+	const __int128 span =
+	    (static_cast<__int128>(collect_interval->months) * 30 + collect_interval->days) * kMicrosPerDay +
+	    collect_interval->micros;
 	if (span < kMicrosPerSecond || span > kMicrosPerDay)
 		return Error(kSqlstateInvalidParameterValue,
 		             "collect_interval must be between 1 second and 1 day, got " + std::string(collect_interval->text));
@@ -214,8 +214,7 @@ ValidateRetentionDays(std::optional<int> days, std::string_view arg)
 	if (!days)
 		return Error(kSqlstateNullValueNotAllowed, name + " must not be NULL");
 	if (*days < 1)
-		return Error(kSqlstateInvalidParameterValue,
-		             name + " must be at least 1, got " + std::to_string(*days),
+		return Error(kSqlstateInvalidParameterValue, name + " must be at least 1, got " + std::to_string(*days),
 		             "To keep data forever, set enabled = false on its retention policy.");
 	if (*days > kMaxRetentionDays)
 		return Error(kSqlstateInvalidParameterValue,

@@ -35,31 +35,25 @@ using MaybeError = std::optional<ValidationError>;
 
 // A metric name: not NULL, not empty or blank, at most 128 characters (not bytes), no control
 // characters. Quotes, semicolons and any other printable Unicode are allowed and kept verbatim.
-MaybeError
-ValidateMetricName(std::optional<std::string_view> name);
+MaybeError ValidateMetricName(std::optional<std::string_view> name);
 
 // A metric value: finite (NaN and +/-Infinity would poison every mean and deviation downstream).
-MaybeError
-ValidateMetricValue(std::optional<double> value);
+MaybeError ValidateMetricValue(std::optional<double> value);
 
 // A category: one of vocabulary::kMetricCategories.
-MaybeError
-ValidateCategory(std::optional<std::string_view> category);
+MaybeError ValidateCategory(std::optional<std::string_view> category);
 
 // A point's name, value and category, checked in that order (record_metric() and observe()):
 // the first failing rule's error.
-MaybeError
-ValidatePoint(std::optional<std::string_view> name, std::optional<double> value,
-              std::optional<std::string_view> category);
+MaybeError ValidatePoint(std::optional<std::string_view> name, std::optional<double> value,
+                         std::optional<std::string_view> category);
 
 // Metadata, described by the glue: is it a JSON object, and how large is it in bytes.
 enum class JsonKind { Object, Array, Scalar };
-MaybeError
-ValidateMetadata(JsonKind kind, std::size_t size_bytes);
+MaybeError ValidateMetadata(JsonKind kind, std::size_t size_bytes);
 
 // A point's timestamp: finite (infinity has no day to be stored in nor ever expires).
-MaybeError
-ValidateTimestampIsFinite(bool is_finite, std::string_view arg = "ts");
+MaybeError ValidateTimestampIsFinite(bool is_finite, std::string_view arg = "ts");
 
 // Metadata of a stored row: absent, or described by the glue (kind and size in bytes).
 struct MetadataShape {
@@ -71,14 +65,12 @@ struct MetadataShape {
 // constraint metric_point_valid): record_metric()'s rules, in the order of its parameters,
 // except that a name of spaces only is accepted. Before 0.5.0 the table's own checks accepted
 // such names, and the upgrade, which validates the stored rows, must not fail on them.
-MaybeError
-ValidateStoredPoint(std::string_view name, double value, std::string_view category,
-                    std::optional<MetadataShape> metadata, bool timestamp_is_finite);
+MaybeError ValidateStoredPoint(std::string_view name, double value, std::string_view category,
+                               std::optional<MetadataShape> metadata, bool timestamp_is_finite);
 
 // A collector's name: the rules of a metric name (a one-column collector's metric is named after
 // it), with "collector name" in the messages.
-MaybeError
-ValidateCollectorName(std::optional<std::string_view> name);
+MaybeError ValidateCollectorName(std::optional<std::string_view> name);
 
 // An interval as Postgres holds it, and its text (for messages).
 struct IntervalValue {
@@ -91,24 +83,20 @@ struct IntervalValue {
 // register_collector()'s arguments but the query (which the glue checks by planning it): the name,
 // the category, and an interval of 1 second to 1 day (compared as Postgres compares intervals: a
 // month is 30 days, a day 24 hours). In that order: the first failing rule's error.
-MaybeError
-ValidateCollector(std::optional<std::string_view> name, std::optional<std::string_view> category,
-                  std::optional<IntervalValue> collect_interval);
+MaybeError ValidateCollector(std::optional<std::string_view> name, std::optional<std::string_view> category,
+                             std::optional<IntervalValue> collect_interval);
 
 // A float8 as Postgres prints it by default (float8out with extra_float_digits = 1): the shortest
 // text that reads back exactly, fixed-point for decimal exponents -4..14, else d.ddde+XX; NaN,
 // Infinity, -Infinity. Messages quote values the way a psql user would see them.
-std::string
-FormatFloat8(double value);
+std::string FormatFloat8(double value);
 
 // Retention days: not NULL, at least 1, at most kMaxRetentionDays. `arg` names the parameter.
-MaybeError
-ValidateRetentionDays(std::optional<int> days, std::string_view arg);
+MaybeError ValidateRetentionDays(std::optional<int> days, std::string_view arg);
 
 // The retention cut-off: exactly `days` x 24 h before `now`. Rows older than it are expired.
 // Whole 24-hour days rather than calendar days in some zone, so that a cleanup removes the same
 // rows whatever TimeZone the session calling it has (a DST change never shifts it by an hour).
-EpochMicros
-RetentionCutoff(EpochMicros now, int days);
+EpochMicros RetentionCutoff(EpochMicros now, int days);
 
 } // namespace thrillmon

@@ -17,9 +17,8 @@ namespace thrillmon::vocabulary {
 
 inline constexpr std::string_view kMetricCategories[] = {"performance", "system",     "security",
                                                          "workflow",    "monitoring", "custom"};
-inline constexpr std::string_view kDetectionAlgorithms[] = {"z_score", "mad",      "moving_average",
-                                                            "rate_of_change", "ewma", "cusum",
-                                                            "seasonal", "predictive", "ensemble"};
+inline constexpr std::string_view kDetectionAlgorithms[] = {
+    "z_score", "mad", "moving_average", "rate_of_change", "ewma", "cusum", "seasonal", "predictive", "ensemble"};
 inline constexpr std::string_view kAnomalyTypes[] = {"spike", "drop", "level_shift", "trend_change", "outlier"};
 inline constexpr std::string_view kSeverities[] = {"low", "medium", "high", "critical"};
 inline constexpr std::string_view kIncidentStatuses[] = {"open", "investigating", "resolved", "closed"};
@@ -27,8 +26,7 @@ inline constexpr std::string_view kIncidentStatuses[] = {"open", "investigating"
 inline constexpr std::string_view kIncidentStatusesUnfinished[] = {"open", "investigating"};
 inline constexpr std::string_view kJobs[] = {"collect", "detect", "retention", "maintenance"};
 inline constexpr std::string_view kJobStatuses[] = {"running", "succeeded", "failed", "skipped"};
-inline constexpr std::string_view kRetentionTargets[] = {"metrics", "anomalies", "alerts", "incidents",
-                                                         "job_history"};
+inline constexpr std::string_view kRetentionTargets[] = {"metrics", "anomalies", "alerts", "incidents", "job_history"};
 
 // One enumeration: its name in the SQL sources (@list:NAME@) and its words.
 struct Vocabulary {
@@ -65,20 +63,17 @@ inline constexpr Vocabulary kJob = Of("job", kJobs);
 inline constexpr Vocabulary kJobStatus = Of("job_status", kJobStatuses);
 inline constexpr Vocabulary kRetentionTarget = Of("retention_target", kRetentionTargets);
 
-inline constexpr Vocabulary kAll[] = {kMetricCategory, kDetectionAlgorithm, kAnomalyType,
-                                      kSeverity,       kIncidentStatus,     kIncidentStatusUnfinished,
-                                      kJob,            kJobStatus,          kRetentionTarget};
+inline constexpr Vocabulary kAll[] = {kMetricCategory, kDetectionAlgorithm,       kAnomalyType, kSeverity,
+                                      kIncidentStatus, kIncidentStatusUnfinished, kJob,         kJobStatus,
+                                      kRetentionTarget};
 
 // The position of word in v, or nullopt.
-std::optional<std::size_t>
-IndexOf(const Vocabulary &v, std::string_view word);
+std::optional<std::size_t> IndexOf(const Vocabulary &v, std::string_view word);
 
 // The words joined by separator: Join(kSeverity, ", ") is "low, medium, high, critical".
-std::string
-Join(const Vocabulary &v, std::string_view separator);
+std::string Join(const Vocabulary &v, std::string_view separator);
 
 // The vocabulary of that name (as the SQL sources spell it), or nullptr.
-const Vocabulary *
-Find(std::string_view name);
+const Vocabulary *Find(std::string_view name);
 
 } // namespace thrillmon::vocabulary

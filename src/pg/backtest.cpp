@@ -46,12 +46,14 @@ Replay *replay = nullptr;
 THRILLMON_FUNCTION(thrillmon_backtest)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: backtest needs metric_name, from and to")));
+		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+		                errmsg("thrillmon: backtest needs metric_name, from and to")));
 	text *metric = PG_GETARG_TEXT_PP(0);
 	const TimestampTz from = PG_GETARG_TIMESTAMPTZ(1);
 	const TimestampTz upto = PG_GETARG_TIMESTAMPTZ(2);
 	if (from > upto)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("thrillmon: backtest range is empty: from is after to")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: backtest range is empty: from is after to")));
 	const bool override_algorithms = !PG_ARGISNULL(3);
 	const detect::AlgorithmList algorithms =
 	    thrillmon::pg::AlgorithmsArg(override_algorithms ? PG_GETARG_ARRAYTYPE_P(3) : nullptr);
@@ -87,7 +89,8 @@ THRILLMON_FUNCTION(thrillmon_backtest)
 	});
 
 	Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum values[3] = {PointerGetDatum(metric), TimestampTzGetDatum(thrillmon::pg::MinusMinutes(from, s.lookback_minutes)),
+	Datum values[3] = {PointerGetDatum(metric),
+	                   TimestampTzGetDatum(thrillmon::pg::MinusMinutes(from, s.lookback_minutes)),
 	                   TimestampTzGetDatum(upto)};
 	auto add = [&](const ScanRow *rows, int n) {
 		for (int i = 0; i < n; i++)

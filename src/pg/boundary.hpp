@@ -34,12 +34,10 @@ struct PlainError {
 };
 
 // Copies a core validation error into err (truncating, never allocating).
-void
-CopyError(const thrillmon::ValidationError &error, PlainError *err) noexcept;
+void CopyError(const thrillmon::ValidationError &error, PlainError *err) noexcept;
 
 // Records an unexpected failure (a C++ exception: a bug or out of memory) as SQLSTATE XX000.
-void
-SetInternalError(PlainError *err, const char *what) noexcept;
+void SetInternalError(PlainError *err, const char *what) noexcept;
 
 // Runs fn inside a catch-all. Nothing in fn may call Postgres functions that can ereport.
 template <typename Fn>
@@ -56,8 +54,7 @@ Compute(PlainError *err, Fn &&fn) noexcept
 }
 
 // ereport(ERROR) if err is set. Call it only from a frame that owns no C++ object.
-void
-RaiseIfSet(const PlainError *err);
+void RaiseIfSet(const PlainError *err);
 
 // The compute phase, without raising: runs fn (core C++) in the catch-all and returns what went
 // wrong. fn returns void, or a MaybeError (a rule broken, reported with its SQLSTATE and hint).
@@ -89,8 +86,7 @@ RunCore(Fn &&fn)
 
 // The outer guard of THRILLMON_FUNCTION (boundary.cpp). An ereport inside body longjmps through
 // its frame, which owns nothing.
-Datum
-Guarded(PGFunction body, FunctionCallInfo fcinfo, const char *name);
+Datum Guarded(PGFunction body, FunctionCallInfo fcinfo, const char *name);
 
 } // namespace thrillmon::pg
 

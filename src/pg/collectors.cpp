@@ -80,11 +80,14 @@ CheckIsPlainSelect(const char *query)
 		                       list_length(parsed))));
 	Node *stmt = linitial_node(RawStmt, parsed)->stmt;
 	if (!IsA(stmt, SelectStmt))
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-		                errmsg("thrillmon: a collector query must be a SELECT; data-modifying and other statements are refused")));
+		ereport(
+		    ERROR,
+		    (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		     errmsg("thrillmon: a collector query must be a SELECT; data-modifying and other statements are refused")));
 	SelectStmt *select = (SelectStmt *) stmt;
 	if (select->intoClause != nullptr)
-		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE), errmsg("thrillmon: a collector query must not use SELECT INTO")));
+		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+		                errmsg("thrillmon: a collector query must not use SELECT INTO")));
 	if (select->lockingClause != NIL)
 		ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 		                errmsg("thrillmon: a collector query must not lock rows (FOR UPDATE/SHARE)")));
@@ -93,9 +96,10 @@ CheckIsPlainSelect(const char *query)
 		foreach (lc, select->withClause->ctes) {
 			CommonTableExpr *cte = lfirst_node(CommonTableExpr, lc);
 			if (!IsA(cte->ctequery, SelectStmt))
-				ereport(ERROR, (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				                errmsg("thrillmon: a collector query must not modify data (WITH \"%s\" is not a SELECT)",
-				                       cte->ctename)));
+				ereport(ERROR,
+				        (errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				         errmsg("thrillmon: a collector query must not modify data (WITH \"%s\" is not a SELECT)",
+				                cte->ctename)));
 		}
 	}
 }
@@ -119,14 +123,16 @@ CheckShape(TupleDesc desc)
 {
 	if (desc->natts == 1 && IsNumericType(TupleDescAttr(desc, 0)->atttypid))
 		return 1;
-	if (desc->natts == 2 && IsTextType(TupleDescAttr(desc, 0)->atttypid) && IsNumericType(TupleDescAttr(desc, 1)->atttypid))
+	if (desc->natts == 2 && IsTextType(TupleDescAttr(desc, 0)->atttypid) &&
+	    IsNumericType(TupleDescAttr(desc, 1)->atttypid))
 		return 2;
 	StringInfoData got;
 	initStringInfo(&got);
 	for (int i = 0; i < desc->natts; i++)
 		appendStringInfo(&got, "%s%s", i ? ", " : "", format_type_be(TupleDescAttr(desc, i)->atttypid));
 	ereport(ERROR, (errcode(ERRCODE_DATATYPE_MISMATCH),
-	                errmsg("thrillmon: a collector query must return one numeric column, or two columns (metric_name text, value numeric); it returns (%s)",
+	                errmsg("thrillmon: a collector query must return one numeric column, or two columns (metric_name "
+	                       "text, value numeric); it returns (%s)",
 	                       got.data)));
 	return 0;
 }
@@ -154,7 +160,8 @@ THRILLMON_FUNCTION(thrillmon_check_collector)
 THRILLMON_FUNCTION(thrillmon_probe_collector_query)
 {
 	if (PG_ARGISNULL(0))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector query must not be NULL")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector query must not be NULL")));
 	const char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	CheckIsPlainSelect(query);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -173,7 +180,8 @@ THRILLMON_FUNCTION(thrillmon_probe_collector_query)
 THRILLMON_FUNCTION(thrillmon_run_collector_query)
 {
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector arguments must not be NULL")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector arguments must not be NULL")));
 	const char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	const Oid owner = get_role_oid(NameStr(*PG_GETARG_NAME(1)), false);
 	const int timeout_ms = PG_GETARG_INT32(2);
@@ -191,7 +199,8 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 	// by AtEOXact_GUC below, or by the (sub)transaction abort on error.
 	const int save_nestlevel = NewGUCNestLevel();
 	SetUserIdAndSecContext(owner, save_sec_context | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	(void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("transaction_read_only", "on", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0,
+	                         false);
 
 	collector_timed_out = 0;
 	if (timeout_ms > 0)
@@ -257,4 +266,3 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return (Datum) 0;
 }
-

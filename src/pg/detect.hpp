@@ -48,35 +48,29 @@ SinkOf(F &f)
 	return RowSink {[](void *ctx, const ScanRow *rows, int n) { (*static_cast<F *>(ctx))(rows, n); }, &f};
 }
 
-double
-EpochSeconds(TimestampTz ts);
+double EpochSeconds(TimestampTz ts);
 
 // t minus that many minutes, clamped at the lowest timestamp (infinities stay as they are).
-TimestampTz
-MinusMinutes(TimestampTz t, std::int64_t minutes);
+TimestampTz MinusMinutes(TimestampTz t, std::int64_t minutes);
 
 // Runs query ("timestamp", metric_value, metric_name and, if with_category, metric_category:
 // fixed-width columns first, so their offsets are cached) through a cursor.
-void
-ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink);
+void ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink);
 
 // A steady pass's new points: the rows in (lo, hi], with their category, read through each daily
 // partition's BRIN index directly. False, before reading anything, when the table has a partition
 // that is not one of ours or lacks that index: the caller then reads through SQL.
-bool
-ScanFreshDirect(TimestampTz lo, TimestampTz hi, RowSink sink);
+bool ScanFreshDirect(TimestampTz lo, TimestampTz hi, RowSink sink);
 
 // A cold pass's lookback window: the rows in (lo, hi], without their category, read by a
 // sequential scan of each partition that can hold them. False as ScanFreshDirect.
-bool
-ScanWindowDirect(TimestampTz lo, TimestampTz hi, RowSink sink);
+bool ScanWindowDirect(TimestampTz lo, TimestampTz hi, RowSink sink);
 
 // ---- configuration (detect_settings.cpp) ------------------------------------------------------
 
 // A text[] as the core's AlgorithmList, its elements viewed in place (palloc'd in the current
 // memory context; valid as long as the array). NULL (nullptr) reads as a NULL list.
-thrillmon::detect::AlgorithmList
-AlgorithmsArg(ArrayType *array);
+thrillmon::detect::AlgorithmList AlgorithmsArg(ArrayType *array);
 
 // anomaly_detection_config as the pass and backtest() use it.
 struct SettingsTable {
@@ -84,15 +78,12 @@ struct SettingsTable {
 	thrillmon::detect::MetricSettings defaults; // the row '*'
 
 	// Builds a std::string: call it in the compute phase.
-	const thrillmon::detect::MetricSettings &
-	For(std::string_view name) const;
-	std::int64_t
-	MaxLookbackMinutes() const;
+	const thrillmon::detect::MetricSettings &For(std::string_view name) const;
+	std::int64_t MaxLookbackMinutes() const;
 };
 
 // Reads anomaly_detection_config into the backend's SettingsTable (made on first use, never
 // freed: it is small) and returns it. Needs an SPI connection.
-const SettingsTable &
-ReadSettings();
+const SettingsTable &ReadSettings();
 
 } // namespace thrillmon::pg

@@ -217,9 +217,9 @@ ScanFreshDirect(TimestampTz lo, TimestampTz hi, RowSink sink)
 		ListCell *lc;
 		foreach (lc, indexes) {
 			Relation idx = index_open(lfirst_oid(lc), AccessShareLock);
-			if (idx->rd_rel->relam == BRIN_AM_OID && idx->rd_index->indnatts == 1
-			    && idx->rd_index->indkey.values[0] == a_ts && idx->rd_indpred == NIL && idx->rd_indexprs == NIL
-			    && RelationGetForm(idx)->relkind == RELKIND_INDEX) {
+			if (idx->rd_rel->relam == BRIN_AM_OID && idx->rd_index->indnatts == 1 &&
+			    idx->rd_index->indkey.values[0] == a_ts && idx->rd_indpred == NIL && idx->rd_indexprs == NIL &&
+			    RelationGetForm(idx)->relkind == RELKIND_INDEX) {
 				idxs[p] = idx;
 				break;
 			}
@@ -242,9 +242,9 @@ ScanFreshDirect(TimestampTz lo, TimestampTz hi, RowSink sink)
 	// lock VACUUM takes, and a pass must not queue behind an autovacuum of a big partition (up to
 	// deadlock_timeout, and then cancel it). Skipped this once, those pages are simply read.
 	for (int p = 0; p < nparts; p++) {
-		if (ConditionalLockRelation(rels[p], ShareUpdateExclusiveLock)
-		    && ConditionalLockRelation(idxs[p], ShareUpdateExclusiveLock))
-			(void)DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(RelationGetRelid(idxs[p])));
+		if (ConditionalLockRelation(rels[p], ShareUpdateExclusiveLock) &&
+		    ConditionalLockRelation(idxs[p], ShareUpdateExclusiveLock))
+			(void) DirectFunctionCall1(brin_summarize_new_values, ObjectIdGetDatum(RelationGetRelid(idxs[p])));
 	}
 	Snapshot snapshot = GetActiveSnapshot();
 	PlainError err {};
@@ -267,7 +267,7 @@ ScanFreshDirect(TimestampTz lo, TimestampTz hi, RowSink sink)
 		TIDBitmap *tbm = tbm_create(work_mem * 1024L, nullptr);
 		IndexScanDesc iscan = index_beginscan_bitmap(idxs[p], snapshot, nkeys);
 		index_rescan(iscan, keys, nkeys, nullptr, 0);
-		(void)index_getbitmap(iscan, tbm);
+		(void) index_getbitmap(iscan, tbm);
 		index_endscan(iscan);
 		TableScanDesc hscan = table_beginscan_bm(rel, snapshot, 0, nullptr);
 		TupleTableSlot *slot = table_slot_create(rel, nullptr);
@@ -338,7 +338,7 @@ ScanWindowDirect(TimestampTz lo, TimestampTz hi, RowSink sink)
 		bool *nulls = static_cast<bool *>(palloc(sizeof(bool) * desc->natts));
 		uint64 rows = 0;
 		HeapTuple tup;
-		(void)natts;
+		(void) natts;
 		while ((tup = heap_getnext(sd, ForwardScanDirection)) != nullptr) {
 			if ((++rows & 0xFFFF) == 0)
 				CHECK_FOR_INTERRUPTS();

@@ -41,8 +41,8 @@ AlgorithmsArg(ArrayType *array)
 	bool *nulls;
 	int n;
 	deconstruct_array(array, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
-	auto *items = static_cast<std::optional<std::string_view> *>(palloc(sizeof(std::optional<std::string_view>) *
-	                                                                    (n > 0 ? n : 1)));
+	auto *items = static_cast<std::optional<std::string_view> *>(
+	    palloc(sizeof(std::optional<std::string_view>) * (n > 0 ? n : 1)));
 	for (int i = 0; i < n; i++) {
 		if (nulls[i]) {
 			new (&items[i]) std::optional<std::string_view>();

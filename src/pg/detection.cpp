@@ -135,7 +135,8 @@ THRILLMON_FUNCTION(thrillmon_detect_horizon)
 THRILLMON_FUNCTION(thrillmon_detect_scan)
 {
 	if (PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
-		ereport(ERROR, (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: _detect_scan needs upto and pass ids")));
+		ereport(ERROR,
+		        (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: _detect_scan needs upto and pass ids")));
 	const bool steady = !PG_ARGISNULL(0);
 	const TimestampTz prev = steady ? PG_GETARG_TIMESTAMPTZ(0) : DT_NOBEGIN;
 	const TimestampTz upto = PG_GETARG_TIMESTAMPTZ(1);
@@ -188,9 +189,10 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		// A steady pass (a short range) reads the partitions' BRIN directly; a cold start's new
 		// range is the whole lookback window, which SQL reads as well as anything.
 		if (!steady || !thrillmon::pg::ScanFreshDirect(prev, upto, thrillmon::pg::SinkOf(fresh)))
-			thrillmon::pg::ScanPoints("SELECT \"timestamp\", metric_value, metric_name, metric_category "
-			                          "FROM thrillmon.metric_time_series WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-			                          true, 2, types, values, thrillmon::pg::SinkOf(fresh));
+			thrillmon::pg::ScanPoints(
+			    "SELECT \"timestamp\", metric_value, metric_name, metric_category "
+			    "FROM thrillmon.metric_time_series WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			    true, 2, types, values, thrillmon::pg::SinkOf(fresh));
 	}
 
 	// Which metrics need their history: a steady pass's metrics with new points whose detector is
@@ -215,12 +217,13 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			int k = 0;
 			for (const detect::PassMetric &pm : scratch->metrics)
 				if (pm.needs_history)
-					elems[k++] = PointerGetDatum(cstring_to_text_with_len(pm.name.data(), static_cast<int>(pm.name.size())));
+					elems[k++] =
+					    PointerGetDatum(cstring_to_text_with_len(pm.name.data(), static_cast<int>(pm.name.size())));
 			names = construct_array(elems, k, TEXTOID, -1, false, TYPALIGN_INT);
 		}
 		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
-		Datum values[3] = {TimestampTzGetDatum(thrillmon::pg::MinusMinutes(prev, need_lookback)), TimestampTzGetDatum(prev),
-		                   by_name ? PointerGetDatum(names) : (Datum) 0};
+		Datum values[3] = {TimestampTzGetDatum(thrillmon::pg::MinusMinutes(prev, need_lookback)),
+		                   TimestampTzGetDatum(prev), by_name ? PointerGetDatum(names) : (Datum) 0};
 		const double prev_s = thrillmon::pg::EpochSeconds(prev);
 		auto history = [&](const ScanRow *rows, int n) {
 			for (int i = 0; i < n; i++) {
@@ -236,11 +239,12 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		// its own naming, go through SQL.
 		if (by_name || !thrillmon::pg::ScanWindowDirect(thrillmon::pg::MinusMinutes(prev, need_lookback), prev,
 		                                                thrillmon::pg::SinkOf(history)))
-			thrillmon::pg::ScanPoints(by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-			                                    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
-			                                  : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-			                                    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
-			                          false, by_name ? 3 : 2, types, values, thrillmon::pg::SinkOf(history));
+			thrillmon::pg::ScanPoints(
+			    by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			              "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"
+			            : "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			              "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2",
+			    false, by_name ? 3 : 2, types, values, thrillmon::pg::SinkOf(history));
 	}
 
 	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet.

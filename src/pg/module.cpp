@@ -63,10 +63,13 @@ InitGucs()
 	DefineCustomBoolVariable("thrillmon.enabled", "Whether the thrillmon worker runs its scheduled jobs.", nullptr,
 	                         &worker_enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.collect_interval", "Seconds between metric collections (wall-clock slots).",
-	                        nullptr, &collect_interval_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	                        nullptr, &collect_interval_s, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+	                        nullptr);
 	DefineCustomIntVariable("thrillmon.detect_interval", "Seconds between anomaly detection passes (wall-clock slots).",
-	                        nullptr, &detect_interval_s, 300, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
-	DefineCustomIntVariable("thrillmon.detect_threads", "Threads that score a detection pass, the backend's own included.",
+	                        nullptr, &detect_interval_s, 300, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr,
+	                        nullptr);
+	DefineCustomIntVariable("thrillmon.detect_threads",
+	                        "Threads that score a detection pass, the backend's own included.",
 	                        "A pass with many metrics scores them in this many threads (pure computation, one per "
 	                        "64 metrics at most); 1 scores in the backend alone.",
 	                        &detect_threads, 2, 1, 64, PGC_SUSET, 0, nullptr, nullptr, nullptr);

@@ -137,9 +137,11 @@ SlotFor(const char *name, const char *category)
 		} else if (shared->used >= shared->capacity) {
 			const int capacity = shared->capacity;
 			LWLockRelease(shared->lock);
-			ereport(ERROR, (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-			                errmsg("thrillmon: cannot observe \"%s\": all %d observed-metric slots are in use", name, capacity),
-			                errhint("Raise thrillmon.max_observed_metrics (needs a restart), or use fewer distinct names.")));
+			ereport(
+			    ERROR,
+			    (errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+			     errmsg("thrillmon: cannot observe \"%s\": all %d observed-metric slots are in use", name, capacity),
+			     errhint("Raise thrillmon.max_observed_metrics (needs a restart), or use fewer distinct names.")));
 		} else {
 			slot_index = shared->used;
 			ObservedSlot *slot = thrillmon::pg::GetObservedSlot(slot_index);
@@ -164,7 +166,6 @@ SlotFor(const char *name, const char *category)
 	local->slot = slot_index;
 	return thrillmon::pg::GetObservedSlot(slot_index);
 }
-
 
 // The last name this backend observed and its slot: a loop over one metric (one per request in
 // a connection pool's backend, mostly the same few names) skips validation and the hash lookup.
@@ -262,8 +263,8 @@ THRILLMON_FUNCTION(thrillmon_flush_observations)
 	flush->next = pending;
 	pending = flush; // from here on an abort gives them back
 
-	Oid types[11] = {TEXTOID, TEXTOID, FLOAT8OID, TIMESTAMPTZOID, INT8OID, FLOAT8OID, FLOAT8OID,
-	                 FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID};
+	Oid types[11] = {TEXTOID,   TEXTOID,   FLOAT8OID, TIMESTAMPTZOID, INT8OID,  FLOAT8OID,
+	                 FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID,      FLOAT8OID};
 	for (int k = 0; k < flush->n; k++) {
 		const thrillmon::ObservationStats &s = flush->stats[k];
 		ObservedSlot *slot = thrillmon::pg::GetObservedSlot(flush->slots[k]);

@@ -52,7 +52,8 @@ FillPartition(PlainPartition *out, int64_t day)
 	out->day = day;
 	out->valid = false;
 	if (auto p = thrillmon::PartitionForDay(day))
-		out->valid = CopyInto(out->name, sizeof out->name, p->name) && CopyInto(out->lower, sizeof out->lower, p->lower) &&
+		out->valid = CopyInto(out->name, sizeof out->name, p->name) &&
+		             CopyInto(out->lower, sizeof out->lower, p->lower) &&
 		             CopyInto(out->upper, sizeof out->upper, p->upper);
 }
 
@@ -357,4 +358,3 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 	Datum values[2] = {thrillmon::pg::PartitionNamesArray(todo, n_todo, fn_ctx), Int64GetDatum(rows_moved)};
 	return thrillmon::pg::ReturnRecord(fcinfo, values, 2);
 }
-

@@ -29,13 +29,11 @@ struct PlainPartition {
 };
 
 // Fills out for day. Builds std::strings: call it inside the compute phase (RunCore) only.
-void
-FillPartition(PlainPartition *out, int64_t day);
+void FillPartition(PlainPartition *out, int64_t day);
 
 // Days of the existing daily partitions (names parsed by the core; other partitions ignored), in
 // palloc'd memory of the caller's context.
-int
-ExistingPartitionDays(int64_t **days_out);
+int ExistingPartitionDays(int64_t **days_out);
 
 // A partition's name and statistics (read from the catalogs, judged by the core). The core's
 // PartitionStatistics is plain numbers, so it can live in palloc'd memory as it is.
@@ -50,15 +48,12 @@ static_assert(std::is_trivially_copyable<thrillmon::PartitionStatistics>::value 
 // The statistics of the partitions of metric_time_series (only the one named `only`, if given),
 // in palloc'd memory of the caller's context. Catalog and cumulative statistics only: no row of
 // the partitions is read.
-int
-ReadPartitionStatistics(const char *only, PlainStatistics **out);
+int ReadPartitionStatistics(const char *only, PlainStatistics **out);
 
 // The names of parts[0..n) as a text[] made in ctx.
-Datum
-PartitionNamesArray(const PlainPartition *parts, int n, MemoryContext ctx);
+Datum PartitionNamesArray(const PlainPartition *parts, int n, MemoryContext ctx);
 
 // A composite result of natts non-NULL values, shaped as the function's OUT parameters.
-Datum
-ReturnRecord(FunctionCallInfo fcinfo, Datum *values, int natts);
+Datum ReturnRecord(FunctionCallInfo fcinfo, Datum *values, int natts);
 
 } // namespace thrillmon::pg

@@ -26,7 +26,7 @@ namespace {
 thrillmon::JsonKind
 KindOf(Jsonb *j)
 {
-	return JB_ROOT_IS_OBJECT(j) ? thrillmon::JsonKind::Object
+	return JB_ROOT_IS_OBJECT(j)   ? thrillmon::JsonKind::Object
 	       : JB_ROOT_IS_SCALAR(j) ? thrillmon::JsonKind::Scalar
 	                              : thrillmon::JsonKind::Array;
 }
@@ -110,12 +110,13 @@ THRILLMON_FUNCTION(thrillmon_metric_point_valid)
 		metadata = thrillmon::MetadataShape {KindOf(j), VARSIZE(j) - VARHDRSZ};
 	}
 
-	const thrillmon::pg::PlainError err =
-	    thrillmon::pg::TryCore([&] { return thrillmon::ValidateStoredPoint(name, value, category, metadata, ts_finite); });
+	const thrillmon::pg::PlainError err = thrillmon::pg::TryCore(
+	    [&] { return thrillmon::ValidateStoredPoint(name, value, category, metadata, ts_finite); });
 	if (err.set)
-		ereport(ERROR,
-		        (errcode(ERRCODE_CHECK_VIOLATION), errmsg("thrillmon: %s", err.message),
-		         errdetail("Every row of thrillmon.metric_time_series is checked by constraint \"metric_point_valid\"."),
-		         err.hint[0] != '\0' ? errhint("%s", err.hint) : 0));
+		ereport(
+		    ERROR,
+		    (errcode(ERRCODE_CHECK_VIOLATION), errmsg("thrillmon: %s", err.message),
+		     errdetail("Every row of thrillmon.metric_time_series is checked by constraint \"metric_point_valid\"."),
+		     err.hint[0] != '\0' ? errhint("%s", err.hint) : 0));
 	PG_RETURN_BOOL(true);
 }

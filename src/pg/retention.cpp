@@ -146,9 +146,10 @@ THRILLMON_FUNCTION(thrillmon_cleanup_metrics_internal)
 	const int guc_level = NewGUCNestLevel();
 	if (n_drops > 0 && superuser()) {
 		// lz4 where the server was built with it (Debian's is), pglz everywhere.
-		if (set_config_option("wal_compression", "lz4", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1, false) <= 0)
-			(void)set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1,
-			                        false);
+		if (set_config_option("wal_compression", "lz4", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1,
+		                      false) <= 0)
+			(void) set_config_option("wal_compression", "pglz", PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, DEBUG1,
+			                         false);
 	}
 	if (n_drops > 0) {
 		resetStringInfo(&sql);

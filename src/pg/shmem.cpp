@@ -60,8 +60,8 @@ ShmemStartup()
 	observed_shared = static_cast<ObservedShared *>(ShmemInitStruct(
 	    "thrillmon observed", MAXALIGN(sizeof(ObservedShared)) + mul_size(max_observed_metrics, sizeof(ObservedSlot)),
 	    &found));
-	observed_slots = reinterpret_cast<ObservedSlot *>(reinterpret_cast<char *>(observed_shared) +
-	                                                  MAXALIGN(sizeof(ObservedShared)));
+	observed_slots =
+	    reinterpret_cast<ObservedSlot *>(reinterpret_cast<char *>(observed_shared) + MAXALIGN(sizeof(ObservedShared)));
 	if (!found) {
 		observed_shared->lock = &(GetNamedLWLockTranche("thrillmon observed"))->lock;
 		observed_shared->capacity = max_observed_metrics;

@@ -15,10 +15,10 @@ extern "C" {
 namespace thrillmon::pg {
 
 struct WorkerShared {
-	slock_t mutex;         // guards every field below; held only to copy a few words
-	int pid;               // 0 when no worker is running
-	char state[32];        // "starting", "idle", "running", "waiting for extension", ...
-	char current_job[32];  // "" when idle
+	slock_t mutex;        // guards every field below; held only to copy a few words
+	int pid;              // 0 when no worker is running
+	char state[32];       // "starting", "idle", "running", "waiting for extension", ...
+	char current_job[32]; // "" when idle
 	char last_job[32];
 	char last_error[512];
 	TimestampTz started_at;
@@ -47,10 +47,8 @@ struct ObservedShared {
 };
 
 // NULL when not preloaded.
-ObservedShared *
-GetObservedShared();
-ObservedSlot *
-GetObservedSlot(int index);
+ObservedShared *GetObservedShared();
+ObservedSlot *GetObservedSlot(int index);
 // The shared name -> slot index table (dynahash in shared memory); guarded by ObservedShared::lock.
 struct ObservedKey {
 	Oid dbid;
@@ -60,23 +58,17 @@ struct ObservedIndexEntry {
 	ObservedKey key;
 	int slot;
 };
-HTAB *
-GetObservedIndex();
+HTAB *GetObservedIndex();
 
 // Chains the shmem hooks; call from _PG_init when preloading.
-void
-InstallShmemHooks();
+void InstallShmemHooks();
 
 // NULL when the library was not preloaded (no shared memory was reserved for it).
-WorkerShared *
-GetWorkerShared();
+WorkerShared *GetWorkerShared();
 
 // Helpers that take the spinlock; strings are truncated to fit.
-void
-SharedSetState(const char *state, const char *current_job);
-void
-SharedJobFinished(const char *job, bool failed, const char *error);
-void
-SharedTick();
+void SharedSetState(const char *state, const char *current_job);
+void SharedJobFinished(const char *job, bool failed, const char *error);
+void SharedTick();
 
 } // namespace thrillmon::pg

@@ -22,8 +22,8 @@ SpiCodeName(int code)
 void
 SpiRun(const char *sql, int expected, int nargs, Oid *types, Datum *values, const char *nulls)
 {
-	int ret = nargs > 0 ? SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0)
-	                    : SPI_execute(sql, false, 0);
+	int ret =
+	    nargs > 0 ? SPI_execute_with_args(sql, nargs, types, values, nulls, false, 0) : SPI_execute(sql, false, 0);
 	if (ret != expected)
 		elog(ERROR, "thrillmon: SPI returned %s (expected %s) for: %s", SpiCodeName(ret), SpiCodeName(expected), sql);
 }

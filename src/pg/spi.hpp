@@ -15,25 +15,20 @@ extern "C" {
 namespace thrillmon::pg {
 
 // Runs sql with nargs parameters; raises ERROR unless SPI returns `expected`.
-void
-SpiRun(const char *sql, int expected, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr,
-       const char *nulls = nullptr);
+void SpiRun(const char *sql, int expected, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr,
+            const char *nulls = nullptr);
 
 // Runs a query returning one int8 column; fills a palloc'd array (in the caller's memory context,
 // not SPI's, so it survives SPI_finish) and returns how many rows it had.
-int
-SpiInt64Column(const char *sql, int64_t **out, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
+int SpiInt64Column(const char *sql, int64_t **out, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
 
 // Runs a query returning one text column; palloc'd C strings in the caller's context.
-int
-SpiTextColumn(const char *sql, char ***out);
+int SpiTextColumn(const char *sql, char ***out);
 
 // Runs a query returning a single int8 value (0 when NULL).
-int64_t
-SpiInt64(const char *sql, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
+int64_t SpiInt64(const char *sql, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
 
 // Takes one of thrillmon's transaction-level advisory locks (src/core/locks.hpp), waiting.
-void
-SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock);
+void SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock);
 
 } // namespace thrillmon::pg

@@ -46,9 +46,9 @@ struct WorkerState {
 	bool ready;               // extension present and current, interrupted runs marked
 	EpochMicros next_collect; // 0: recompute (start, settings reloaded)
 	EpochMicros next_maintenance;
-	int interval_s;           // the collect interval next_collect was computed for
-	EpochMicros next_detect;  // 0: recompute
-	int detect_interval_s;    // the detect interval next_detect was computed for
+	int interval_s;          // the collect interval next_collect was computed for
+	EpochMicros next_detect; // 0: recompute
+	int detect_interval_s;   // the detect interval next_detect was computed for
 	Logged logged;
 	MemoryContext loop_ctx;
 };
@@ -248,7 +248,8 @@ Tick(WorkerState *st)
 		if (ext == kExtensionAbsent)
 			LogOnce(st, kLoggedAbsent, "waiting for CREATE EXTENSION thrillmon");
 		else
-			LogOnce(st, kLoggedOutdated, "installed thrillmon is older than the library; run ALTER EXTENSION thrillmon UPDATE");
+			LogOnce(st, kLoggedOutdated,
+			        "installed thrillmon is older than the library; run ALTER EXTENSION thrillmon UPDATE");
 		st->ready = false;
 		return kIdleSleepMs;
 	}

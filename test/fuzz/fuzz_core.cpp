@@ -88,7 +88,8 @@ FuzzCalendar(const std::uint8_t *data, std::size_t size)
 	Check(DayIndexOf(t) == day);
 	const int interval = 1 + static_cast<int>(static_cast<std::uint64_t>(raw) % 86400);
 	const EpochMicros next = NextSlot(t, interval);
-	Check(next > t && next - t <= static_cast<EpochMicros>(interval) * kMicrosPerSecond && CurrentSlot(t, interval) <= t);
+	Check(next > t && next - t <= static_cast<EpochMicros>(interval) * kMicrosPerSecond &&
+	      CurrentSlot(t, interval) <= t);
 	const int days = static_cast<int>(raw % 50000);
 	const auto e = ValidateRetentionDays(days, "retention_days");
 	Check(e.has_value() == (days < 1 || days > kMaxRetentionDays));
@@ -136,7 +137,7 @@ FuzzDetector(const std::uint8_t *data, std::size_t size)
 	if (size < 4)
 		return;
 	det::Algorithm parsed;
-	(void)det::ParseAlgorithm(std::string_view(reinterpret_cast<const char *>(data), size < 16 ? size : 16), &parsed);
+	(void) det::ParseAlgorithm(std::string_view(reinterpret_cast<const char *>(data), size < 16 ? size : 16), &parsed);
 	det::Settings st;
 	st.algorithms = (static_cast<std::uint32_t>(data[0]) | (static_cast<std::uint32_t>(data[1] & 1) << 8));
 	st.sensitivity = 0.1 + data[2] * 0.2;
@@ -146,7 +147,7 @@ FuzzDetector(const std::uint8_t *data, std::size_t size)
 	cfg.sensitivity = st.sensitivity;
 	cfg.min_data_points = st.min_data_points;
 	cfg.lookback_window_minutes = data[3];
-	(void)det::ValidateDetectionConfig(cfg);
+	(void) det::ValidateDetectionConfig(cfg);
 	det::Detector d(st);
 	data += 4;
 	size -= 4;
@@ -160,8 +161,8 @@ FuzzDetector(const std::uint8_t *data, std::size_t size)
 		t += step < 8 ? -60.0 * step : step < 250 ? 60.0 : 86400.0 * step;
 		det::Point p = det::MakePoint(t, v, (step % 27 - 13) * 3600);
 		det::Score s = (step & 1) ? d.Update(p) : (d.Warm(p), d.Update(p));
-		if (!(s.score >= 0 && s.score <= 1) || !std::isfinite(s.deviation) || !std::isfinite(s.baseline)
-		    || (s.anomaly && s.score < 0.25))
+		if (!(s.score >= 0 && s.score <= 1) || !std::isfinite(s.deviation) || !std::isfinite(s.baseline) ||
+		    (s.anomaly && s.score < 0.25))
 			__builtin_trap();
 	}
 }

@@ -25,7 +25,7 @@ TEST(CivilTime, RoundTripsEveryDayOverFourCenturies)
 		// Consecutive days are consecutive dates.
 		const bool next_day = c.year == prev.year && c.month == prev.month && c.day == prev.day + 1;
 		const bool next_month = c.day == 1 && ((c.year == prev.year && c.month == prev.month + 1) ||
-		                                        (c.year == prev.year + 1 && c.month == 1 && prev.month == 12));
+		                                       (c.year == prev.year + 1 && c.month == 1 && prev.month == 12));
 		ASSERT_TRUE(next_day || next_month) << c.year << "-" << c.month << "-" << c.day;
 		prev = c;
 	}

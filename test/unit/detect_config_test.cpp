@@ -114,8 +114,8 @@ TEST(DetectConfig, Sensitivity)
 TEST(DetectConfig, CountsAndWindows)
 {
 	Row r;
-	for (std::int64_t bad : {std::int64_t {-1}, std::int64_t {0}, std::int64_t {1}, std::int64_t {1000001}, INT64_MIN,
-	                         INT64_MAX}) {
+	for (std::int64_t bad :
+	     {std::int64_t {-1}, std::int64_t {0}, std::int64_t {1}, std::int64_t {1000001}, INT64_MIN, INT64_MAX}) {
 		r.min_data_points = bad;
 		EXPECT_EQ(r.Validate()->message.rfind("min_data_points must be between 2 and 1000000, got ", 0), 0u) << bad;
 	}

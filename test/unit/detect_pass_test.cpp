@@ -297,7 +297,7 @@ TEST(ThreadPool, ExceptionsComeBackToTheCaller)
 		                       if (slice == 2)
 			                       throw std::runtime_error("slice 2");
 		                       finished++;
-		                       (void)lo;
+		                       (void) lo;
 	                       }),
 	             std::runtime_error);
 	EXPECT_EQ(finished.load(), 3) << "the other slices ran to the end";

@@ -101,8 +101,8 @@ Num(double v)
 
 TEST(Detect, AlgorithmNamesRoundTrip)
 {
-	const char *names[] = {"z_score", "mad", "moving_average", "rate_of_change", "ewma",
-	                       "cusum", "seasonal", "predictive", "ensemble"};
+	const char *names[] = {"z_score", "mad",      "moving_average", "rate_of_change", "ewma",
+	                       "cusum",   "seasonal", "predictive",     "ensemble"};
 	ASSERT_EQ(sizeof names / sizeof *names, static_cast<std::size_t>(kAlgorithmCount));
 	for (int i = 0; i < kAlgorithmCount; i++) {
 		Algorithm a = Algorithm::kEnsemble;
@@ -238,7 +238,7 @@ TEST(Detect, LearnThenUpdateEqualsUpdateAll)
 		const std::size_t split = 4000;
 		for (std::size_t i = 0; i < split; i++) {
 			learned->Learn(pts[i]);
-			(void)updated->Update(pts[i]);
+			(void) updated->Update(pts[i]);
 		}
 		EXPECT_EQ(learned->points(), updated->points());
 		EXPECT_EQ(learned->last_time(), updated->last_time());
@@ -258,20 +258,20 @@ TEST(Detect, LearnThenUpdateEqualsUpdateAll)
 
 struct SpikeCase {
 	std::uint32_t algorithms;
-	bool typed;                 // reports spike/drop (a point component)
-	bool banded;                // 10 sd is high or critical (the step detector sees sqrt(2) sd steps)
+	bool typed;  // reports spike/drop (a point component)
+	bool banded; // 10 sd is high or critical (the step detector sees sqrt(2) sd steps)
 };
 
 TEST(Detect, SpikesAndDropsAreFound)
 {
 	const SpikeCase cases[] = {
-		{kEnsemble, true, true},
-		{AlgorithmBit(Algorithm::kZScore), true, true},
-		{AlgorithmBit(Algorithm::kMad), true, true},
-		{AlgorithmBit(Algorithm::kRateOfChange), true, false},
-		{AlgorithmBit(Algorithm::kPredictive), false, false},
-		// ewma, moving_average and cusum are level-shift detectors: a single 10 sd point moves
-		// them only 2-6 sd, so they are covered by LevelShiftIsFoundThenAdaptedTo instead.
+	    {kEnsemble, true, true},
+	    {AlgorithmBit(Algorithm::kZScore), true, true},
+	    {AlgorithmBit(Algorithm::kMad), true, true},
+	    {AlgorithmBit(Algorithm::kRateOfChange), true, false},
+	    {AlgorithmBit(Algorithm::kPredictive), false, false},
+	    // ewma, moving_average and cusum are level-shift detectors: a single 10 sd point moves
+	    // them only 2-6 sd, so they are covered by LevelShiftIsFoundThenAdaptedTo instead.
 	};
 	for (const SpikeCase &c : cases) {
 		for (std::uint64_t seed : {1u, 2u, 3u, 42u, 1234u}) {
@@ -284,7 +284,8 @@ TEST(Detect, SpikesAndDropsAreFound)
 				// the full 10 sd step (its baseline is the previous value)
 				quiet += Feed(*d, t, 100).anomaly;
 				t += kMinute;
-				const std::string where = Label(c.algorithms) + " seed " + std::to_string(seed) + (sign > 0 ? " spike" : " drop");
+				const std::string where =
+				    Label(c.algorithms) + " seed " + std::to_string(seed) + (sign > 0 ? " spike" : " drop");
 				EXPECT_LE(quiet, 1) << where;
 				Score s = Feed(*d, t, 100 + sign * 10);
 				ExpectSane(s, where);
@@ -293,10 +294,10 @@ TEST(Detect, SpikesAndDropsAreFound)
 				EXPECT_EQ(s.deviation > 0, sign > 0) << where << " dev=" << s.deviation;
 				if (c.typed) {
 					EXPECT_EQ(s.type, sign > 0 ? AnomalyType::kSpike : AnomalyType::kDrop)
-						<< where << " type=" << AnomalyTypeName(s.type) << " by " << AlgorithmName(s.algorithm);
+					    << where << " type=" << AnomalyTypeName(s.type) << " by " << AlgorithmName(s.algorithm);
 					if (c.banded) {
-						EXPECT_GE(s.severity, Severity::kHigh) << where << " severity=" << SeverityName(s.severity)
-							<< " dev=" << s.deviation;
+						EXPECT_GE(s.severity, Severity::kHigh)
+						    << where << " severity=" << SeverityName(s.severity) << " dev=" << s.deviation;
 					}
 					EXPECT_NEAR(s.baseline, 100, 1.5) << where;
 				}
@@ -391,12 +392,12 @@ TEST(Detect, ScoreNeverReachesOneForFiniteDeviation)
 TEST(Detect, LevelShiftIsFoundThenAdaptedTo)
 {
 	const std::uint32_t cases[] = {
-		kEnsemble,
-		AlgorithmBit(Algorithm::kMad),
-		AlgorithmBit(Algorithm::kZScore),
-		AlgorithmBit(Algorithm::kMovingAverage),
-		AlgorithmBit(Algorithm::kEwma),
-		AlgorithmBit(Algorithm::kCusum),
+	    kEnsemble,
+	    AlgorithmBit(Algorithm::kMad),
+	    AlgorithmBit(Algorithm::kZScore),
+	    AlgorithmBit(Algorithm::kMovingAverage),
+	    AlgorithmBit(Algorithm::kEwma),
+	    AlgorithmBit(Algorithm::kCusum),
 	};
 	for (std::uint32_t algos : cases) {
 		for (std::uint64_t seed : {10u, 20u, 30u}) {
@@ -543,7 +544,8 @@ TEST(Detect, SeasonalFindsOutOfPatternValue)
 		SeasonalRun e = RunSeasonal(kEnsemble, seed, 14, 1, 100);
 		EXPECT_EQ(e.found, 1) << "ensemble seed " << seed;
 		EXPECT_LE(e.before, 2) << "ensemble seed " << seed;
-		std::printf("[ info     ] seasonal single value, seed %llu: seasonal found %d (fp %d), ensemble found %d by %s (fp %d)\n",
+		std::printf("[ info     ] seasonal single value, seed %llu: seasonal found %d (fp %d), ensemble found %d by %s "
+		            "(fp %d)\n",
 		            static_cast<unsigned long long>(seed), s.found, s.before, e.found,
 		            e.first_algo >= 0 ? AlgorithmName(static_cast<Algorithm>(e.first_algo)) : "-", e.before);
 	}
@@ -558,7 +560,8 @@ TEST(Detect, SeasonalFindsFlatMiddle)
 		EXPECT_GE(s.found, 1) << "seasonal seed " << seed;
 		SeasonalRun e = RunSeasonal(kEnsemble, seed, 14, 24, 100);
 		EXPECT_GE(e.found, 1) << "ensemble seed " << seed;
-		std::printf("[ info     ] seasonal flat middle, seed %llu: seasonal found %d (fp %d), ensemble found %d by %s (fp %d)\n",
+		std::printf("[ info     ] seasonal flat middle, seed %llu: seasonal found %d (fp %d), ensemble found %d by %s "
+		            "(fp %d)\n",
 		            static_cast<unsigned long long>(seed), s.found, s.before, e.found,
 		            e.first_algo >= 0 ? AlgorithmName(static_cast<Algorithm>(e.first_algo)) : "-", e.before);
 	}
@@ -638,8 +641,7 @@ TEST(Detect, MakePointLocalFieldsAcrossDst)
 		ASSERT_LE(p.local_dow, 6);
 		if (p.local_minute == 0) {
 			ASSERT_EQ(p.local_dow, (prev_dow + 1) % 7) << i;
-		}
-		else
+		} else
 			ASSERT_EQ(p.local_minute, prev_minute + 1) << i;
 		prev_minute = p.local_minute;
 		prev_dow = p.local_dow;
@@ -678,13 +680,11 @@ RunDst(std::uint32_t algos, std::uint64_t seed, bool honour_dst)
 		Point p = MakePoint(t, Business(truth.local_minute) + noise(rng), honour_dst ? offset : 3600);
 		Score s = d->Update(p);
 		ExpectSane(s, "dst");
-		if (t >= change - 2 * 86400.0 && t < change)
-		{
+		if (t >= change - 2 * 86400.0 && t < change) {
 			r.before += s.anomaly;
 			r.alarm_before += std::fabs(s.deviation) >= 4.5;
 		}
-		if (t >= change + 3600 && t < change + 2 * 86400.0)
-		{
+		if (t >= change + 3600 && t < change + 2 * 86400.0) {
 			r.after += s.anomaly;
 			r.alarm_after += std::fabs(s.deviation) >= 4.5;
 		}
@@ -706,10 +706,11 @@ TEST(Detect, DailyPatternSurvivesDstChange)
 		// control: the same data with the offset ignored (the pattern moves by an hour against
 		// the detector's clock) does disturb the seasonal component, so the test has power
 		DstRun wrong = RunDst(AlgorithmBit(Algorithm::kSeasonal), seed, false);
-		std::printf("[ info     ] DST seed %llu: anomalies (points >= sensitivity) 2 days before/after: seasonal %d (%d) / %d (%d), "
+		std::printf("[ info     ] DST seed %llu: anomalies (points >= sensitivity) 2 days before/after: seasonal %d "
+		            "(%d) / %d (%d), "
 		            "ensemble %d (%d) / %d (%d), seasonal with the offset ignored %d (%d) / %d (%d)\n",
-		            static_cast<unsigned long long>(seed), s.before, s.alarm_before, s.after, s.alarm_after,
-		            e.before, e.alarm_before, e.after, e.alarm_after, wrong.before, wrong.alarm_before, wrong.after,
+		            static_cast<unsigned long long>(seed), s.before, s.alarm_before, s.after, s.alarm_after, e.before,
+		            e.alarm_before, e.after, e.alarm_after, wrong.before, wrong.alarm_before, wrong.after,
 		            wrong.alarm_after);
 		EXPECT_GE(wrong.alarm_after, s.alarm_after + 4) << "control run did not disturb the seasonal component";
 	}
@@ -729,15 +730,15 @@ TEST(Detect, GapsAndIrregularSpacingStayQuiet)
 	// extrapolates over time must not run away when gaps vary by three orders of magnitude).
 	const int n = 10000;
 	const std::uint32_t cases[] = {
-		kEnsemble,
-		AlgorithmBit(Algorithm::kZScore),
-		AlgorithmBit(Algorithm::kMad),
-		AlgorithmBit(Algorithm::kMovingAverage),
-		AlgorithmBit(Algorithm::kRateOfChange),
-		AlgorithmBit(Algorithm::kEwma),
-		AlgorithmBit(Algorithm::kCusum),
-		AlgorithmBit(Algorithm::kSeasonal),
-		AlgorithmBit(Algorithm::kPredictive),
+	    kEnsemble,
+	    AlgorithmBit(Algorithm::kZScore),
+	    AlgorithmBit(Algorithm::kMad),
+	    AlgorithmBit(Algorithm::kMovingAverage),
+	    AlgorithmBit(Algorithm::kRateOfChange),
+	    AlgorithmBit(Algorithm::kEwma),
+	    AlgorithmBit(Algorithm::kCusum),
+	    AlgorithmBit(Algorithm::kSeasonal),
+	    AlgorithmBit(Algorithm::kPredictive),
 	};
 	for (std::uint32_t algos : cases) {
 		for (std::uint64_t seed : {21u, 22u}) {
@@ -810,7 +811,8 @@ TEST(Detect, SpikeAfterLongGapIsFound)
 
 TEST(Detect, TimeGoingBackwardsOrRepeatingIsHandled)
 {
-	for (std::uint32_t algos : {kEnsemble, AlgorithmBit(Algorithm::kPredictive), AlgorithmBit(Algorithm::kRateOfChange)}) {
+	for (std::uint32_t algos :
+	     {kEnsemble, AlgorithmBit(Algorithm::kPredictive), AlgorithmBit(Algorithm::kRateOfChange)}) {
 		auto d = Make(algos);
 		std::mt19937_64 rng(41);
 		std::normal_distribution<double> noise(100, 1);
@@ -878,13 +880,13 @@ TEST(Detect, ExtremeFiniteValuesStayFinite)
 	series.push_back({1e300});
 	series.push_back({-1e300});
 	series.push_back({1e-300});
-	series.push_back({1e300, 1e-300});          // alternating huge/tiny
-	series.push_back({1e300, -1e300});          // alternating signs
-	series.push_back({big, -big});              // DBL_MAX / 2, both signs
+	series.push_back({1e300, 1e-300}); // alternating huge/tiny
+	series.push_back({1e300, -1e300}); // alternating signs
+	series.push_back({big, -big});     // DBL_MAX / 2, both signs
 	series.push_back({big, 0.0, 1.0, -big});
-	series.push_back({DBL_MAX, -DBL_MAX, 0.0}); // the very edge
+	series.push_back({DBL_MAX, -DBL_MAX, 0.0});   // the very edge
 	series.push_back({4.9e-324, -4.9e-324, 0.0}); // denormals
-	series.push_back({1e154, -1e154, 3e154});   // squares near DBL_MAX
+	series.push_back({1e154, -1e154, 3e154});     // squares near DBL_MAX
 	for (std::uint32_t algos : {kEnsemble, AlgorithmBit(Algorithm::kZScore), AlgorithmBit(Algorithm::kMad),
 	                            AlgorithmBit(Algorithm::kMovingAverage), AlgorithmBit(Algorithm::kRateOfChange),
 	                            AlgorithmBit(Algorithm::kEwma), AlgorithmBit(Algorithm::kCusum),
@@ -909,8 +911,8 @@ TEST(Detect, ExtremeFiniteValuesStayFinite)
 				Score s = Feed(*d, t, noise(rng));
 				if (!AllFinite(s) || !(s.score >= 0 && s.score <= 1)) {
 					if (bad++ < 3)
-						ADD_FAILURE() << Label(algos) << " series " << k << " recovery point " << i << ": score=" << s.score
-						              << " dev=" << s.deviation << " base=" << s.baseline;
+						ADD_FAILURE() << Label(algos) << " series " << k << " recovery point " << i
+						              << ": score=" << s.score << " dev=" << s.deviation << " base=" << s.baseline;
 				}
 			}
 			EXPECT_EQ(bad, 0) << Label(algos) << " series " << k;
@@ -960,7 +962,7 @@ TEST(Detect, QuietByDefaultOnWhiteNoise)
 		const char *name;
 		int dist; // 0 Gaussian N(100, 1), 1 uniform in [97, 103]
 	};
-	for (Kind kind : {Kind{"gaussian", 0}, Kind{"uniform", 1}}) {
+	for (Kind kind : {Kind {"gaussian", 0}, Kind {"uniform", 1}}) {
 		int total = 0, runs = 0;
 		for (std::uint64_t seed : {101u, 202u, 303u}) {
 			if (kind.dist == 1 && seed == 303u)

@@ -166,7 +166,7 @@ TEST(Partitions, NoExactRowsFromStatisticsThatMayBeStale)
 	// ANALYZE sampled only part of the pages: an extrapolation.
 	EXPECT_FALSE(with([](PartitionStatistics &s) { s.relpages = s.pages_now = 30001; }));
 	EXPECT_FALSE(with([](PartitionStatistics &s) { s.statistics_target = 4; })); // reads 1,200 pages only
-	EXPECT_TRUE(with([](PartitionStatistics &s) { s.statistics_target = 5; }));   // 1,500
+	EXPECT_TRUE(with([](PartitionStatistics &s) { s.statistics_target = 5; }));  // 1,500
 	EXPECT_FALSE(with([](PartitionStatistics &s) { s.statistics_target = 0; }));
 	EXPECT_FALSE(with([](PartitionStatistics &s) { s.reltuples = std::nan(""); }));
 }
@@ -182,9 +182,9 @@ TEST(Partitions, MaintenanceAnalysesFinishedDaysWhoseCountIsNotExact)
 	auto huge = stale;
 	huge.relpages = huge.pages_now = 30001;
 	const std::vector<DailyPartitionStatistics> parts {
-	    {Day(2026, 11, 20), stale},      {Day(2026, 11, 21), Analyzed()}, {Day(2026, 11, 22), huge},
-	    {Day(2026, 11, 23), never},      {Day(2026, 11, 24), stale},       // yesterday: over at 00:00
-	    {Day(2026, 11, 25), never},      {Day(2026, 11, 26), never},       // today and tomorrow: not over
+	    {Day(2026, 11, 20), stale}, {Day(2026, 11, 21), Analyzed()}, {Day(2026, 11, 22), huge},
+	    {Day(2026, 11, 23), never}, {Day(2026, 11, 24), stale}, // yesterday: over at 00:00
+	    {Day(2026, 11, 25), never}, {Day(2026, 11, 26), never}, // today and tomorrow: not over
 	};
 	EXPECT_EQ(DaysToAnalyze(parts, now, 10),
 	          (std::vector<std::int64_t> {Day(2026, 11, 24), Day(2026, 11, 23), Day(2026, 11, 20)}));

@@ -36,7 +36,8 @@ ExpectQuantilesWithin1Percent(const std::vector<double> &values, const Observati
 	for (double q : {0.01, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999}) {
 		const double truth = TrueQuantile(values, q);
 		const double est = StatsQuantile(s, q);
-		EXPECT_LE(std::fabs(est - truth), 0.01 * std::fabs(truth) + 1e-12) << "q=" << q << " truth=" << truth << " est=" << est;
+		EXPECT_LE(std::fabs(est - truth), 0.01 * std::fabs(truth) + 1e-12)
+		    << "q=" << q << " truth=" << truth << " est=" << est;
 	}
 }
 
@@ -104,7 +105,8 @@ TEST(Sketch, MergeEqualsAddingEverything)
 	}
 	StatsMerge(a.get(), *b);
 	EXPECT_EQ(a->count, all->count);
-	EXPECT_NEAR(static_cast<double>(StatsSum(*a)), static_cast<double>(StatsSum(*all)), 1e-6 * static_cast<double>(StatsSum(*all)));
+	EXPECT_NEAR(static_cast<double>(StatsSum(*a)), static_cast<double>(StatsSum(*all)),
+	            1e-6 * static_cast<double>(StatsSum(*all)));
 	EXPECT_EQ(a->min, all->min);
 	EXPECT_EQ(a->max, all->max);
 	ExpectQuantilesWithin1Percent(values, *a);

@@ -35,7 +35,8 @@ TEST(Validation, MetricNameLengthCountsCharactersNotBytes)
 		wide += "\xc3\xa9"; // é: 2 bytes, 1 character
 	EXPECT_FALSE(ValidateMetricName(std::string_view(wide)));
 	wide += "\xf0\x9f\x94\xa5"; // one 4-byte character
-	EXPECT_EQ(ValidateMetricName(std::string_view(wide))->message, "metric_name is too long (129 characters, at most 128)");
+	EXPECT_EQ(ValidateMetricName(std::string_view(wide))->message,
+	          "metric_name is too long (129 characters, at most 128)");
 }
 
 TEST(Validation, MetricValuesMustBeFinite)
@@ -119,7 +120,8 @@ TEST(Validation, RetentionDays)
 	EXPECT_EQ(ValidateRetentionDays(std::nullopt, "retention_days")->sqlstate, "22004");
 	EXPECT_EQ(ValidateRetentionDays(std::nullopt, "retention_days")->message, "retention_days must not be NULL");
 	EXPECT_EQ(ValidateRetentionDays(0, "retention_days")->message, "retention_days must be at least 1, got 0");
-	EXPECT_EQ(ValidateRetentionDays(-7, "archive_after_days")->message, "archive_after_days must be at least 1, got -7");
+	EXPECT_EQ(ValidateRetentionDays(-7, "archive_after_days")->message,
+	          "archive_after_days must be at least 1, got -7");
 	EXPECT_EQ(ValidateRetentionDays(kMaxRetentionDays + 1, "retention_days")->sqlstate, "22023");
 }
 
@@ -148,8 +150,10 @@ TEST(Validation, PointChecksNameThenValueThenCategory)
 {
 	EXPECT_FALSE(ValidatePoint(std::string_view("m"), 1.0, std::string_view("custom")));
 	EXPECT_EQ(ValidatePoint(std::nullopt, std::nullopt, std::nullopt)->message, "metric_name must not be NULL");
-	EXPECT_EQ(ValidatePoint(std::string_view("m"), std::nullopt, std::nullopt)->message, "metric_value must not be NULL");
-	EXPECT_EQ(ValidatePoint(std::string_view("m"), 1.0, std::string_view("x"))->message, "unknown metric_category \"x\"");
+	EXPECT_EQ(ValidatePoint(std::string_view("m"), std::nullopt, std::nullopt)->message,
+	          "metric_value must not be NULL");
+	EXPECT_EQ(ValidatePoint(std::string_view("m"), 1.0, std::string_view("x"))->message,
+	          "unknown metric_category \"x\"");
 }
 
 TEST(Validation, CollectorsFollowTheMetricNameRules)
