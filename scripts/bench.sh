@@ -2,9 +2,7 @@
 # make bench: every benchmark under bench/, each in its own throw-away cluster.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-bash scripts/deps.sh
-build_and_install
+prepare
 echo "== bench/worker_cost.sh (machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -m))"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.database=postgres" bash bench/worker_cost.sh
 echo "== bench/observe.sh (B2; fsync on, so that synchronous_commit costs what it costs on a real server)"

@@ -7,9 +7,7 @@
 # sparse image under /var/tmp, made and removed here (needs root, or sudo).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-bash scripts/deps.sh
-build_and_install
+prepare
 img=$(mktemp /var/tmp/thrillmon-bench-fs.XXXXXX)
 mnt=$(mktemp -d /tmp/thrillmon-bench-fs.XXXXXX)
 cleanup() {

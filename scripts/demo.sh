@@ -6,8 +6,6 @@
 # nothing running.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-bash scripts/deps.sh
-build_and_install
+prepare
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.database=postgres" -o "thrillmon.collect_interval=2" \
 	bash scripts/demo_in_cluster.sh

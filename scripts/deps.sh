@@ -7,6 +7,7 @@ packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl postgresql-common libgtest-dev g++ make clang-14 llvm-14
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for clang
+	clang-format-14    # make lint: the C++ style
 	postgresql-15-partman # bench only: the pg_partman baseline
 	libbenchmark-dev      # bench only: Google Benchmark for the core's detectors
 	python3               # the NAB scorer (../shared/eval/nab_score.py, standard library only)

@@ -3,7 +3,5 @@
 # cluster. EVAL_DIR points at the benchmark (default ../shared/eval beside the project).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-bash scripts/deps.sh
-build_and_install
+prepare
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/nab.sh

@@ -4,14 +4,13 @@
 # root). Prints one closing line "N passed, N failed" over all suites; exits non-zero on any failure.
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
-cd "$ROOT"
-
-bash scripts/deps.sh || exit 1
-build_and_install || { echo "0 passed, 1 failed"; exit 1; }
+prepare || { echo "0 passed, 1 failed"; exit 1; }
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
+echo "== Code checks: the C++ style and the glue's include order (make lint)"
+bash test/lint.sh 2>&1 | tee "$log/lint.txt"
 echo "== C++ core unit tests (GoogleTest)"
 make -s unittest 2>&1 | tee "$log/unit.txt"
 echo "== the same under AddressSanitizer + UndefinedBehaviorSanitizer"
@@ -37,6 +36,13 @@ for name in ("unit.txt", "sanitize.txt"):
     unit_failed = int(m.group(1)) if m else (0 if total and "[  PASSED  ]" in unit else 1)
     passed += total - unit_failed if total else 0
     failed += unit_failed
+lint = (log / "lint.txt").read_text() if (log / "lint.txt").exists() else ""
+m = re.search(r"^(\d+) passed, (\d+) failed$", lint, re.M)
+if m:
+    passed += int(m.group(1))
+    failed += int(m.group(2))
+else:
+    failed += 1
 fuzz = (log / "fuzz.txt").read_text() if (log / "fuzz.txt").exists() else ""
 if "fuzz: ok" in fuzz:
     passed += 1
