@@ -21,8 +21,8 @@ DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 # thrillmon preloaded (test/regress.conf), as pg_cron's suite does.
 REGRESS      = install_schema record_metric retention_api partitions collectors detection
 REGRESS_DIR  = .
-REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check --temp-config=$(if $(REGRESS_COPY),$(REGRESS_COPY)/,test/)regress.conf \
-               --load-extension=$(EXTENSION) $(if $(REGRESS_COPY),--inputdir=$(REGRESS_COPY) --outputdir=$(REGRESS_COPY))
+REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check --temp-config=$(if $(REGRESS_PREP),$(REGRESS_COPY)/,test/)regress.conf \
+               --load-extension=$(EXTENSION) $(if $(REGRESS_PREP),--inputdir=$(REGRESS_COPY) --outputdir=$(REGRESS_COPY))
 
 # Postgres refuses to run as root, and pg_regress starts its temporary instance as whoever runs
 # it: as root, the suite runs as the postgres OS user, on a copy of its inputs that user can read
