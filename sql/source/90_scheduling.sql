@@ -120,9 +120,11 @@ BEGIN
 	-- The origin's cron: collection every minute, detection every 5 minutes, retention daily at
 	-- 03:00; plus hourly partition maintenance, which the origin had no need of.
 	-- cron.schedule(name, ...) replaces a job of the same name, so calling this twice changes nothing.
+	-- pg_cron runs each command as the caller, with the database's search_path, which its owner
+	-- chooses: every name in them is schema-qualified (count(*) included).
 	FOR j IN SELECT * FROM (VALUES
 		('collect', 'thrillmon-collect', '* * * * *', 'SELECT thrillmon.collect_metrics(true)'),
-		('detect', 'thrillmon-detect', '*/5 * * * *', 'SELECT count(*) FROM thrillmon.detect_anomalies()'),
+		('detect', 'thrillmon-detect', '*/5 * * * *', 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()'),
 		('maintenance', 'thrillmon-maintenance', '15 * * * *', 'SELECT thrillmon.maintain_partitions()'),
 		('retention', 'thrillmon-retention', '0 3 * * *', 'SELECT thrillmon.run_data_retention_cleanup()')
 	) AS v(job, jobname, schedule, command)

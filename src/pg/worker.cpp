@@ -25,6 +25,7 @@ extern "C" {
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -117,7 +118,7 @@ CheckExtension()
 	BeginTx("thrillmon: checking extension");
 	// MVCC keeps an in-progress CREATE EXTENSION invisible until it commits.
 	Exec("SELECT pg_catalog.to_regprocedure('thrillmon._worker_run_job(text,bigint,timestamptz)') IS NOT NULL "
-	     "FROM pg_catalog.pg_extension WHERE extname = 'thrillmon'",
+	     "FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'thrillmon'",
 	     0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		state = BoolResult(0, 1) ? kExtensionReady : kExtensionOutdated;
@@ -136,7 +137,8 @@ struct Plan {
 
 // Which jobs pg_cron has taken over, and whether today's retention run is due: the most recent
 // thrillmon.retention_time (server time zone, so DST is Postgres' business) has passed with no
-// retention run started since. A server that was down at that time runs it at its next start.
+// retention run succeeding since. A server that was down at that time runs it at its next start;
+// a run that failed or was cut short is tried again 15 minutes after it started.
 Plan
 QueryPlan()
 {
@@ -144,14 +146,25 @@ QueryPlan()
 	BeginTx("thrillmon: planning");
 	Oid types[1] = {TEXTOID};
 	Datum values[1] = {CStringGetTextDatum(thrillmon::pg::retention_time)};
-	Exec("WITH d AS (SELECT CASE WHEN pg_catalog.now() >= t THEN t ELSE t - interval '1 day' END AS due "
-	     "           FROM (SELECT (CURRENT_DATE + $1::time)::timestamptz AS t) x) "
-	     "SELECT EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect'), "
-	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'maintenance'), "
-	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention'), "
-	     "       NOT EXISTS (SELECT 1 FROM thrillmon.job_runs j, d WHERE j.job = 'retention' AND j.target = 'all' "
-	     "                   AND j.status <> 'skipped' AND j.started_at >= d.due), "
-	     "       EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'detect'), "
+	// Every operator is pg_catalog's by name, though the search_path is pinned too (see
+	// thrillmon_worker_main): this runs as a superuser in a database someone else may own.
+	// (OPERATOR() has one precedence for all operators: parenthesise.)
+	Exec("WITH d AS (SELECT CASE WHEN pg_catalog.now() OPERATOR(pg_catalog.>=) t THEN t "
+	     "                       ELSE t OPERATOR(pg_catalog.-) interval '1 day' END AS due "
+	     "           FROM (SELECT (CURRENT_DATE OPERATOR(pg_catalog.+) $1::time)::timestamptz AS t) x), "
+	     "     cron AS (SELECT c.job FROM thrillmon.pg_cron_jobs c), "
+	     "     retention AS (SELECT j.status, j.started_at FROM thrillmon.job_runs j "
+	     "                   WHERE j.job OPERATOR(pg_catalog.=) 'retention' AND j.target OPERATOR(pg_catalog.=) 'all') "
+	     "SELECT EXISTS (SELECT 1 FROM cron WHERE job OPERATOR(pg_catalog.=) 'collect'), "
+	     "       EXISTS (SELECT 1 FROM cron WHERE job OPERATOR(pg_catalog.=) 'maintenance'), "
+	     "       EXISTS (SELECT 1 FROM cron WHERE job OPERATOR(pg_catalog.=) 'retention'), "
+	     // Due: no run has succeeded since the due time, and none started in the last 15 minutes
+	     // (a run that failed, was skipped or was cut short by a crash is retried after that).
+	     "       NOT EXISTS (SELECT 1 FROM retention r, d WHERE r.status OPERATOR(pg_catalog.=) 'succeeded' "
+	     "                   AND r.started_at OPERATOR(pg_catalog.>=) d.due) "
+	     "       AND NOT EXISTS (SELECT 1 FROM retention r WHERE r.started_at OPERATOR(pg_catalog.>=) "
+	     "                       (pg_catalog.now() OPERATOR(pg_catalog.-) interval '15 minutes')), "
+	     "       EXISTS (SELECT 1 FROM cron WHERE job OPERATOR(pg_catalog.=) 'detect'), "
 	     "       pg_catalog.to_regprocedure('thrillmon._detect_run()') IS NOT NULL",
 	     1, types, values, nullptr, SPI_OK_SELECT);
 	plan.cron_collect = BoolResult(0, 1);
@@ -321,6 +334,13 @@ thrillmon_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(thrillmon::pg::worker_database, nullptr, 0);
+	// The worker is the bootstrap superuser in a database whose owner may be anyone, and the
+	// database's (and role's) settings were applied when it connected: an owner's ALTER DATABASE
+	// ... SET search_path would make every unqualified name the worker resolves the owner's (an
+	// operator that runs ALTER ROLE ... SUPERUSER, say). So search_path is pinned to pg_catalog
+	// and pg_temp at the highest priority a setting has; thrillmon's functions pin it again, and
+	// a collector's query runs with its owner's privileges, its settings undone after it.
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("thrillmon");
 	thrillmon::pg::SharedSetState("starting", "");
 	before_shmem_exit(WorkerExit, (Datum) 0);

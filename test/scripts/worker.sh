@@ -286,7 +286,7 @@ is "$(sql "SELECT string_agg(job || '=' || jobname, ',' ORDER BY job) FROM thril
 scheduled_at=$(now_ms)
 is "$(sql "SELECT count(*) FROM thrillmon.schedule_with_pg_cron()")" "4" "calling it again returns the same 4"
 is "$(sql "SELECT string_agg(jobname || ' ' || schedule || ' ' || command, '; ' ORDER BY jobname) FROM cron.job")" \
-	"mine 0 0 1 1 * SELECT 1; thrillmon-collect * * * * * SELECT thrillmon.collect_metrics(true); thrillmon-detect */5 * * * * SELECT count(*) FROM thrillmon.detect_anomalies(); thrillmon-maintenance 15 * * * * SELECT thrillmon.maintain_partitions(); thrillmon-retention 0 3 * * * SELECT thrillmon.run_data_retention_cleanup()" \
+	"mine 0 0 1 1 * SELECT 1; thrillmon-collect * * * * * SELECT thrillmon.collect_metrics(true); thrillmon-detect */5 * * * * SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies(); thrillmon-maintenance 15 * * * * SELECT thrillmon.maintain_partitions(); thrillmon-retention 0 3 * * * SELECT thrillmon.run_data_retention_cleanup()" \
 	"cron.job holds exactly the 4 thrillmon jobs (once) and ours"
 sleep 1.5 # a run the worker had already decided on may still start
 mark=$(last_run)
