@@ -6,6 +6,65 @@
 -- pg_cron commands are run with the database's search_path, which its owner chooses: the detect
 -- command's count(*) becomes pg_catalog.count(*). Jobs already scheduled get the new command.
 ------------------------------------------------------------------------------------------------
+UPDATE thrillmon.pg_cron_jobs SET command = 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()'
+WHERE job = 'detect' AND command = 'SELECT count(*) FROM thrillmon.detect_anomalies()';
+DO $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
+	   AND pg_catalog.to_regprocedure('cron.alter_job(bigint,text,text,text,text,boolean)') IS NOT NULL THEN
+		PERFORM cron.alter_job(j.jobid, command => 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()')
+		FROM cron.job j
+		WHERE j.jobname = 'thrillmon-detect' AND j.command = 'SELECT count(*) FROM thrillmon.detect_anomalies()';
+	END IF;
+END
+$$;
+
+------------------------------------------------------------------------------------------------
+-- Job locks: row locks of a table no role may update, not advisory locks any role may take.
+------------------------------------------------------------------------------------------------
+CREATE TABLE thrillmon.job_locks (
+	name text PRIMARY KEY,
+	serialises text NOT NULL
+);
+COMMENT ON TABLE thrillmon.job_locks IS 'Internal: one row per lock that serialises a job, locked FOR UPDATE by it (no role may)';
+INSERT INTO thrillmon.job_locks (name, serialises) VALUES
+	('maintain_partitions', 'partition maintenance with itself and with metric retention'),
+	('metric_retention', 'metric retention (dropping daily partitions)'),
+	('retention_cleanup', 'run_data_retention_cleanup() (tried: a second caller skips)'),
+	('flush_observed', 'flushes of observe()''s shared memory'),
+	('detect_pass', 'detection passes');
+GRANT SELECT ON thrillmon.job_locks TO thrillmon_reader;
+
+------------------------------------------------------------------------------------------------
+-- Collectors: a timeout they cannot escape (at least 1 ms), the collector's name passed to the
+-- runner, and _defiant_collector() for the one whose session had to be ended.
+------------------------------------------------------------------------------------------------
+UPDATE thrillmon.metric_collectors SET statement_timeout = interval '1 millisecond'
+WHERE statement_timeout < interval '1 millisecond';
+ALTER TABLE thrillmon.metric_collectors DROP CONSTRAINT statement_timeout_range,
+	ADD CONSTRAINT statement_timeout_range CHECK (statement_timeout >= '1 millisecond' AND statement_timeout <= '1 hour');
+DROP FUNCTION thrillmon._run_collector_query(text, name, integer);
+CREATE FUNCTION thrillmon._run_collector_query(query text, owner_role name, timeout_ms integer,
+	collector_name text, OUT metric_name text, OUT metric_value double precision)
+RETURNS SETOF record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_run_collector_query';
+COMMENT ON FUNCTION thrillmon._run_collector_query(text, name, integer, text) IS
+	'Internal: runs a collector query as its owner, read-only, under a timeout it cannot escape, in a security-restricted context';
+REVOKE ALL ON FUNCTION thrillmon._run_collector_query(text, name, integer, text) FROM PUBLIC;
+CREATE FUNCTION thrillmon._defiant_collector()
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_defiant_collector';
+COMMENT ON FUNCTION thrillmon._defiant_collector() IS
+	'Internal: the collector of this database whose session was ended because it went on after its timeout''s cancel (taken once), or NULL';
+REVOKE ALL ON FUNCTION thrillmon._defiant_collector() FROM PUBLIC;
+
+------------------------------------------------------------------------------------------------
+-- The functions 0.7.0 changes, as sql/source/ defines them.
+------------------------------------------------------------------------------------------------
+-- functions: schedule_with_pg_cron _retention_all _detect_run health_check _notify_alert _run_collectors
+
 CREATE OR REPLACE FUNCTION thrillmon.schedule_with_pg_cron()
 RETURNS TABLE (job text, jobname text, schedule text, command text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -34,15 +93,346 @@ BEGIN
 	END LOOP;
 END
 $fn$;
-UPDATE thrillmon.pg_cron_jobs SET command = 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()'
-WHERE job = 'detect' AND command = 'SELECT count(*) FROM thrillmon.detect_anomalies()';
-DO $$
+
+CREATE OR REPLACE FUNCTION thrillmon._retention_all()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- Metrics go last: dropping a partition locks the parent table against inserts until
+	-- commit, so the less the transaction does after it, the shorter ingest waits.
+	order_of_targets text[] := ARRAY['anomalies', 'alerts', 'incidents', 'job_history', 'metrics'];
+	started timestamptz := pg_catalog.clock_timestamp();
+	target_name text;
+	p thrillmon.retention_policies;
+	t0 timestamptz;
+	r jsonb;
+	targets jsonb := '{}';
+	total bigint := 0;
+	failures text[] := '{}';
+	holder integer;
 BEGIN
-	IF EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron')
-	   AND pg_catalog.to_regprocedure('cron.alter_job(bigint,text,text,text,text,boolean)') IS NOT NULL THEN
-		PERFORM cron.alter_job(j.jobid, command => 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()')
-		FROM cron.job j
-		WHERE j.jobname = 'thrillmon-detect' AND j.command = 'SELECT count(*) FROM thrillmon.detect_anomalies()';
+	-- One full cleanup at a time. The lock (a row lock of job_locks) is transaction-scoped, so it
+	-- cannot outlive a caller that errors out; a second caller returns at once, saying so, instead
+	-- of queueing. The holder is the backend whose transaction locked the row (its xmax).
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = 'retention_cleanup' FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		SELECT k.pid INTO holder FROM pg_catalog.pg_locks k
+		WHERE k.locktype = 'transactionid' AND k.mode = 'ExclusiveLock' AND k.granted
+		  AND k.transactionid = (SELECT l.xmax FROM thrillmon.job_locks l WHERE l.name = 'retention_cleanup')
+		LIMIT 1;
+		RETURN pg_catalog.jsonb_build_object('status', 'skipped', 'removed', 0,
+			'reason', pg_catalog.format('another run_data_retention_cleanup() is in progress (pid %s)', coalesce(holder::text, 'unknown')));
 	END IF;
+
+	FOREACH target_name IN ARRAY order_of_targets LOOP
+		SELECT * INTO p FROM thrillmon.retention_policies rp WHERE rp.target = target_name;
+		IF NOT FOUND THEN
+			targets := targets || pg_catalog.jsonb_build_object(target_name, pg_catalog.jsonb_build_object('status', 'no policy'));
+			CONTINUE;
+		ELSIF NOT p.enabled THEN
+			targets := targets || pg_catalog.jsonb_build_object(target_name, pg_catalog.jsonb_build_object('status', 'disabled'));
+			CONTINUE;
+		END IF;
+		t0 := pg_catalog.clock_timestamp();
+		-- Each target in its own subtransaction: one that fails (say, a lock it cannot get in
+		-- time) is rolled back and reported, and the others still run.
+		BEGIN
+			r := thrillmon._cleanup_target(target_name, p.retention_days, p.archive_after_days,
+				p.archive_retention_days, p.failed_retention_days);
+			r := r || pg_catalog.jsonb_build_object('status', 'succeeded', 'retention_days', p.retention_days);
+			total := total + (r->>'removed')::bigint;
+		EXCEPTION WHEN OTHERS THEN
+			r := pg_catalog.jsonb_build_object('status', 'failed', 'error', SQLERRM, 'sqlstate', SQLSTATE,
+				'retention_days', p.retention_days);
+			failures := failures || pg_catalog.format('%s: %s', target_name, SQLERRM);
+		END;
+		r := r || pg_catalog.jsonb_build_object('duration_ms',
+			pg_catalog.round((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - t0) * 1000)::numeric, 3));
+		targets := targets || pg_catalog.jsonb_build_object(target_name, r);
+	END LOOP;
+
+	RETURN pg_catalog.jsonb_build_object(
+		'status', CASE WHEN pg_catalog.cardinality(failures) = 0 THEN 'succeeded' ELSE 'failed' END,
+		'removed', total,
+		'duration_ms', pg_catalog.round((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - started) * 1000)::numeric, 3),
+		'targets', targets,
+		'error', NULLIF(pg_catalog.array_to_string(failures, '; '), ''));
 END
-$$;
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon._detect_run()
+RETURNS SETOF thrillmon.anomaly_detections
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	prog thrillmon.detector_progress;
+	upto timestamptz;
+	pass bigint;
+	a record;
+	cfg thrillmon.anomaly_detection_config;
+	det thrillmon.anomaly_detections;
+	last_alert thrillmon.system_alerts;
+	al thrillmon.system_alerts;
+	new_alerts uuid[] := '{}';
+	fp text;
+BEGIN
+	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
+	-- what arrived after the first one's horizon.
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = 'detect_pass' FOR UPDATE;
+	SELECT * INTO prog FROM thrillmon.detector_progress;
+	upto := thrillmon._detect_horizon();
+	IF prog.horizon IS NOT NULL AND upto < prog.horizon THEN
+		upto := prog.horizon;
+	END IF;
+	pass := pg_catalog.nextval('thrillmon.detector_pass_seq'::pg_catalog.regclass);
+
+	FOR a IN SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass) s ORDER BY s.ts, s.metric_name LOOP
+		cfg := thrillmon._config_for(a.metric_name);
+		INSERT INTO thrillmon.anomaly_detections AS d (metric_name, metric_category, anomaly_type, severity, baseline_value,
+			anomaly_value, deviation_score, confidence_score, detection_algorithm, time_window_start, time_window_end, metadata)
+		VALUES (a.metric_name, CASE WHEN a.metric_category IN ('performance', 'system', 'security', 'workflow', 'monitoring', 'custom')
+				THEN a.metric_category ELSE 'custom' END,
+			a.anomaly_type, a.severity, a.baseline, a.value, a.deviation, a.score, a.algorithm, a.ts, a.ts,
+			pg_catalog.jsonb_build_object('pass', pass, 'sensitivity', cfg.sensitivity))
+		ON CONFLICT (metric_name, time_window_end) DO NOTHING
+		RETURNING d.* INTO det;
+		IF NOT FOUND THEN
+			CONTINUE;
+		END IF;
+		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score THEN
+			fp := 'anomaly:' || a.metric_name;
+			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp ORDER BY s.created_at DESC LIMIT 1;
+			IF last_alert.id IS NOT NULL
+			   AND (last_alert.resolved_at IS NULL
+			        OR last_alert.resolved_at > pg_catalog.now() - pg_catalog.make_interval(mins => cfg.cooldown_minutes)) THEN
+				-- Same episode: the anomaly joins the alert, which escalates if this one is worse.
+				UPDATE thrillmon.anomaly_detections d SET alert_id = last_alert.id WHERE d.id = det.id RETURNING d.* INTO det;
+				IF last_alert.resolved_at IS NULL THEN
+					UPDATE thrillmon.system_alerts s
+					SET severity = CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity) THEN a.severity ELSE s.severity END,
+						metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+							|| CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity)
+							   THEN pg_catalog.jsonb_build_object('escalated_at', pg_catalog.now(), 'value', a.value, 'baseline', a.baseline)
+							   ELSE '{}' END
+					WHERE s.id = last_alert.id;
+				END IF;
+			ELSE
+				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, anomaly_id, fingerprint)
+				VALUES ('anomaly', a.severity,
+					pg_catalog.left(pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
+						a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
+						pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm), 2000),
+					pg_catalog.jsonb_build_object('value', a.value, 'baseline', a.baseline, 'deviation', a.deviation,
+						'score', a.score, 'anomaly_type', a.anomaly_type, 'algorithm', a.algorithm, 'point_time', a.ts,
+						'last_anomaly_at', a.ts, 'cooldown_minutes', cfg.cooldown_minutes),
+					a.metric_name, det.id, fp)
+				RETURNING * INTO al;
+				UPDATE thrillmon.anomaly_detections d SET alert_created = true, alert_id = al.id WHERE d.id = det.id RETURNING d.* INTO det;
+				PERFORM thrillmon._notify_alert(al, 'new');
+				new_alerts := new_alerts || al.id;
+			END IF;
+		ELSE
+			-- Below the alert threshold: no alert, but the metric is not normal yet either.
+			UPDATE thrillmon.system_alerts s SET metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+			WHERE s.fingerprint = 'anomaly:' || a.metric_name AND s.resolved_at IS NULL;
+		END IF;
+		RETURN NEXT det;
+	END LOOP;
+
+	-- Auto-resolve: an alert raised by detection whose metric has been normal for its cooldown
+	-- (its last anomaly, kept on the alert, is older than that, and points have kept coming
+	-- since). The alert keeps the cooldown it was raised with. One statement; only alerts past
+	-- their cooldown cost an index probe.
+	FOR al IN WITH resolved AS (
+		UPDATE thrillmon.system_alerts s
+		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+		FROM (
+			SELECT o.id
+			FROM thrillmon.system_alerts o
+			-- (An alert made by hand or imported may lack these: its creation and the metric's
+			-- configured cooldown stand in.)
+			CROSS JOIN LATERAL (SELECT coalesce((o.metadata->>'last_anomaly_at')::timestamptz, (o.metadata->>'point_time')::timestamptz, o.created_at)
+			                           + pg_catalog.make_interval(mins => coalesce((o.metadata->>'cooldown_minutes')::integer,
+			                                                                      (thrillmon._config_for(o.metric_name)).cooldown_minutes)) AS quiet_from) q
+			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
+			  AND q.quiet_from <= upto
+			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
+			              WHERE m.metric_name = o.metric_name AND m."timestamp" > q.quiet_from AND m."timestamp" <= upto)
+		) due
+		WHERE s.id = due.id
+		RETURNING s.*
+	) SELECT * FROM resolved
+	LOOP
+		PERFORM thrillmon._notify_alert(al, 'resolved');
+	END LOOP;
+
+	PERFORM thrillmon._auto_incidents(new_alerts);
+
+	INSERT INTO thrillmon.detector_progress (id, pass, horizon, updated_at) VALUES (true, pass, upto, pg_catalog.now())
+	ON CONFLICT (id) DO UPDATE SET pass = EXCLUDED.pass, horizon = EXCLUDED.horizon, updated_at = EXCLUDED.updated_at;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon.health_check()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	w record;
+	reasons text[] := '{}';
+	failing boolean := false;
+	worker_enabled boolean := coalesce(pg_catalog.current_setting('thrillmon.enabled', true), 'on') = 'on';
+	scheduler text := coalesce(pg_catalog.current_setting('thrillmon.scheduler', true), 'internal');
+	interval_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.collect_interval'), 60);
+	by_cron boolean := EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect');
+	last_collect timestamptz;
+	last_retention timestamptz;
+	j record;
+	c record;
+BEGIN
+	SELECT * INTO w FROM thrillmon.worker_status();
+	IF by_cron THEN
+		interval_s := 60; -- pg_cron runs collection every minute
+	END IF;
+	IF worker_enabled AND scheduler = 'internal' AND w.pid IS NULL THEN
+		failing := true;
+		reasons := reasons || pg_catalog.format('worker not running (%s)', w.state);
+	ELSIF worker_enabled AND scheduler = 'internal' AND w.database IS DISTINCT FROM pg_catalog.current_database() THEN
+		failing := true;
+		reasons := reasons || pg_catalog.format('worker serves database "%s", not this one (set thrillmon.database)', w.database);
+	END IF;
+	SELECT max(finished_at) INTO last_collect FROM thrillmon.job_runs WHERE job = 'collect' AND status = 'succeeded';
+	-- Collection is expected unless scheduling was turned off: by the worker, or by pg_cron when
+	-- thrillmon.scheduler = pg_cron (if no pg_cron job collects then, that is stale too).
+	IF (worker_enabled AND scheduler <> 'off') OR by_cron THEN
+		IF last_collect IS NULL THEN
+			failing := true;
+			reasons := reasons || 'collection stale: no successful collection yet'::text;
+		ELSIF pg_catalog.now() - last_collect > pg_catalog.make_interval(secs => 3 * interval_s) THEN
+			failing := true;
+			reasons := reasons || pg_catalog.format('collection stale: last successful collection %s ago (more than 3 intervals of %s s)',
+				pg_catalog.date_trunc('second', pg_catalog.now() - last_collect), interval_s);
+		END IF;
+	END IF;
+	-- Retention is expected daily when the worker or pg_cron runs it: a day and an hour without a
+	-- successful full cleanup (and job history older than that, so not a fresh install) is overdue,
+	-- whatever the reason (its lock held, a run failing or cut short).
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention') THEN
+		SELECT max(r.started_at) INTO last_retention FROM thrillmon.job_runs r
+		WHERE r.job = 'retention' AND r.target = 'all' AND r.status = 'succeeded';
+		IF (last_retention IS NULL OR last_retention < pg_catalog.now() - interval '25 hours')
+		   AND EXISTS (SELECT 1 FROM thrillmon.job_runs r WHERE r.started_at < pg_catalog.now() - interval '25 hours') THEN
+			reasons := reasons || CASE WHEN last_retention IS NULL THEN 'retention overdue: no successful run_data_retention_cleanup() yet'
+				ELSE pg_catalog.format('retention overdue: last successful run_data_retention_cleanup() %s ago',
+					pg_catalog.date_trunc('second', pg_catalog.now() - last_retention)) END;
+		END IF;
+	END IF;
+	FOR j IN SELECT DISTINCT ON (r.job) r.job, r.status, r.error, r.finished_at FROM thrillmon.job_runs r
+		WHERE r.status <> 'running' ORDER BY r.job, r.started_at DESC
+	LOOP
+		IF j.status = 'failed' THEN
+			reasons := reasons || pg_catalog.format('job %s failing: %s', j.job, coalesce(j.error, 'see job_runs'));
+		END IF;
+	END LOOP;
+	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc WHERE mc.enabled AND mc.last_error IS NOT NULL ORDER BY mc.name LOOP
+		reasons := reasons || pg_catalog.format('collector %s failing: %s', c.name, c.last_error);
+	END LOOP;
+	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc
+		WHERE NOT mc.enabled AND mc.last_error LIKE 'disabled by thrillmon:%' ORDER BY mc.name
+	LOOP
+		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
+	END LOOP;
+	RETURN pg_catalog.jsonb_build_object(
+		'status', CASE WHEN failing THEN 'failing' WHEN pg_catalog.cardinality(reasons) > 0 THEN 'degraded' ELSE 'ok' END,
+		'reasons', pg_catalog.to_jsonb(reasons),
+		'checked_at', pg_catalog.now(),
+		'last_collection_at', last_collect,
+		'worker', pg_catalog.to_jsonb(w));
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	payload text := pg_catalog.jsonb_build_object(
+		'event', p_event,
+		'alert_id', p_alert.id,
+		'alert_type', p_alert.alert_type,
+		'metric', p_alert.metric_name,
+		'severity', p_alert.severity,
+		'value', p_alert.metadata->'value',
+		'baseline', p_alert.metadata->'baseline',
+		'message', pg_catalog.left(p_alert.message, 1000),
+		'created_at', p_alert.created_at,
+		'resolved_at', p_alert.resolved_at)::text;
+BEGIN
+	IF pg_catalog.octet_length(payload) > 7900 THEN
+		payload := pg_catalog.jsonb_build_object(
+			'event', p_event,
+			'alert_id', p_alert.id,
+			'alert_type', pg_catalog.left(p_alert.alert_type, 200),
+			'metric', pg_catalog.left(p_alert.metric_name, 200),
+			'severity', p_alert.severity,
+			'value', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'value') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'value')::text) <= 40 THEN p_alert.metadata->'value' END,
+			'baseline', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'baseline') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'baseline')::text) <= 40 THEN p_alert.metadata->'baseline' END,
+			'message', pg_catalog.left(p_alert.message, 200),
+			'created_at', p_alert.created_at,
+			'resolved_at', p_alert.resolved_at,
+			'truncated', true)::text;
+	END IF;
+	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon._run_collectors(p_at timestamptz, p_only_due boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	c thrillmon.metric_collectors;
+	r record;
+	t0 timestamptz;
+	ok integer := 0;
+	failed integer := 0;
+	points integer := 0;
+	n integer;
+	defiant text := thrillmon._defiant_collector();
+BEGIN
+	-- A collector that went on after its timeout cancelled it had its session ended (the last
+	-- collection, or one by hand): it runs no more until someone fixes it and enables it again.
+	IF defiant IS NOT NULL THEN
+		UPDATE thrillmon.metric_collectors SET enabled = false,
+			last_error = 'disabled by thrillmon: it went on after its statement_timeout cancelled it, so its session was ended; fix it, then set enabled = true'
+		WHERE name = defiant;
+	END IF;
+	FOR c IN SELECT * FROM thrillmon.metric_collectors WHERE enabled ORDER BY name LOOP
+		IF p_only_due AND c.last_run_at IS NOT NULL AND c.last_run_at + c.collect_interval > p_at + interval '100 milliseconds' THEN
+			CONTINUE;
+		END IF;
+		t0 := pg_catalog.clock_timestamp();
+		BEGIN
+			n := 0;
+			FOR r IN SELECT * FROM thrillmon._run_collector_query(c.query, c.owner_role,
+				pg_catalog.ceil(EXTRACT(EPOCH FROM c.statement_timeout) * 1000)::integer, c.name)
+			LOOP
+				-- A one-column collector's metric is named after the collector.
+				PERFORM thrillmon.record_metric(coalesce(r.metric_name, c.name), r.metric_value, c.metric_category,
+					pg_catalog.jsonb_build_object('collector', c.name), p_at);
+				n := n + 1;
+			END LOOP;
+			UPDATE thrillmon.metric_collectors SET last_run_at = p_at, last_success_at = p_at, last_error = NULL,
+				last_duration_ms = EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - t0) * 1000
+			WHERE name = c.name;
+			ok := ok + 1;
+			points := points + n;
+		EXCEPTION WHEN OTHERS THEN
+			UPDATE thrillmon.metric_collectors SET last_run_at = p_at, last_error = SQLERRM,
+				last_duration_ms = EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - t0) * 1000
+			WHERE name = c.name;
+			failed := failed + 1;
+		END;
+	END LOOP;
+	RETURN pg_catalog.jsonb_build_object('collectors_ok', ok, 'collectors_failed', failed, 'collector_points', points);
+END
+$fn$;

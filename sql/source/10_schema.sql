@@ -3,8 +3,8 @@
 -- registration. Functions and views follow by area (20_recording.sql ... 90_scheduling.sql),
 -- privileges last (99_grants.sql). Words and numbers written as placeholders, between two at
 -- signs, come from the C++ core when the build writes the install script (src/tools/sqlgen.cpp):
--- the vocabularies of src/core/vocabulary.hpp, the advisory-lock keys of src/core/locks.hpp and
--- the limits of src/core/detect_config.hpp and validation.hpp.
+-- the vocabularies of src/core/vocabulary.hpp, the job locks of src/core/locks.hpp and the limits
+-- of src/core/detect_config.hpp and validation.hpp.
 
 -- The extension owns its schema (relocatable = false, no schema key in the control file), so
 -- DROP EXTENSION removes it and everything in it, daily partitions included.
@@ -311,7 +311,8 @@ CREATE TABLE thrillmon.metric_collectors (
 	enabled boolean NOT NULL DEFAULT true,
 	owner_role name NOT NULL DEFAULT CURRENT_USER, -- the query runs with this role's privileges
 	statement_timeout interval NOT NULL DEFAULT '5 seconds'
-		CONSTRAINT statement_timeout_range CHECK (statement_timeout > '0' AND statement_timeout <= '1 hour'),
+		-- At least a millisecond: the timer counts whole milliseconds, and 0 would arm none.
+		CONSTRAINT statement_timeout_range CHECK (statement_timeout >= '1 millisecond' AND statement_timeout <= '1 hour'),
 	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
 	last_run_at timestamptz,
 	last_success_at timestamptz,
@@ -380,6 +381,19 @@ ALTER SEQUENCE thrillmon.job_runs_run_id_seq OWNED BY thrillmon.job_runs.run_id;
 CREATE INDEX job_runs_job_started_idx ON thrillmon.job_runs (job, started_at DESC);
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.job_runs', '');
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.job_runs_run_id_seq', '');
+
+-- The locks that serialise thrillmon's jobs (src/core/locks.hpp): a job locks its row FOR UPDATE
+-- for the length of its transaction. Locking a row needs UPDATE on the table, which no role is
+-- granted, so only thrillmon's own functions (owned by a superuser) and the worker can take one:
+-- an advisory lock, which any role that can connect may take, let anyone stop every job. Not
+-- dumped: CREATE EXTENSION makes the rows.
+CREATE TABLE thrillmon.job_locks (
+	name text PRIMARY KEY,
+	serialises text NOT NULL
+);
+COMMENT ON TABLE thrillmon.job_locks IS 'Internal: one row per lock that serialises a job, locked FOR UPDATE by it (no role may)';
+INSERT INTO thrillmon.job_locks (name, serialises) VALUES
+	@job_lock_rows@;
 
 -- Jobs handed to pg_cron by schedule_with_pg_cron(); the internal scheduler skips these.
 CREATE TABLE thrillmon.pg_cron_jobs (

@@ -218,11 +218,14 @@ DECLARE
 	failures text[] := '{}';
 	holder integer;
 BEGIN
-	-- One full cleanup at a time. The lock is transaction-scoped, so it cannot outlive a caller
-	-- that errors out; a second caller returns at once, saying so, instead of queueing.
-	IF NOT pg_catalog.pg_try_advisory_xact_lock(@lock:retention_cleanup@) THEN
-		SELECT l.pid INTO holder FROM pg_catalog.pg_locks l
-		WHERE l.locktype = 'advisory' AND l.classid = @lock_class@ AND l.objid = @lock_key:retention_cleanup@ AND l.objsubid = 2 AND l.granted
+	-- One full cleanup at a time. The lock (a row lock of job_locks) is transaction-scoped, so it
+	-- cannot outlive a caller that errors out; a second caller returns at once, saying so, instead
+	-- of queueing. The holder is the backend whose transaction locked the row (its xmax).
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = @job_lock:retention_cleanup@ FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		SELECT k.pid INTO holder FROM pg_catalog.pg_locks k
+		WHERE k.locktype = 'transactionid' AND k.mode = 'ExclusiveLock' AND k.granted
+		  AND k.transactionid = (SELECT l.xmax FROM thrillmon.job_locks l WHERE l.name = @job_lock:retention_cleanup@)
 		LIMIT 1;
 		RETURN pg_catalog.jsonb_build_object('status', 'skipped', 'removed', 0,
 			'reason', pg_catalog.format('another run_data_retention_cleanup() is in progress (pid %s)', coalesce(holder::text, 'unknown')));

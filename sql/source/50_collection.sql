@@ -132,13 +132,23 @@ AS 'MODULE_PATHNAME', 'thrillmon_probe_collector_query';
 COMMENT ON FUNCTION thrillmon._probe_collector_query(text) IS
 	'Internal: checks, as the caller, that a collector query is one read-only SELECT returning (value) or (metric_name, value); returns its column count';
 
+-- Its timeout cancels the query, and if the query catches the cancel and goes on (a PL/pgSQL
+-- EXCEPTION WHEN query_canceled), ends its session a second later: the collector's name is then
+-- left in shared memory for _defiant_collector(), and the next collection disables it.
 CREATE FUNCTION thrillmon._run_collector_query(query text, owner_role name, timeout_ms integer,
-	OUT metric_name text, OUT metric_value double precision)
+	collector_name text, OUT metric_name text, OUT metric_value double precision)
 RETURNS SETOF record
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_run_collector_query';
-COMMENT ON FUNCTION thrillmon._run_collector_query(text, name, integer) IS
-	'Internal: runs a collector query as its owner, read-only, under a timeout, in a security-restricted context';
+COMMENT ON FUNCTION thrillmon._run_collector_query(text, name, integer, text) IS
+	'Internal: runs a collector query as its owner, read-only, under a timeout it cannot escape, in a security-restricted context';
+
+CREATE FUNCTION thrillmon._defiant_collector()
+RETURNS text
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_defiant_collector';
+COMMENT ON FUNCTION thrillmon._defiant_collector() IS
+	'Internal: the collector of this database whose session was ended because it went on after its timeout''s cancel (taken once), or NULL';
 
 -- Direct writes to metric_collectors: a non-superuser becomes the owner of what it writes (so a
 -- query never runs with more privileges than whoever last wrote it), and the query is checked.
@@ -210,7 +220,15 @@ DECLARE
 	failed integer := 0;
 	points integer := 0;
 	n integer;
+	defiant text := thrillmon._defiant_collector();
 BEGIN
+	-- A collector that went on after its timeout cancelled it had its session ended (the last
+	-- collection, or one by hand): it runs no more until someone fixes it and enables it again.
+	IF defiant IS NOT NULL THEN
+		UPDATE thrillmon.metric_collectors SET enabled = false,
+			last_error = 'disabled by thrillmon: it went on after its statement_timeout cancelled it, so its session was ended; fix it, then set enabled = true'
+		WHERE name = defiant;
+	END IF;
 	FOR c IN SELECT * FROM thrillmon.metric_collectors WHERE enabled ORDER BY name LOOP
 		IF p_only_due AND c.last_run_at IS NOT NULL AND c.last_run_at + c.collect_interval > p_at + interval '100 milliseconds' THEN
 			CONTINUE;
@@ -219,7 +237,7 @@ BEGIN
 		BEGIN
 			n := 0;
 			FOR r IN SELECT * FROM thrillmon._run_collector_query(c.query, c.owner_role,
-				(EXTRACT(EPOCH FROM c.statement_timeout) * 1000)::integer)
+				pg_catalog.ceil(EXTRACT(EPOCH FROM c.statement_timeout) * 1000)::integer, c.name)
 			LOOP
 				-- A one-column collector's metric is named after the collector.
 				PERFORM thrillmon.record_metric(coalesce(r.metric_name, c.name), r.metric_value, c.metric_category,

@@ -10,11 +10,17 @@ LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
 $fn$;
 COMMENT ON FUNCTION thrillmon._severity_rank(text) IS 'Internal: orders severities';
 
--- NOTIFY thrillmon_alerts: delivered when (and only if) the transaction commits.
+-- NOTIFY thrillmon_alerts: delivered when (and only if) the transaction commits. NOTIFY refuses a
+-- payload of 8000 bytes or more, and an error here would fail the transaction that resolves or
+-- raises the alert: every later detection pass too, if the alert waits to be resolved. The large
+-- fields are the alert's own (an admin may edit its metadata, metric name and message), so past
+-- 7,900 bytes value and baseline are kept only as short numbers, the texts are cut to 200
+-- characters and the payload says "truncated": true.
 CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text)
 RETURNS void
-LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
-	SELECT pg_catalog.pg_notify('thrillmon_alerts', pg_catalog.jsonb_build_object(
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	payload text := pg_catalog.jsonb_build_object(
 		'event', p_event,
 		'alert_id', p_alert.id,
 		'alert_type', p_alert.alert_type,
@@ -24,7 +30,26 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 		'baseline', p_alert.metadata->'baseline',
 		'message', pg_catalog.left(p_alert.message, 1000),
 		'created_at', p_alert.created_at,
-		'resolved_at', p_alert.resolved_at)::text)
+		'resolved_at', p_alert.resolved_at)::text;
+BEGIN
+	IF pg_catalog.octet_length(payload) > 7900 THEN
+		payload := pg_catalog.jsonb_build_object(
+			'event', p_event,
+			'alert_id', p_alert.id,
+			'alert_type', pg_catalog.left(p_alert.alert_type, 200),
+			'metric', pg_catalog.left(p_alert.metric_name, 200),
+			'severity', p_alert.severity,
+			'value', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'value') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'value')::text) <= 40 THEN p_alert.metadata->'value' END,
+			'baseline', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'baseline') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'baseline')::text) <= 40 THEN p_alert.metadata->'baseline' END,
+			'message', pg_catalog.left(p_alert.message, 200),
+			'created_at', p_alert.created_at,
+			'resolved_at', p_alert.resolved_at,
+			'truncated', true)::text;
+	END IF;
+	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
+END
 $fn$;
 COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text) IS 'Internal: NOTIFY thrillmon_alerts with a JSON payload';
 

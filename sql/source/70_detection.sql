@@ -115,7 +115,7 @@ DECLARE
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
-	PERFORM pg_catalog.pg_advisory_xact_lock(@lock:detect_pass@);
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = @job_lock:detect_pass@ FOR UPDATE;
 	SELECT * INTO prog FROM thrillmon.detector_progress;
 	upto := thrillmon._detect_horizon();
 	IF prog.horizon IS NOT NULL AND upto < prog.horizon THEN

@@ -22,6 +22,7 @@ DECLARE
 	interval_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.collect_interval'), 60);
 	by_cron boolean := EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect');
 	last_collect timestamptz;
+	last_retention timestamptz;
 	j record;
 	c record;
 BEGIN
@@ -49,6 +50,19 @@ BEGIN
 				pg_catalog.date_trunc('second', pg_catalog.now() - last_collect), interval_s);
 		END IF;
 	END IF;
+	-- Retention is expected daily when the worker or pg_cron runs it: a day and an hour without a
+	-- successful full cleanup (and job history older than that, so not a fresh install) is overdue,
+	-- whatever the reason (its lock held, a run failing or cut short).
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention') THEN
+		SELECT max(r.started_at) INTO last_retention FROM thrillmon.job_runs r
+		WHERE r.job = 'retention' AND r.target = 'all' AND r.status = 'succeeded';
+		IF (last_retention IS NULL OR last_retention < pg_catalog.now() - interval '25 hours')
+		   AND EXISTS (SELECT 1 FROM thrillmon.job_runs r WHERE r.started_at < pg_catalog.now() - interval '25 hours') THEN
+			reasons := reasons || CASE WHEN last_retention IS NULL THEN 'retention overdue: no successful run_data_retention_cleanup() yet'
+				ELSE pg_catalog.format('retention overdue: last successful run_data_retention_cleanup() %s ago',
+					pg_catalog.date_trunc('second', pg_catalog.now() - last_retention)) END;
+		END IF;
+	END IF;
 	FOR j IN SELECT DISTINCT ON (r.job) r.job, r.status, r.error, r.finished_at FROM thrillmon.job_runs r
 		WHERE r.status <> 'running' ORDER BY r.job, r.started_at DESC
 	LOOP
@@ -58,6 +72,11 @@ BEGIN
 	END LOOP;
 	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc WHERE mc.enabled AND mc.last_error IS NOT NULL ORDER BY mc.name LOOP
 		reasons := reasons || pg_catalog.format('collector %s failing: %s', c.name, c.last_error);
+	END LOOP;
+	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc
+		WHERE NOT mc.enabled AND mc.last_error LIKE 'disabled by thrillmon:%' ORDER BY mc.name
+	LOOP
+		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
 	END LOOP;
 	RETURN pg_catalog.jsonb_build_object(
 		'status', CASE WHEN failing THEN 'failing' WHEN pg_catalog.cardinality(reasons) > 0 THEN 'degraded' ELSE 'ok' END,

@@ -1,8 +1,11 @@
-// The advisory locks thrillmon serialises its jobs with, in one registry. They are taken in the
-// two-int form pg_advisory_xact_lock(kClass, key): kClass keeps them apart from an application's
-// own advisory locks. The glue takes them by name from here, and the SQL sources say
-// @lock:retention_cleanup@ (or @lock_key:...@) and get these numbers from the build
-// (src/tools/sqlgen.cpp), so no key is written down twice.
+// The locks thrillmon serialises its jobs with, in one registry. Each is a row of
+// thrillmon.job_locks, which the build fills from here (src/tools/sqlgen.cpp), and a job locks its
+// row FOR UPDATE for the length of its transaction: locking a row needs UPDATE on the table, which
+// no role is granted, so no session but thrillmon's own can take one. (An advisory lock, which any
+// role that can connect may take, let anyone stop every job.) The glue locks them by name from
+// here; the SQL sources name them as a placeholder the build checks. kClass and the keys are the
+// advisory locks of 0.6.0 and before, still taken where the schema has no job_locks table yet
+// (the library updated, ALTER EXTENSION UPDATE not run).
 #pragma once
 #include "core/no_postgres.hpp"
 

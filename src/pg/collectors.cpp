@@ -11,8 +11,11 @@
 #include <string_view>
 
 #include "core/validation.hpp"
+#include "core/sketch.hpp"
 #include "pg/boundary.hpp"
 #include "pg/args.hpp"
+#include "pg/shmem.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -24,7 +27,9 @@ extern "C" {
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
@@ -41,10 +46,19 @@ namespace {
 
 constexpr int kMaxCollectorRows = 1000;
 
-// The collector timeout: our own timeout id (not STATEMENT_TIMEOUT, which belongs to the
-// client's statement and which we must not disarm), registered once per backend.
+// The collector timeout: our own timeout ids (not STATEMENT_TIMEOUT, which belongs to the
+// client's statement and which we must not disarm), registered once per backend. The first
+// cancels the query; a query that catches the cancel (a PL/pgSQL function's EXCEPTION WHEN
+// query_canceled) and goes on is still running kEscalateAfterMs later, when the second ends the
+// session: no ERROR is out of a query's reach, but the end of its process is.
+constexpr int kEscalateAfterMs = 1000;
 TimeoutId collector_timeout_id = MAX_TIMEOUTS;
+TimeoutId escalate_timeout_id = MAX_TIMEOUTS;
 volatile sig_atomic_t collector_timed_out = 0;
+volatile sig_atomic_t collector_query_running = 0; // between SPI_execute's start and its end
+volatile sig_atomic_t collector_defied = 0;
+char running_collector[520];  // the name of the collector whose query runs (for the exit record)
+bool exit_callback_registered = false;
 
 void
 CollectorTimeoutHandler(void)
@@ -54,6 +68,33 @@ CollectorTimeoutHandler(void)
 	InterruptPending = true;
 	QueryCancelPending = true;
 	SetLatch(MyLatch);
+}
+
+void
+EscalateTimeoutHandler(void)
+{
+	// Still inside the collector's query a second after its cancel: it caught the cancel. Ask
+	// for the process's end (die(), as SIGTERM would); RecordDefiant() says why on the way out.
+	if (!collector_query_running)
+		return;
+	collector_defied = 1;
+	InterruptPending = true;
+	ProcDiePending = true;
+	SetLatch(MyLatch);
+}
+
+// At exit (before_shmem_exit: shared memory still there, and no signal handler running): if a
+// collector defied its timeout, record it, so that the next collection in this database disables
+// it, and say so in the log.
+void
+RecordDefiant(int code, Datum arg)
+{
+	if (!collector_defied)
+		return;
+	thrillmon::pg::SharedSetDefiant(MyDatabaseId, running_collector);
+	ereport(LOG, (errmsg("thrillmon: collector \"%s\" went on after its statement_timeout cancelled it; its session was "
+	                     "terminated, and the next collection disables it",
+	                     running_collector)));
 }
 
 bool
@@ -137,7 +178,29 @@ CheckShape(TupleDesc desc)
 	return 0;
 }
 
+// In the worker, every session-level lock of the user lock method (advisory locks) that a
+// collector took: the worker holds none of its own (thrillmon's job locks are row locks), and a
+// lock a collector left would stay with the worker for good. (In a session that runs
+// collect_metrics() by hand the session's own advisory locks may be the caller's: left alone.)
+void
+ReleaseCollectorSessionLocks()
+{
+	if (thrillmon::pg::IsThrillmonWorker())
+		LockReleaseSession(USER_LOCKMETHOD);
+}
+
 } // namespace
+
+// _defiant_collector(): the collector of this database that defied its timeout (its session was
+// terminated), taken from shared memory, or NULL. The collection job disables it.
+THRILLMON_FUNCTION(thrillmon_defiant_collector)
+{
+	char name[520];
+	TimestampTz at;
+	if (!thrillmon::pg::SharedTakeDefiant(MyDatabaseId, name, sizeof name, &at))
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
 
 // _check_collector(name, category, collect_interval): register_collector()'s rules, the core's.
 THRILLMON_FUNCTION(thrillmon_check_collector)
@@ -184,13 +247,24 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 		        (errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED), errmsg("thrillmon: collector arguments must not be NULL")));
 	const char *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	const Oid owner = get_role_oid(NameStr(*PG_GETARG_NAME(1)), false);
-	const int timeout_ms = PG_GETARG_INT32(2);
+	// At least 1 ms: 0 would arm no timer (the table refuses less than 1 ms; 0.6.0's SQL rounded
+	// sub-millisecond values down to 0 here).
+	const int timeout_ms = Max(PG_GETARG_INT32(2), 1);
+	// The collector's name (0.7.0's SQL passes it), for the record if it defies its timeout.
+	strlcpy(running_collector, PG_NARGS() > 3 && !PG_ARGISNULL(3) ? text_to_cstring(PG_GETARG_TEXT_PP(3)) : "(unnamed)",
+	        sizeof running_collector);
 
 	InitMaterializedSRF(fcinfo, 0);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
-	if (collector_timeout_id == MAX_TIMEOUTS)
+	if (collector_timeout_id == MAX_TIMEOUTS) {
 		collector_timeout_id = RegisterTimeout(USER_TIMEOUT, CollectorTimeoutHandler);
+		escalate_timeout_id = RegisterTimeout(USER_TIMEOUT, EscalateTimeoutHandler);
+	}
+	if (!exit_callback_registered) {
+		before_shmem_exit(RecordDefiant, (Datum) 0);
+		exit_callback_registered = true;
+	}
 
 	Oid save_userid;
 	int save_sec_context;
@@ -203,14 +277,22 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 	                         false);
 
 	collector_timed_out = 0;
-	if (timeout_ms > 0)
-		enable_timeout_after(collector_timeout_id, timeout_ms);
+	EnableTimeoutParams timers[2] = {{collector_timeout_id, TMPARAM_AFTER, timeout_ms, 0},
+	                                 {escalate_timeout_id, TMPARAM_AFTER, timeout_ms + kEscalateAfterMs, 0}};
+	enable_timeouts(timers, 2);
 	PG_TRY();
 	{
 		CheckIsPlainSelect(query);
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "thrillmon: SPI_connect failed");
-		const int ret = SPI_execute(WrappedQuery(query, psprintf("LIMIT %d", kMaxCollectorRows + 1)), true, 0);
+		char *wrapped = WrappedQuery(query, psprintf("LIMIT %d", kMaxCollectorRows + 1));
+		collector_query_running = 1;
+		const int ret = SPI_execute(wrapped, true, 0);
+		collector_query_running = 0;
+		// The timeout fired while the query ran, and the query caught the cancel and returned
+		// anyway: it timed out all the same.
+		if (collector_timed_out)
+			ereport(ERROR, (errcode(ERRCODE_QUERY_CANCELED), errmsg("canceling statement due to user request")));
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "thrillmon: collector query returned %s", SPI_result_code_string(ret));
 		const int natts = CheckShape(SPI_tuptable->tupdesc);
@@ -238,7 +320,10 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 	}
 	PG_CATCH();
 	{
+		collector_query_running = 0;
 		disable_timeout(collector_timeout_id, false);
+		disable_timeout(escalate_timeout_id, false);
+		ReleaseCollectorSessionLocks();
 		if (collector_timed_out) {
 			// The cancel we caused reads "canceling statement due to user request": say what
 			// happened instead. The enclosing (sub)transaction abort restores user and settings.
@@ -253,6 +338,8 @@ THRILLMON_FUNCTION(thrillmon_run_collector_query)
 	}
 	PG_END_TRY();
 	disable_timeout(collector_timeout_id, false);
+	disable_timeout(escalate_timeout_id, false);
+	ReleaseCollectorSessionLocks();
 	if (collector_timed_out) {
 		// It fired after the query had finished: the cancel it requested is ours to withdraw,
 		// or the caller's next CHECK_FOR_INTERRUPTS would abort the whole collection.

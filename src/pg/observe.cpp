@@ -234,7 +234,7 @@ THRILLMON_FUNCTION(thrillmon_flush_observations)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	// One flush at a time (the worker's and a manual collect_metrics()): each would otherwise
 	// see the other's rows but not its pending statistics.
-	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::locks::kFlushObserved);
+	thrillmon::pg::SpiJobLock(thrillmon::locks::kFlushObserved);
 
 	LWLockAcquire(shared->lock, LW_SHARED);
 	const int used = shared->used;

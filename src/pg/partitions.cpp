@@ -260,7 +260,7 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	// Two maintainers at once would both try to create the same partition: serialise them, and
 	// read what exists only once we hold the lock.
-	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::locks::kMaintainPartitions);
+	thrillmon::pg::SpiJobLock(thrillmon::locks::kMaintainPartitions);
 	AnalyzeFinishedDays(now);
 	// Hold rows out of the default partition until we commit: a row for a day we are about to
 	// create, arriving between our look and the CREATE/ATTACH, would make Postgres refuse it

@@ -67,8 +67,8 @@ THRILLMON_FUNCTION(thrillmon_cleanup_metrics_internal)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	// Serialise with any other metric retention (a second cleanup would find the partitions it
 	// planned to drop already gone) and with partition maintenance.
-	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::locks::kMetricRetention);
-	thrillmon::pg::SpiAdvisoryXactLock(thrillmon::locks::kMaintainPartitions);
+	thrillmon::pg::SpiJobLock(thrillmon::locks::kMetricRetention);
+	thrillmon::pg::SpiJobLock(thrillmon::locks::kMaintainPartitions);
 
 	int64_t *existing;
 	const int n_existing = thrillmon::pg::ExistingPartitionDays(&existing);

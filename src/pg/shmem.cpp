@@ -172,4 +172,34 @@ SharedTick()
 	SpinLockRelease(&worker_shared->mutex);
 }
 
+void
+SharedSetDefiant(Oid db, const char *collector)
+{
+	if (!worker_shared)
+		return;
+	const TimestampTz now = GetCurrentTimestamp();
+	SpinLockAcquire(&worker_shared->mutex);
+	worker_shared->defiant_db = db;
+	CopyField(worker_shared->defiant_collector, sizeof worker_shared->defiant_collector, collector);
+	worker_shared->defiant_at = now;
+	SpinLockRelease(&worker_shared->mutex);
+}
+
+bool
+SharedTakeDefiant(Oid db, char *out, size_t size, TimestampTz *at)
+{
+	if (!worker_shared)
+		return false;
+	bool found = false;
+	SpinLockAcquire(&worker_shared->mutex);
+	if (OidIsValid(worker_shared->defiant_db) && worker_shared->defiant_db == db) {
+		CopyField(out, size, worker_shared->defiant_collector);
+		*at = worker_shared->defiant_at;
+		worker_shared->defiant_db = InvalidOid;
+		found = true;
+	}
+	SpinLockRelease(&worker_shared->mutex);
+	return found;
+}
+
 } // namespace thrillmon::pg

@@ -27,6 +27,11 @@ struct WorkerShared {
 	TimestampTz last_error_at;
 	int64 jobs_run;
 	int64 jobs_failed;
+	// A SQL collector that went on after its timeout's cancel, whose session was therefore
+	// terminated (collectors.cpp): the next collection in its database disables it.
+	Oid defiant_db;        // InvalidOid: none
+	char defiant_collector[520];
+	TimestampTz defiant_at;
 };
 
 // One observed metric (observe()): its statistics since the last flush. Slots are handed out
@@ -70,5 +75,9 @@ WorkerShared *GetWorkerShared();
 void SharedSetState(const char *state, const char *current_job);
 void SharedJobFinished(const char *job, bool failed, const char *error);
 void SharedTick();
+// Records the defiant collector (called at process exit, not in a signal handler).
+void SharedSetDefiant(Oid db, const char *collector);
+// Takes (and clears) this database's defiant collector into out (size bytes); false if none.
+bool SharedTakeDefiant(Oid db, char *out, size_t size, TimestampTz *at);
 
 } // namespace thrillmon::pg

@@ -3,8 +3,10 @@
 #include "pg/spi.hpp"
 
 extern "C" {
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 }
 
 namespace thrillmon::pg {
@@ -75,13 +77,26 @@ SpiInt64(const char *sql, int nargs, Oid *types, Datum *values)
 }
 
 void
-SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock)
+SpiJobLock(const thrillmon::locks::Lock &lock)
 {
-	Oid types[2] = {INT4OID, INT4OID};
-	Datum values[2] = {Int32GetDatum(thrillmon::locks::kClass), Int32GetDatum(lock.key)};
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "thrillmon: SPI_connect failed");
-	SpiRun("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", SPI_OK_SELECT, 2, types, values, nullptr);
+	const Oid nsp = get_namespace_oid("thrillmon", false);
+	if (OidIsValid(get_relname_relid("job_locks", nsp))) {
+		Oid types[1] = {TEXTOID};
+		Datum values[1] = {CStringGetTextDatum(lock.name.data())};
+		SpiRun("SELECT 1 FROM thrillmon.job_locks l WHERE l.name OPERATOR(pg_catalog.=) $1 FOR UPDATE", SPI_OK_SELECT, 1,
+		       types, values, nullptr);
+		if (SPI_processed != 1)
+			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			                errmsg("thrillmon: job lock \"%s\" is missing from thrillmon.job_locks", lock.name.data()),
+			                errhint("Recreate the extension, or put the row back as a superuser.")));
+	} else {
+		// A schema of 0.6.0 or before (ALTER EXTENSION UPDATE not run yet): its advisory lock.
+		Oid types[2] = {INT4OID, INT4OID};
+		Datum values[2] = {Int32GetDatum(thrillmon::locks::kClass), Int32GetDatum(lock.key)};
+		SpiRun("SELECT pg_catalog.pg_advisory_xact_lock($1, $2)", SPI_OK_SELECT, 2, types, values, nullptr);
+	}
 	SPI_finish();
 }
 

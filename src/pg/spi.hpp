@@ -28,7 +28,8 @@ int SpiTextColumn(const char *sql, char ***out);
 // Runs a query returning a single int8 value (0 when NULL).
 int64_t SpiInt64(const char *sql, int nargs = 0, Oid *types = nullptr, Datum *values = nullptr);
 
-// Takes one of thrillmon's transaction-level advisory locks (src/core/locks.hpp), waiting.
-void SpiAdvisoryXactLock(const thrillmon::locks::Lock &lock);
+// Takes one of thrillmon's job locks (src/core/locks.hpp) for the rest of the transaction,
+// waiting (under lock_timeout). Needs no SPI connection of the caller's.
+void SpiJobLock(const thrillmon::locks::Lock &lock);
 
 } // namespace thrillmon::pg

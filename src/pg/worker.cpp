@@ -8,6 +8,7 @@
 #include "core/schedule.hpp"
 #include "pg/guc.hpp"
 #include "pg/shmem.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -32,6 +33,18 @@ extern "C" {
 #include "utils/wait_event.h"
 
 PGDLLEXPORT void thrillmon_worker_main(Datum main_arg);
+}
+
+namespace {
+
+bool in_worker = false; // set by thrillmon_worker_main
+
+} // namespace
+
+bool
+thrillmon::pg::IsThrillmonWorker()
+{
+	return in_worker;
 }
 
 namespace {
@@ -330,6 +343,7 @@ thrillmon_worker_main(Datum main_arg)
 	// SIGHUP: reload settings at the next tick; SIGTERM: die() ends us at the next
 	// CHECK_FOR_INTERRUPTS (the postmaster restarts us after bgw_restart_time unless it is
 	// shutting down).
+	in_worker = true;
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();

@@ -6,9 +6,8 @@
 //   @list:VOCABULARY@    'low', 'medium', 'high', 'critical'     (for IN (...))
 //   @array:VOCABULARY@   '{low,medium,high,critical}'             (a text[] literal)
 //   @words:VOCABULARY@   low, medium, high, critical              (for messages and hints)
-//   @lock:NAME@          1950896716, 3                            (pg_advisory_xact_lock's two ints)
-//   @lock_class@         1950896716
-//   @lock_key:NAME@      3
+//   @job_lock:NAME@      'retention_cleanup'                      (a job lock's name, checked)
+//   @job_lock_rows@      ('maintain_partitions', '...'), ...      (thrillmon.job_locks' rows)
 //   @limit:NAME@         a number from the core (see kLimits)
 //
 // VOCABULARY is a name of src/core/vocabulary.hpp, NAME one of src/core/locks.hpp. An unknown
@@ -65,8 +64,16 @@ Expand(std::string_view p)
 	const std::size_t colon = p.find(':');
 	const std::string_view kind = p.substr(0, colon);
 	const std::string_view arg = colon == std::string_view::npos ? std::string_view() : p.substr(colon + 1);
-	if (kind == "lock_class" && colon == std::string_view::npos)
-		return std::to_string(locks::kClass);
+	if (kind == "job_lock_rows" && colon == std::string_view::npos) {
+		std::string rows;
+		for (const locks::Lock &l : locks::kAll) {
+			std::string what;
+			for (const char *c = l.serialises; *c; c++)
+				what += *c == '\'' ? std::string("''") : std::string(1, *c);
+			rows += (rows.empty() ? "" : ",\n\t") + std::string("('") + std::string(l.name) + "', '" + what + "')";
+		}
+		return rows;
+	}
 	if (kind == "list" || kind == "array" || kind == "words") {
 		const vocabulary::Vocabulary *v = vocabulary::Find(arg);
 		if (v == nullptr)
@@ -77,11 +84,11 @@ Expand(std::string_view p)
 			return "'{" + vocabulary::Join(*v, ",") + "}'";
 		return vocabulary::Join(*v, ", ");
 	}
-	if (kind == "lock" || kind == "lock_key") {
+	if (kind == "job_lock") {
 		const locks::Lock *l = locks::Find(arg);
 		if (l == nullptr)
 			return std::nullopt;
-		return kind == "lock" ? std::to_string(locks::kClass) + ", " + std::to_string(l->key) : std::to_string(l->key);
+		return "'" + std::string(l->name) + "'";
 	}
 	if (kind == "limit")
 		for (const Limit &l : kLimits)

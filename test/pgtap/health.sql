@@ -4,7 +4,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(41);
+SELECT plan(47);
 
 \ir fixtures/clean_slate.sql
 DELETE FROM thrillmon.metric_collectors;
@@ -152,6 +152,36 @@ SELECT results_eq($$SELECT metric_name, metric_category, unit, source, descripti
 	$$VALUES ('tap_bad'::text, 'custom'::text, NULL::text, 'collector'::text, format('SQL collector (00:01:00, owner %s)', current_user)),
 	         ('tap_good', 'custom', NULL, 'collector', format('SQL collector (00:01:00, owner %s)', current_user))$$,
 	'registered collectors are listed with source collector');
+
+-- Overdue retention, expected daily when the worker or pg_cron runs it (a pg_cron job row makes it
+-- expected whatever this cluster's settings): none in a fresh install's first day, one after a day
+-- and an hour without a successful full cleanup.
+CREATE FUNCTION pg_temp.overdue() RETURNS text LANGUAGE sql AS
+	$$SELECT coalesce(string_agg(r, '; '), '') FROM jsonb_array_elements_text(pg_temp.h()->'reasons') r WHERE r LIKE 'retention overdue%'$$;
+DELETE FROM thrillmon.job_runs;
+INSERT INTO thrillmon.pg_cron_jobs (job, jobname, schedule, command)
+VALUES ('retention', 'thrillmon-retention', '0 3 * * *', 'SELECT thrillmon.run_data_retention_cleanup()');
+SELECT is(pg_temp.overdue(), '', 'retention overdue: not in a fresh install (no job history older than a day)');
+INSERT INTO thrillmon.job_runs (job, target, started_at, finished_at, status)
+VALUES ('collect', 'scheduled', now() - interval '3 days', now() - interval '3 days', 'succeeded');
+SELECT is(pg_temp.overdue(), 'retention overdue: no successful run_data_retention_cleanup() yet',
+	'retention overdue: job history older than a day and no successful cleanup ever');
+INSERT INTO thrillmon.job_runs (job, target, started_at, finished_at, status)
+VALUES ('retention', 'all', now() - interval '26 hours', now() - interval '26 hours', 'succeeded'),
+       ('retention', 'all', now() - interval '2 hours', now() - interval '2 hours', 'skipped'),
+       ('retention', 'all', now() - interval '1 hour', now() - interval '1 hour', 'failed');
+SELECT is(pg_temp.overdue(), 'retention overdue: last successful run_data_retention_cleanup() 1 day 02:00:00 ago',
+	'retention overdue: the last success 26 hours ago (later runs skipped or failed do not count)');
+SELECT isnt(pg_temp.h()->>'status', 'ok', '... and the status is not ok');
+INSERT INTO thrillmon.job_runs (job, target, started_at, finished_at, status)
+VALUES ('retention', 'all', now() - interval '20 hours', now() - interval '20 hours', 'succeeded');
+SELECT is(pg_temp.overdue(), '', 'retention overdue: not after a success 20 hours ago');
+DELETE FROM thrillmon.pg_cron_jobs;
+DELETE FROM thrillmon.job_runs WHERE job = 'retention' AND started_at > now() - interval '25 hours';
+SELECT is(pg_temp.overdue(), CASE WHEN coalesce(current_setting('thrillmon.enabled', true), 'on') = 'on'
+		AND coalesce(current_setting('thrillmon.scheduler', true), 'internal') = 'internal'
+	THEN 'retention overdue: last successful run_data_retention_cleanup() 1 day 02:00:00 ago' ELSE '' END,
+	'retention overdue: expected without pg_cron exactly when the internal scheduler runs');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -11,7 +11,7 @@ set -uo pipefail
 worker_pid_sql="SELECT pid FROM pg_stat_activity WHERE backend_type = 'thrillmon collector' AND application_name = 'thrillmon' AND datname = 'tm'"
 last_run() { sql "SELECT coalesce(max(run_id), 0) FROM thrillmon.job_runs WHERE job = 'collect'"; }
 
-echo "1..95"
+echo "1..97"
 started=$(now_ms)
 
 # ---------------------------------------------------------------------------------------------
@@ -99,6 +99,18 @@ is "$(sql "SELECT min(gap) || '/' || bool_and(gap = date_trunc('second', gap)) F
 is "$(sql "SELECT (w.pid = ($worker_pid_sql)) || '/' || (w.state IN ('idle', 'running')) || '/' || w.database || '/' || (w.jobs_run >= 5)
 	|| '/' || w.jobs_failed || '/' || (w.last_tick_at > now() - interval '3 s') || '/' || (w.started_at < now()) FROM thrillmon.worker_status() w")" \
 	"true/true/tm/true/0/true/true" "worker_status(): its pid, idle or running, database, jobs counted, recent tick"
+
+# A retention run that failed or was cut short (here: marked so) is not a day's run: the worker
+# tries again once 15 minutes have passed since it started, and not before.
+sql "UPDATE thrillmon.job_runs SET status = 'failed', error = 'interrupted: server or worker restarted',
+	started_at = now() - interval '1 minute', finished_at = now() - interval '1 minute' WHERE job = 'retention'" >/dev/null
+sleep 3
+is "$(sql "SELECT count(*) FROM thrillmon.job_runs WHERE job = 'retention'")" "1" \
+	"after an interrupted retention run 1 minute ago: no retry yet (15 minutes' backoff)"
+sql "UPDATE thrillmon.job_runs SET started_at = now() - interval '16 minutes', finished_at = now() - interval '16 minutes'
+	WHERE job = 'retention'" >/dev/null
+wait_for 10 "SELECT EXISTS (SELECT 1 FROM thrillmon.job_runs WHERE job = 'retention' AND status = 'succeeded')"
+ok $? "16 minutes after it: the worker runs the day's retention again, and it succeeds"
 
 # ---------------------------------------------------------------------------------------------
 # 6. SQL collectors: each failing one records its own error; 'good' and the job go on.
