@@ -96,7 +96,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak test demo bench bench-nodiscard nab
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -125,6 +125,10 @@ concurrency:
 # The fault tests with the full 10-minute soak (make test runs a 60 s one); own cluster.
 soak:
 	SOAK_S=600 bash test/scripts/faults.sh
+
+# Detection's memory under 100,000 one-point names, the issue's case (make test runs 20,000); own cluster.
+detect-memory:
+	NAMES=100000 bash test/scripts/detect_memory.sh
 
 # The two commands of the README: both install their own dependencies.
 test:

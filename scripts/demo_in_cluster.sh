@@ -56,8 +56,21 @@ FROM (VALUES
 \timing off
 SQL
 
-echo "== maintain_partitions(): the backfilled history moves from the default partition into daily partitions"
-run -c "SELECT jsonb_array_length(r->'created') AS partitions_created, r->'rows_moved' AS rows_moved FROM thrillmon.maintain_partitions() r"
+echo "== maintain_partitions(): the backfilled history within the 30-day retention moves into daily partitions,"
+echo "   at most 32 a call (the worker calls again at once); older rows wait for the cleanup"
+run <<'SQL'
+DO $$
+DECLARE r jsonb; n int := 0;
+BEGIN
+	LOOP
+		r := thrillmon.maintain_partitions();
+		n := n + 1;
+		RAISE NOTICE 'call %: % partitions created, % rows moved, % days waiting, % rows past the retention',
+			n, jsonb_array_length(r->'created'), r->'rows_moved', r->'days_waiting', r->'rows_expired';
+		EXIT WHEN (r->>'days_waiting')::int = 0;
+	END LOOP;
+END $$;
+SQL
 
 echo "== Anomalies, alerts and incidents of various ages and states"
 run <<'SQL'

@@ -3,7 +3,9 @@
 SELECT thrillmon.maintain_partitions(-1);
 SELECT thrillmon.maintain_partitions(366);
 
--- Backfilled history lands in the default partition until maintenance moves it.
+-- Backfilled history lands in the default partition until maintenance moves it (into partitions
+-- for the days within the metrics policy's retention: here a century).
+UPDATE thrillmon.retention_policies SET retention_days = 36500 WHERE target = 'metrics';
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp")
 SELECT 'backfill', g, timestamptz '2020-02-27 00:30:00+00' + g * interval '6 hours' FROM generate_series(0, 11) g;
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") VALUES

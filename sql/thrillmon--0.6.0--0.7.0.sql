@@ -61,9 +61,53 @@ COMMENT ON FUNCTION thrillmon._defiant_collector() IS
 REVOKE ALL ON FUNCTION thrillmon._defiant_collector() FROM PUBLIC;
 
 ------------------------------------------------------------------------------------------------
+-- Partition maintenance: a window of days and a cap per run; what waits is reported.
+------------------------------------------------------------------------------------------------
+DROP FUNCTION thrillmon._maintain_partitions(integer);
+CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint,
+	OUT days_waiting bigint, OUT rows_ahead bigint, OUT rows_expired bigint)
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_maintain_partitions_internal';
+COMMENT ON FUNCTION thrillmon._maintain_partitions(integer) IS 'Internal: partition DDL of maintain_partitions()';
+REVOKE ALL ON FUNCTION thrillmon._maintain_partitions(integer) FROM PUBLIC;
+COMMENT ON FUNCTION thrillmon.maintain_partitions(integer) IS
+	'Creates daily partitions from yesterday to premake_days (default thrillmon.partition_premake_days) ahead, and for the days within the metrics retention that have rows waiting in the default partition (moving them in), at most 32 a call; ANALYZEs days that are over so retention can count their rows from statistics';
+
+------------------------------------------------------------------------------------------------
+-- Detection: a pass's stats say what it left unscored or failed to score.
+------------------------------------------------------------------------------------------------
+DROP FUNCTION thrillmon._detect_pass_stats();
+CREATE FUNCTION thrillmon._detect_pass_stats(OUT pass bigint, OUT metrics bigint, OUT rebuilt bigint,
+	OUT points bigint, OUT anomalies bigint, OUT cached bigint, OUT threads integer, OUT skipped bigint,
+	OUT failed bigint)
+RETURNS record
+AS 'MODULE_PATHNAME', 'thrillmon_detect_pass_stats'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION thrillmon._detect_pass_stats() IS
+	'Internal: this backend''s last detection pass: its number, metrics scored, detectors rebuilt, points scored, anomalies, metrics kept, threads that scored, metrics left unscored (past thrillmon.max_metrics_per_pass) and metrics whose scoring failed (NULLs before the first)';
+REVOKE ALL ON FUNCTION thrillmon._detect_pass_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
+
+------------------------------------------------------------------------------------------------
+-- observe(): a slot only in a database something flushes.
+------------------------------------------------------------------------------------------------
+CREATE FUNCTION thrillmon._observations_flushed()
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs j WHERE j.job = 'collect')
+		OR EXISTS (SELECT 1 FROM thrillmon.job_runs r WHERE r.job = 'collect' AND r.status = 'succeeded'
+			AND r.started_at > pg_catalog.now() - interval '2 days')
+$fn$;
+COMMENT ON FUNCTION thrillmon._observations_flushed() IS
+	'Internal: whether something flushes observe()''s slots in this database (pg_cron collects, or collect_metrics() succeeded in the last two days)';
+REVOKE ALL ON FUNCTION thrillmon._observations_flushed() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION thrillmon._observations_flushed() TO thrillmon_writer;
+
+------------------------------------------------------------------------------------------------
 -- The functions 0.7.0 changes, as sql/source/ defines them.
 ------------------------------------------------------------------------------------------------
--- functions: schedule_with_pg_cron _retention_all _detect_run health_check _notify_alert _run_collectors
+-- functions: schedule_with_pg_cron _retention_all _detect_run health_check _notify_alert _run_collectors _maintain_partitions_run detect_anomalies _worker_run_job
+-- views: system_health
 
 CREATE OR REPLACE FUNCTION thrillmon.schedule_with_pg_cron()
 RETURNS TABLE (job text, jobname text, schedule text, command text)
@@ -286,6 +330,14 @@ DECLARE
 	by_cron boolean := EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect');
 	last_collect timestamptz;
 	last_retention timestamptz;
+	-- The first instant after the last day maintenance makes a partition for.
+	reach timestamptz := (pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC')
+		+ pg_catalog.make_interval(days => 1 + coalesce(pg_catalog.current_setting('thrillmon.partition_premake_days', true)::integer, 7)))
+		AT TIME ZONE 'UTC';
+	ahead bigint;
+	detect_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.detect_interval'), 300);
+	horizon timestamptz;
+	d jsonb;
 	j record;
 	c record;
 BEGIN
@@ -325,6 +377,34 @@ BEGIN
 				ELSE pg_catalog.format('retention overdue: last successful run_data_retention_cleanup() %s ago',
 					pg_catalog.date_trunc('second', pg_catalog.now() - last_retention)) END;
 		END IF;
+	END IF;
+	-- Points dated past the last day partitions are made for (a direct INSERT's; record_metric()
+	-- refuses them) wait in the default partition, where the latest values ignore them.
+	SELECT pg_catalog.count(*) INTO ahead FROM ONLY thrillmon.metric_time_series_default d WHERE d."timestamp" >= reach;
+	IF ahead > 0 THEN
+		reasons := reasons || pg_catalog.format('%s points dated %s or later (past thrillmon.partition_premake_days) wait in the default partition',
+			ahead, (reach AT TIME ZONE 'UTC')::date);
+	END IF;
+	-- Detection: stalled (the horizon has not moved for three intervals and ten minutes, the most
+	-- an open transaction may hold it back, while something is to run it), or its last pass left
+	-- metrics unscored or failed to score some.
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'detect') THEN
+		SELECT p.horizon INTO horizon FROM thrillmon.detector_progress p;
+		IF horizon < pg_catalog.now() - pg_catalog.make_interval(secs => 3 * detect_s + 600) THEN
+			failing := true;
+			reasons := reasons || pg_catalog.format('detection stalled: points are scored up to %s, %s ago',
+				horizon, pg_catalog.date_trunc('second', pg_catalog.now() - horizon));
+		END IF;
+	END IF;
+	SELECT r.details INTO d FROM thrillmon.job_runs r
+	WHERE r.job = 'detect' AND r.status = 'succeeded' ORDER BY r.started_at DESC LIMIT 1;
+	IF coalesce((d->>'skipped_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection left %s metrics unscored in its last pass (more than thrillmon.max_metrics_per_pass = %s had new points)',
+			d->>'skipped_metrics', pg_catalog.current_setting('thrillmon.max_metrics_per_pass', true));
+	END IF;
+	IF coalesce((d->>'failed_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection could not score %s metrics in its last pass (out of memory)',
+			d->>'failed_metrics');
 	END IF;
 	FOR j IN SELECT DISTINCT ON (r.job) r.job, r.status, r.error, r.finished_at FROM thrillmon.job_runs r
 		WHERE r.status <> 'running' ORDER BY r.job, r.started_at DESC
@@ -436,3 +516,90 @@ BEGIN
 	RETURN pg_catalog.jsonb_build_object('collectors_ok', ok, 'collectors_failed', failed, 'collector_points', points);
 END
 $fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon._maintain_partitions_run(premake_days integer)
+RETURNS jsonb
+LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(m.created), 'rows_moved', m.rows_moved,
+		'days_waiting', m.days_waiting, 'rows_ahead', m.rows_ahead, 'rows_expired', m.rows_expired)
+	FROM thrillmon._maintain_partitions(premake_days) m
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon.detect_anomalies()
+RETURNS SETOF thrillmon.anomaly_detections
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	run_id bigint := thrillmon._job_begin('detect', 'all');
+	n bigint;
+BEGIN
+	RETURN QUERY SELECT * FROM thrillmon._detect_run();
+	GET DIAGNOSTICS n = ROW_COUNT;
+	PERFORM thrillmon._job_end(run_id, 'succeeded', n, pg_catalog.jsonb_build_object('anomalies', n)
+		|| (SELECT pg_catalog.jsonb_build_object('metrics', s.metrics, 'skipped_metrics', s.skipped, 'failed_metrics', s.failed)
+		    FROM thrillmon._detect_pass_stats() s), NULL);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION thrillmon._worker_run_job(p_job text, p_run_id bigint, p_at timestamptz)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET lock_timeout = '5s' AS $fn$
+DECLARE
+	result jsonb;
+	status text := 'succeeded';
+	n bigint;
+	alerts bigint;
+BEGIN
+	CASE p_job
+	WHEN 'collect' THEN
+		result := thrillmon._collect(p_at, true);
+		n := (result->>'builtin_points')::bigint + (result->>'observed_points')::bigint
+			+ (result->>'collector_points')::bigint;
+	WHEN 'detect' THEN
+		SELECT count(*), count(*) FILTER (WHERE d.alert_created) INTO n, alerts FROM thrillmon._detect_run() d;
+		-- What the pass left unscored or failed to score: health_check() reads it here.
+		result := pg_catalog.jsonb_build_object('anomalies', n, 'alerts', alerts)
+			|| (SELECT pg_catalog.jsonb_build_object('metrics', s.metrics, 'skipped_metrics', s.skipped, 'failed_metrics', s.failed)
+			    FROM thrillmon._detect_pass_stats() s);
+	WHEN 'maintenance' THEN
+		result := thrillmon._maintain_partitions_run(NULL);
+		n := pg_catalog.jsonb_array_length(result->'created');
+	WHEN 'retention' THEN
+		result := thrillmon._retention_all();
+		status := result->>'status';
+		n := (result->>'removed')::bigint;
+	ELSE
+		RAISE EXCEPTION 'thrillmon: unknown job "%"', p_job;
+	END CASE;
+	PERFORM thrillmon._job_end(p_run_id, status, n, result - 'error', result->>'error');
+	RETURN result;
+END
+$fn$;
+
+CREATE OR REPLACE VIEW thrillmon.system_health AS
+SELECT 'metric'::text AS section, m.metric_name AS name, NULL::text AS status, m.metric_value AS value,
+	m."timestamp" AS observed_at, pg_catalog.jsonb_build_object('category', m.metric_category) AS detail
+FROM (SELECT DISTINCT ON (t.metric_name) t.metric_name, t.metric_category, t.metric_value, t."timestamp"
+	FROM thrillmon.metric_time_series t
+	WHERE t."timestamp" > pg_catalog.now() - interval '1 day' AND t."timestamp" <= pg_catalog.now()
+	ORDER BY t.metric_name, t."timestamp" DESC) m
+UNION ALL
+SELECT 'incident', i.incident_number || ': ' || i.title, i.status, NULL, i.detected_at,
+	pg_catalog.jsonb_build_object('severity', i.severity, 'acknowledged_at', i.acknowledged_at)
+FROM thrillmon.incidents i WHERE i.status IN ('open', 'investigating')
+UNION ALL
+SELECT 'alert', a.alert_type, a.severity, NULL, a.created_at,
+	pg_catalog.jsonb_build_object('message', a.message, 'metric_name', a.metric_name, 'acknowledged_at', a.acknowledged_at)
+FROM thrillmon.system_alerts a WHERE a.resolved_at IS NULL
+UNION ALL
+SELECT 'worker', 'thrillmon collector', w.state, NULL, w.last_tick_at, pg_catalog.to_jsonb(w)
+FROM thrillmon.worker_status() w
+UNION ALL
+SELECT 'job', j.job, j.status, j.rows_affected, j.finished_at,
+	pg_catalog.jsonb_build_object('run_id', j.run_id, 'target', j.target, 'duration_ms', j.duration_ms, 'error', j.error)
+FROM (SELECT DISTINCT ON (r.job) r.* FROM thrillmon.job_runs r ORDER BY r.job, r.started_at DESC) j
+UNION ALL
+SELECT 'collector', c.name, 'failing', NULL, c.last_run_at, pg_catalog.jsonb_build_object('error', c.last_error)
+FROM thrillmon.metric_collectors c WHERE c.enabled AND c.last_error IS NOT NULL
+UNION ALL
+SELECT 'health', 'health_check', h->>'status', NULL, pg_catalog.now(), h
+FROM thrillmon.health_check() h;

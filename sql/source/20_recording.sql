@@ -11,7 +11,9 @@ COMMENT ON FUNCTION thrillmon.record_metric(text, double precision, text, jsonb,
 	'Records one metric point after validating it (name, finite value, category, metadata object <= 64 kB, finite ts)';
 
 -- No table write and no WAL per call: the observation is added to the metric's slot in shared
--- memory (thrillmon.max_observed_metrics of them), under that slot's spinlock only.
+-- memory (thrillmon.max_observed_metrics of them for the cluster, at most
+-- thrillmon.max_observed_metrics_per_database for a database other than the worker's), under
+-- that slot's spinlock only.
 CREATE FUNCTION thrillmon.observe(metric_name text, value double precision, metric_category text DEFAULT 'custom')
 RETURNS void
 LANGUAGE C VOLATILE
@@ -27,3 +29,17 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_flush_observations';
 COMMENT ON FUNCTION thrillmon._flush_observations(timestamptz) IS
 	'Internal: writes the observe() aggregates as one row per metric and resets them (given back if the transaction aborts)';
+
+-- observe() takes a slot only in a database something flushes: outside the worker's database
+-- (which the C side knows), one whose collection pg_cron runs, or where collect_metrics()
+-- succeeded in the last two days (a slot nothing flushes for two days is given back). Definer:
+-- a writer may not read job_runs.
+CREATE FUNCTION thrillmon._observations_flushed()
+RETURNS boolean
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs j WHERE j.job = 'collect')
+		OR EXISTS (SELECT 1 FROM thrillmon.job_runs r WHERE r.job = 'collect' AND r.status = 'succeeded'
+			AND r.started_at > pg_catalog.now() - interval '2 days')
+$fn$;
+COMMENT ON FUNCTION thrillmon._observations_flushed() IS
+	'Internal: whether something flushes observe()''s slots in this database (pg_cron collects, or collect_metrics() succeeded in the last two days)';

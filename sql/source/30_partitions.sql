@@ -49,7 +49,13 @@ $fn$;
 COMMENT ON FUNCTION thrillmon._lock_metrics_parent() IS
 	'Internal: takes the partition-DDL lock on metric_time_series without making inserts queue behind a wait';
 
-CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint)
+-- How many partitions exist is the configuration's to decide, not a writer's: partitions are
+-- made only for the days from the metrics policy's cut-off to premake_days ahead (the core's
+-- PlanMaintenance), at most 32 a run, each run a transaction of its own. Rows dated outside that
+-- reach wait in the default partition (health_check() says so); the worker runs maintenance
+-- again at once while days within reach are waiting.
+CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint,
+	OUT days_waiting bigint, OUT rows_ahead bigint, OUT rows_expired bigint)
 LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_maintain_partitions_internal';
 COMMENT ON FUNCTION thrillmon._maintain_partitions(integer) IS 'Internal: partition DDL of maintain_partitions()';
@@ -57,7 +63,8 @@ COMMENT ON FUNCTION thrillmon._maintain_partitions(integer) IS 'Internal: partit
 CREATE FUNCTION thrillmon._maintain_partitions_run(premake_days integer)
 RETURNS jsonb
 LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
-	SELECT pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(m.created), 'rows_moved', m.rows_moved)
+	SELECT pg_catalog.jsonb_build_object('created', pg_catalog.to_jsonb(m.created), 'rows_moved', m.rows_moved,
+		'days_waiting', m.days_waiting, 'rows_ahead', m.rows_ahead, 'rows_expired', m.rows_expired)
 	FROM thrillmon._maintain_partitions(premake_days) m
 $fn$;
 COMMENT ON FUNCTION thrillmon._maintain_partitions_run(integer) IS 'Internal: the partition maintenance job body';
@@ -78,4 +85,4 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon.maintain_partitions(integer) IS
-	'Creates daily partitions from yesterday to premake_days (default thrillmon.partition_premake_days) ahead, moves rows from the default partition into daily partitions it creates for them, and ANALYZEs days that are over so retention can count their rows from statistics';
+	'Creates daily partitions from yesterday to premake_days (default thrillmon.partition_premake_days) ahead, and for the days within the metrics retention that have rows waiting in the default partition (moving them in), at most 32 a call; ANALYZEs days that are over so retention can count their rows from statistics';

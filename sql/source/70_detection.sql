@@ -53,12 +53,13 @@ COMMENT ON FUNCTION thrillmon._detect_scan(timestamptz, timestamptz, bigint, big
 -- What this backend's last pass did, for a DBA wondering what a pass costs, and for the tests
 -- (a pass over many metrics scores them in thrillmon.detect_threads threads).
 CREATE FUNCTION thrillmon._detect_pass_stats(OUT pass bigint, OUT metrics bigint, OUT rebuilt bigint,
-	OUT points bigint, OUT anomalies bigint, OUT cached bigint, OUT threads integer)
+	OUT points bigint, OUT anomalies bigint, OUT cached bigint, OUT threads integer, OUT skipped bigint,
+	OUT failed bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'thrillmon_detect_pass_stats'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION thrillmon._detect_pass_stats() IS
-	'Internal: this backend''s last detection pass: its number, metrics scored, detectors rebuilt, points scored, anomalies, detectors kept, threads that scored (NULLs before the first)';
+	'Internal: this backend''s last detection pass: its number, metrics scored, detectors rebuilt, points scored, anomalies, metrics kept, threads that scored, metrics left unscored (past thrillmon.max_metrics_per_pass) and metrics whose scoring failed (NULLs before the first)';
 
 -- backtest() replays history through the same engine, causally, writing nothing.
 CREATE FUNCTION thrillmon._backtest(p_metric text, p_from timestamptz, p_to timestamptz, p_algorithms text[], p_sensitivity double precision)
@@ -221,7 +222,9 @@ DECLARE
 BEGIN
 	RETURN QUERY SELECT * FROM thrillmon._detect_run();
 	GET DIAGNOSTICS n = ROW_COUNT;
-	PERFORM thrillmon._job_end(run_id, 'succeeded', n, pg_catalog.jsonb_build_object('anomalies', n), NULL);
+	PERFORM thrillmon._job_end(run_id, 'succeeded', n, pg_catalog.jsonb_build_object('anomalies', n)
+		|| (SELECT pg_catalog.jsonb_build_object('metrics', s.metrics, 'skipped_metrics', s.skipped, 'failed_metrics', s.failed)
+		    FROM thrillmon._detect_pass_stats() s), NULL);
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon.detect_anomalies() IS

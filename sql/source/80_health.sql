@@ -23,6 +23,14 @@ DECLARE
 	by_cron boolean := EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect');
 	last_collect timestamptz;
 	last_retention timestamptz;
+	-- The first instant after the last day maintenance makes a partition for.
+	reach timestamptz := (pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC')
+		+ pg_catalog.make_interval(days => 1 + coalesce(pg_catalog.current_setting('thrillmon.partition_premake_days', true)::integer, 7)))
+		AT TIME ZONE 'UTC';
+	ahead bigint;
+	detect_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.detect_interval'), 300);
+	horizon timestamptz;
+	d jsonb;
 	j record;
 	c record;
 BEGIN
@@ -63,6 +71,34 @@ BEGIN
 					pg_catalog.date_trunc('second', pg_catalog.now() - last_retention)) END;
 		END IF;
 	END IF;
+	-- Points dated past the last day partitions are made for (a direct INSERT's; record_metric()
+	-- refuses them) wait in the default partition, where the latest values ignore them.
+	SELECT pg_catalog.count(*) INTO ahead FROM ONLY thrillmon.metric_time_series_default d WHERE d."timestamp" >= reach;
+	IF ahead > 0 THEN
+		reasons := reasons || pg_catalog.format('%s points dated %s or later (past thrillmon.partition_premake_days) wait in the default partition',
+			ahead, (reach AT TIME ZONE 'UTC')::date);
+	END IF;
+	-- Detection: stalled (the horizon has not moved for three intervals and ten minutes, the most
+	-- an open transaction may hold it back, while something is to run it), or its last pass left
+	-- metrics unscored or failed to score some.
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'detect') THEN
+		SELECT p.horizon INTO horizon FROM thrillmon.detector_progress p;
+		IF horizon < pg_catalog.now() - pg_catalog.make_interval(secs => 3 * detect_s + 600) THEN
+			failing := true;
+			reasons := reasons || pg_catalog.format('detection stalled: points are scored up to %s, %s ago',
+				horizon, pg_catalog.date_trunc('second', pg_catalog.now() - horizon));
+		END IF;
+	END IF;
+	SELECT r.details INTO d FROM thrillmon.job_runs r
+	WHERE r.job = 'detect' AND r.status = 'succeeded' ORDER BY r.started_at DESC LIMIT 1;
+	IF coalesce((d->>'skipped_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection left %s metrics unscored in its last pass (more than thrillmon.max_metrics_per_pass = %s had new points)',
+			d->>'skipped_metrics', pg_catalog.current_setting('thrillmon.max_metrics_per_pass', true));
+	END IF;
+	IF coalesce((d->>'failed_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection could not score %s metrics in its last pass (out of memory)',
+			d->>'failed_metrics');
+	END IF;
 	FOR j IN SELECT DISTINCT ON (r.job) r.job, r.status, r.error, r.finished_at FROM thrillmon.job_runs r
 		WHERE r.status <> 'running' ORDER BY r.job, r.started_at DESC
 	LOOP
@@ -93,7 +129,8 @@ CREATE VIEW thrillmon.system_health AS
 SELECT 'metric'::text AS section, m.metric_name AS name, NULL::text AS status, m.metric_value AS value,
 	m."timestamp" AS observed_at, pg_catalog.jsonb_build_object('category', m.metric_category) AS detail
 FROM (SELECT DISTINCT ON (t.metric_name) t.metric_name, t.metric_category, t.metric_value, t."timestamp"
-	FROM thrillmon.metric_time_series t WHERE t."timestamp" > pg_catalog.now() - interval '1 day'
+	FROM thrillmon.metric_time_series t
+	WHERE t."timestamp" > pg_catalog.now() - interval '1 day' AND t."timestamp" <= pg_catalog.now()
 	ORDER BY t.metric_name, t."timestamp" DESC) m
 UNION ALL
 SELECT 'incident', i.incident_number || ': ' || i.title, i.status, NULL, i.detected_at,

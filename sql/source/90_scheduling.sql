@@ -79,7 +79,10 @@ BEGIN
 			+ (result->>'collector_points')::bigint;
 	WHEN 'detect' THEN
 		SELECT count(*), count(*) FILTER (WHERE d.alert_created) INTO n, alerts FROM thrillmon._detect_run() d;
-		result := pg_catalog.jsonb_build_object('anomalies', n, 'alerts', alerts);
+		-- What the pass left unscored or failed to score: health_check() reads it here.
+		result := pg_catalog.jsonb_build_object('anomalies', n, 'alerts', alerts)
+			|| (SELECT pg_catalog.jsonb_build_object('metrics', s.metrics, 'skipped_metrics', s.skipped, 'failed_metrics', s.failed)
+			    FROM thrillmon._detect_pass_stats() s);
 	WHEN 'maintenance' THEN
 		result := thrillmon._maintain_partitions_run(NULL);
 		n := pg_catalog.jsonb_array_length(result->'created');

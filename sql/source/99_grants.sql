@@ -21,7 +21,7 @@ GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
 -- needs that grant too.
 GRANT INSERT ON thrillmon.metric_time_series TO thrillmon_writer;
 GRANT EXECUTE ON FUNCTION thrillmon.record_metric(text, double precision, text, jsonb, timestamptz) TO thrillmon_writer;
-GRANT EXECUTE ON FUNCTION thrillmon.observe(text, double precision, text) TO thrillmon_writer;
+GRANT EXECUTE ON FUNCTION thrillmon.observe(text, double precision, text), thrillmon._observations_flushed() TO thrillmon_writer;
 GRANT EXECUTE ON FUNCTION thrillmon._metric_point_valid(text, text, double precision, timestamptz, jsonb) TO thrillmon_writer;
 
 -- Admins: partitions and retention.

@@ -31,6 +31,7 @@ DetectorCache::BeginPass(std::uint32_t database, std::int64_t prev_pass)
 	if (database_ != database || pass_ < 0 || pass_ != prev_pass)
 		entries_.clear();
 	database_ = database;
+	current_ = prev_pass + 1;
 	pass_ = -1; // until this pass has finished
 }
 
@@ -45,11 +46,15 @@ DetectorCache::Slot
 DetectorCache::Acquire(const std::string &name, const MetricSettings &settings)
 {
 	auto it = entries_.find(name);
-	if (it != entries_.end() && it->second->settings.SameDetector(settings))
-		return Slot {&it->second->detector, false};
-	auto entry = std::unique_ptr<Entry>(new Entry {settings, Detector(settings.ForDetector())});
+	if (it != entries_.end() && it->second->settings.SameDetector(settings)) {
+		it->second->used = current_;
+		return Slot {it->second.get(), false};
+	}
+	auto entry = std::make_unique<Entry>();
+	entry->settings = settings;
+	entry->used = current_;
 	it = entries_.insert_or_assign(name, std::move(entry)).first;
-	return Slot {&it->second->detector, true};
+	return Slot {it->second.get(), true};
 }
 
 void
@@ -58,16 +63,84 @@ DetectorCache::Forget(const std::string &name)
 	entries_.erase(name);
 }
 
+std::size_t
+DetectorCache::detectors() const
+{
+	std::size_t n = 0;
+	for (const auto &kv : entries_)
+		n += kv.second->detector != nullptr;
+	return n;
+}
+
 void
 DetectorCache::EndPass(std::int64_t pass, double upto_seconds)
 {
+	std::size_t with_detector = 0;
 	for (auto it = entries_.begin(); it != entries_.end();) {
-		if (!InLookback(it->second->detector.last_time(), upto_seconds, it->second->settings.lookback_minutes))
+		if (!InLookback(it->second->last_t, upto_seconds, it->second->settings.lookback_minutes)) {
 			it = entries_.erase(it);
-		else
-			++it;
+			continue;
+		}
+		with_detector += it->second->detector != nullptr;
+		++it;
 	}
+	// Past the capacity, the least recently used detectors go; past ten times it, the least
+	// recently used entries, lazy ones too (a few points each, so that many names with a point or
+	// two cannot pile up either). Of those used last in the same pass, by name: the same ones
+	// whatever the hash table's order.
+	auto evict = [&](bool detectors_only, std::size_t keep) {
+		std::vector<std::pair<std::int64_t, std::string>> candidates;
+		for (const auto &kv : entries_)
+			if (!detectors_only || kv.second->detector)
+				candidates.emplace_back(kv.second->used, kv.first);
+		if (candidates.size() <= keep)
+			return;
+		std::sort(candidates.begin(), candidates.end());
+		for (std::size_t i = 0; i < candidates.size() - keep; i++)
+			entries_.erase(candidates[i].second);
+	};
+	if (with_detector > capacity_)
+		evict(true, capacity_);
+	if (entries_.size() > kLazyEntriesPerDetector * capacity_)
+		evict(false, kLazyEntriesPerDetector * capacity_);
 	pass_ = pass;
+}
+
+void
+ScoreMetric(DetectorCache::Entry &entry, bool rebuild, PassMetric &metric, std::size_t index,
+            std::vector<PassAnomaly> *out)
+{
+	if (rebuild) {
+		SortByTime(metric.history);
+		entry.early.clear();
+		entry.detector.reset();
+		entry.early = std::move(metric.history);
+		metric.history.clear();
+	}
+	SortByTime(metric.fresh);
+	// While a metric has only a few points, every one of them warms up (fewer than
+	// min_data_points): keep the points, score them as warming up, make no detector yet.
+	const std::size_t lazy_limit =
+	    std::min<std::size_t>(DetectorCache::kLazyPoints, std::max<std::uint32_t>(metric.settings.min_points, 2) - 1);
+	if (!entry.detector && entry.early.size() + metric.fresh.size() <= lazy_limit) {
+		entry.early.insert(entry.early.end(), metric.fresh.begin(), metric.fresh.end());
+		if (!entry.early.empty())
+			entry.last_t = entry.early.back().t;
+		return;
+	}
+	if (!entry.detector) {
+		// As if it had learned them one by one (Rebuild: Warm() only beyond its last 512 points).
+		entry.detector = std::make_unique<Detector>(entry.settings.ForDetector());
+		entry.detector->Rebuild(entry.early.size(), [&](std::size_t i) { return ToPoint(entry.early[i]); });
+		entry.early.clear();
+		entry.early.shrink_to_fit();
+	}
+	for (const PassPoint &p : metric.fresh) {
+		const Score s = entry.detector->Update(ToPoint(p));
+		if (s.anomaly)
+			out->push_back(PassAnomaly {index, p, s});
+	}
+	entry.last_t = entry.detector->last_time();
 }
 
 void
@@ -83,12 +156,13 @@ SortByTime(std::vector<PassPoint> &points)
 std::vector<PassAnomaly>
 ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, PassStats *stats)
 {
-	// First find (or make) each metric's detector, then score: the scoring loop can then prefetch
+	// First find (or make) each metric's entry, then score: the scoring loop can then prefetch
 	// the next detector's state while it scores this one (see Detector::Prefetch).
 	struct Todo {
 		std::size_t metric;
-		Detector *detector;
+		DetectorCache::Entry *entry;
 		bool rebuild;
+		bool failed;
 	};
 	std::vector<Todo> todo;
 	todo.reserve(metrics.size());
@@ -101,47 +175,51 @@ ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, Pa
 		if (pm.fresh.empty())
 			continue;
 		const DetectorCache::Slot slot = cache.Acquire(pm.name, pm.settings);
-		todo.push_back(Todo {m, slot.detector, slot.rebuild});
+		todo.push_back(Todo {m, slot.entry, slot.rebuild, false});
 	}
-	// Each detector is touched by one thread only, and a slice reads only its own metrics'
-	// points: the slices share nothing but their read-only inputs.
+	// Each entry is touched by one thread only, and a slice reads only its own metrics' points:
+	// the slices share nothing but their read-only inputs. One metric's failure (out of memory)
+	// is that metric's: it is forgotten, and the others are scored.
 	const int slices = ThreadsFor(todo.size(), threads);
 	std::vector<std::vector<PassAnomaly>> found(static_cast<std::size_t>(slices));
 	std::vector<std::size_t> scored(static_cast<std::size_t>(slices), 0);
 	const int ran = RunSlices(todo.size(), slices, [&](std::size_t lo, std::size_t hi, int slice) {
 		std::vector<PassAnomaly> &out = found[static_cast<std::size_t>(slice)];
 		for (std::size_t k = lo; k < hi; k++) {
-			PassMetric &pm = metrics[todo[k].metric];
-			if (todo[k].rebuild) {
-				SortByTime(pm.history);
-				todo[k].detector->Rebuild(pm.history.size(), [&](std::size_t i) { return ToPoint(pm.history[i]); });
-			}
-			SortByTime(pm.fresh);
-		}
-		for (std::size_t k = lo; k < hi; k++) {
-			if (k + kPrefetchAhead < hi)
-				todo[k + kPrefetchAhead].detector->Prefetch(
+			if (k + kPrefetchAhead < hi && todo[k + kPrefetchAhead].entry->detector &&
+			    !metrics[todo[k + kPrefetchAhead].metric].fresh.empty())
+				todo[k + kPrefetchAhead].entry->detector->Prefetch(
 				    ToPoint(metrics[todo[k + kPrefetchAhead].metric].fresh.front()));
-			for (const PassPoint &p : metrics[todo[k].metric].fresh) {
-				const Score s = todo[k].detector->Update(ToPoint(p));
-				if (s.anomaly)
-					out.push_back(PassAnomaly {todo[k].metric, p, s});
+			PassMetric &pm = metrics[todo[k].metric];
+			const std::size_t before = out.size();
+			try {
+				ScoreMetric(*todo[k].entry, todo[k].rebuild, pm, todo[k].metric, &out);
+				scored[static_cast<std::size_t>(slice)] += pm.fresh.size();
+			} catch (const std::bad_alloc &) {
+				out.resize(before);
+				todo[k].failed = true;
 			}
-			scored[static_cast<std::size_t>(slice)] += metrics[todo[k].metric].fresh.size();
 		}
 	});
 	std::vector<PassAnomaly> anomalies;
 	for (const std::vector<PassAnomaly> &part : found)
 		anomalies.insert(anomalies.end(), part.begin(), part.end());
+	std::size_t failed = 0;
+	for (const Todo &t : todo)
+		if (t.failed) {
+			cache.Forget(metrics[t.metric].name);
+			failed++;
+		}
 	if (stats != nullptr) {
-		stats->metrics = todo.size();
-		stats->rebuilt =
-		    static_cast<std::size_t>(std::count_if(todo.begin(), todo.end(), [](const Todo &t) { return t.rebuild; }));
+		stats->metrics = todo.size() - failed;
+		stats->rebuilt = static_cast<std::size_t>(
+		    std::count_if(todo.begin(), todo.end(), [](const Todo &t) { return t.rebuild && !t.failed; }));
 		stats->points = 0;
 		for (const std::size_t n : scored)
 			stats->points += n;
 		stats->anomalies = anomalies.size();
 		stats->threads = ran;
+		stats->failed = failed;
 	}
 	return anomalies;
 }

@@ -69,48 +69,95 @@ struct PassAnomaly {
 	Score score;
 };
 
-// What a pass did, for thrillmon._detect_pass_stats() and the tests.
+// What a pass did, for thrillmon._detect_pass_stats(), health_check() and the tests.
 struct PassStats {
 	std::int64_t pass = 0;
-	std::size_t metrics = 0; // metrics with fresh points
+	std::size_t metrics = 0; // metrics with fresh points, scored
 	std::size_t rebuilt = 0; // detectors made new (rebuilt from history, if any) this pass
 	std::size_t points = 0;  // points scored
 	std::size_t anomalies = 0;
-	std::size_t cached = 0; // detectors kept for the next pass
-	int threads = 0;        // distinct threads that scored
+	std::size_t cached = 0;  // metrics whose state is kept for the next pass
+	int threads = 0;         // distinct threads that scored
+	std::size_t skipped = 0; // metrics left unscored: more than the pass may hold (glue's count)
+	std::size_t failed = 0;  // metrics whose scoring failed (out of memory): forgotten
 };
 
+// The backend's detectors, one per metric, kept between passes. A metric's state is made lazily:
+// until a metric has more than a few points (kLazyPoints, and fewer than its min_data_points, so
+// every one of them only warms up), the cache keeps the points themselves, a few dozen bytes,
+// rather than a detector of 24 kB; its detector is made from them, exactly as if it had learned
+// them one by one, when the next point comes. So a flood of names with a point or two each costs
+// next to nothing. At most `capacity` detectors are kept, and ten times as many entries in all:
+// past that, the least recently used go (they are rebuilt from history when their metric comes
+// back).
 class DetectorCache {
 public:
+	static constexpr std::size_t kLazyPoints = 8;
+	// Entries kept at most, lazy ones included, per detector of the capacity.
+	static constexpr std::size_t kLazyEntriesPerDetector = 10;
+
+	explicit DetectorCache(std::size_t capacity = 10000) : capacity_(capacity)
+	{
+	}
+	void
+	set_capacity(std::size_t capacity)
+	{
+		capacity_ = capacity;
+	}
+
 	// Starts a pass in `database` after the pass numbered prev_pass: the cache serves it only if it
 	// was left by that very pass in that database; otherwise it forgets everything. Until EndPass()
 	// it is marked invalid, so a pass that fails half-way leaves nothing half-built trusted.
 	void BeginPass(std::uint32_t database, std::int64_t prev_pass);
 
-	// Whether a steady pass must read the metric's history to score it: no detector is cached for
-	// it, or the cached one was built under other settings.
+	// Whether a steady pass must read the metric's history to score it: nothing is cached for it,
+	// or what is was built under other settings.
 	bool NeedsRebuild(const std::string &name, const MetricSettings &settings) const;
+	bool
+	Holds(const std::string &name) const
+	{
+		return entries_.count(name) > 0;
+	}
 
-	struct Slot {
-		Detector *detector;
-		bool rebuild; // new: to be rebuilt from the metric's history before it scores
+	// A metric's state for this pass: its detector, or (lazily) the few points it has seen.
+	struct Entry {
+		MetricSettings settings;
+		std::unique_ptr<Detector> detector;
+		std::vector<PassPoint> early; // without a detector: every point so far, in time order
+		std::int64_t used = 0;        // the last pass that scored it (for least-recently-used)
+		double last_t = 0;            // its last point's time (seconds)
 	};
-	// The metric's detector for this pass: the cached one, or a new one.
+	struct Slot {
+		Entry *entry;
+		bool rebuild; // new: to be built from the metric's history before it scores
+	};
+	// The metric's entry for this pass: the cached one, or a new one.
 	Slot Acquire(const std::string &name, const MetricSettings &settings);
 
-	// Drops the metric's detector (a disabled metric).
+	// Drops the metric's state (a disabled metric, or one whose scoring failed).
 	void Forget(const std::string &name);
 
-	// Ends the pass: forgets the detectors whose last point is older than their lookback before
-	// upto (a rebuild would find no history for them either, so the cache stays bounded by the
-	// active metrics), and is valid from now on for the pass after the one numbered `pass`.
+	// Ends the pass: forgets the metrics whose last point is older than their lookback before upto
+	// (a rebuild would find no history for them either), then the least recently used detectors
+	// past the capacity, and is valid from now on for the pass after the one numbered `pass`.
 	void EndPass(std::int64_t pass, double upto_seconds);
+
+	// Forgets everything (a backend other than the worker, after its pass: it is unlikely to run
+	// the next one, and must not keep tens of MB for the rest of its session).
+	void
+	Clear()
+	{
+		entries_.clear();
+		pass_ = -1;
+	}
 
 	std::size_t
 	size() const
 	{
 		return entries_.size();
 	}
+	// Metrics with a detector made (the rest hold only their few early points).
+	std::size_t detectors() const;
 	bool
 	Valid() const
 	{
@@ -118,14 +165,17 @@ public:
 	}
 
 private:
-	struct Entry {
-		MetricSettings settings;
-		Detector detector;
-	};
+	std::size_t capacity_;
 	std::uint32_t database_ = 0;
 	std::int64_t pass_ = -1;
+	std::int64_t current_ = 0; // the pass in progress (BeginPass's prev_pass + 1, for `used`)
 	std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
 };
+
+// Scores one metric's points with its entry: rebuilds it from history first when new, keeps the
+// points themselves while it is lazy, and returns the anomalies through out.
+void ScoreMetric(DetectorCache::Entry &entry, bool rebuild, PassMetric &metric, std::size_t index,
+                 std::vector<PassAnomaly> *out);
 
 // Whether a point at t belongs to a metric's lookback window ending at `end` (seconds).
 inline bool

@@ -1,6 +1,9 @@
 // Partition naming and the partition-level retention plan.
 #include "core/partitions.hpp"
 
+#include <limits>
+#include <set>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -133,6 +136,43 @@ DaysToAnalyze(std::vector<DailyPartitionStatistics> partitions, EpochMicros now,
 		days.push_back(p.day);
 	}
 	return days;
+}
+
+MaintenancePlan
+PlanMaintenance(EpochMicros now, int premake_days, const std::vector<std::int64_t> &existing,
+                const std::vector<std::int64_t> &pending, std::optional<EpochMicros> retention_cutoff, std::size_t cap)
+{
+	MaintenancePlan plan;
+	const std::vector<std::int64_t> premade = PremakeDays(now, premake_days);
+	plan.last_day = premade.back();
+	plan.first_day = retention_cutoff ? DayIndexOf(*retention_cutoff) : std::numeric_limits<std::int64_t>::min();
+	const std::set<std::int64_t> have(existing.begin(), existing.end());
+	std::vector<std::int64_t> wanted;
+	std::set<std::int64_t> seen;
+	auto want = [&](std::int64_t day) {
+		if (day < plan.first_day || day > plan.last_day || have.count(day) || !seen.insert(day).second)
+			return;
+		if (!PartitionForDay(day))
+			return; // outside years 1..9999: its rows stay in the default partition
+		wanted.push_back(day);
+	};
+	// Today, tomorrow, ... and yesterday last among the premade days: inserts need today's first.
+	const std::int64_t today = DayIndexOf(now);
+	for (const std::int64_t day : premade)
+		if (day >= today)
+			want(day);
+	want(today - 1);
+	std::vector<std::int64_t> backlog(pending.begin(), pending.end());
+	std::sort(backlog.rbegin(), backlog.rend());
+	for (const std::int64_t day : backlog)
+		want(day);
+	if (wanted.size() > cap) {
+		plan.waiting = wanted.size() - cap;
+		wanted.resize(cap);
+	}
+	std::sort(wanted.begin(), wanted.end()); // reported in day order, whatever the priority was
+	plan.create = std::move(wanted);
+	return plan;
 }
 
 } // namespace thrillmon

@@ -35,6 +35,30 @@ std::optional<std::int64_t> ParsePartitionName(const std::string &relname);
 // Days that should exist ahead of time: from yesterday to premake_days after today, in order.
 std::vector<std::int64_t> PremakeDays(EpochMicros now, int premake_days);
 
+// Partitions one maintenance run makes at most: it holds the lock that blocks every insert
+// while it makes them, so a backlog (a backfill of many days) is worked off in runs of this many,
+// each in a transaction of its own (the worker runs the next one at once).
+constexpr std::size_t kMaxPartitionsPerRun = 32;
+
+// What one maintenance run does. Partitions are made only for the days from the one holding the
+// metrics' retention cut-off (older days would be dropped by the next cleanup, whose DELETE takes
+// their rows from the default partition anyway) to premake_days after today (a point dated later,
+// which only a direct INSERT can write, waits in the default partition until its day comes within
+// reach): so how many partitions exist is the configuration's to decide, not a writer's.
+struct MaintenancePlan {
+	std::vector<std::int64_t> create; // days to make now, in day order: at most the cap, chosen
+	                                  // premade days nearest first, then waiting days newest first
+	std::size_t waiting = 0;          // days within reach left for the next run (the cap)
+	std::int64_t first_day = 0;       // the window of days partitions are made for
+	std::int64_t last_day = 0;
+};
+
+// existing: the days that have a partition; pending: days with rows in the default partition;
+// retention_cutoff: the metrics policy's cut-off, when retention is enabled.
+MaintenancePlan PlanMaintenance(EpochMicros now, int premake_days, const std::vector<std::int64_t> &existing,
+                                const std::vector<std::int64_t> &pending, std::optional<EpochMicros> retention_cutoff,
+                                std::size_t cap = kMaxPartitionsPerRun);
+
 // What retention does to the daily partitions, given the cut-off: the partitions whose whole day
 // ended at or before it are dropped. The one partition containing the cut-off is left whole (its
 // older rows go with it once its day has expired too), so retention never reads or deletes rows

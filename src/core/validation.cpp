@@ -131,6 +131,19 @@ ValidateTimestampIsFinite(bool is_finite, std::string_view arg)
 }
 
 MaybeError
+ValidateRecordedTimestamp(bool is_finite, std::int64_t ts, std::int64_t now)
+{
+	if (auto e = ValidateTimestampIsFinite(is_finite))
+		return e;
+	if (ts > now && ts - now > static_cast<std::int64_t>(kMaxFutureDays) * kMicrosPerDay)
+		return Error(kSqlstateDatetimeFieldOverflow,
+		             "ts must not be more than " + std::to_string(kMaxFutureDays) + " days after now()",
+		             "A point dated that far ahead would wait for a daily partition for good; check the year, or the "
+		             "clock of the client that sent it.");
+	return std::nullopt;
+}
+
+MaybeError
 ValidateStoredPoint(std::string_view name, double value, std::string_view category,
                     std::optional<MetadataShape> metadata, bool timestamp_is_finite)
 {

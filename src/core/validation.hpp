@@ -55,6 +55,17 @@ MaybeError ValidateMetadata(JsonKind kind, std::size_t size_bytes);
 // A point's timestamp: finite (infinity has no day to be stored in nor ever expires).
 MaybeError ValidateTimestampIsFinite(bool is_finite, std::string_view arg = "ts");
 
+// The farthest ahead of now a point may be recorded: far beyond it the point could get no daily
+// partition (thrillmon.partition_premake_days is at most 365), and a year typed wrong shows for
+// a metric's latest value for good.
+constexpr int kMaxFutureDays = 366;
+
+// A point's timestamp given to record_metric(): finite, and at most kMaxFutureDays after now.
+// ts and now are microseconds from one epoch, any epoch: only their difference counts, so the
+// glue passes Postgres's own (2000-01-01) values, which near 294276 AD would overflow if moved
+// to the Unix epoch.
+MaybeError ValidateRecordedTimestamp(bool is_finite, std::int64_t ts, std::int64_t now);
+
 // Metadata of a stored row: absent, or described by the glue (kind and size in bytes).
 struct MetadataShape {
 	JsonKind kind;

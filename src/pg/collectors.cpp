@@ -57,7 +57,7 @@ TimeoutId escalate_timeout_id = MAX_TIMEOUTS;
 volatile sig_atomic_t collector_timed_out = 0;
 volatile sig_atomic_t collector_query_running = 0; // between SPI_execute's start and its end
 volatile sig_atomic_t collector_defied = 0;
-char running_collector[520];  // the name of the collector whose query runs (for the exit record)
+char running_collector[520]; // the name of the collector whose query runs (for the exit record)
 bool exit_callback_registered = false;
 
 void
@@ -92,9 +92,10 @@ RecordDefiant(int code, Datum arg)
 	if (!collector_defied)
 		return;
 	thrillmon::pg::SharedSetDefiant(MyDatabaseId, running_collector);
-	ereport(LOG, (errmsg("thrillmon: collector \"%s\" went on after its statement_timeout cancelled it; its session was "
-	                     "terminated, and the next collection disables it",
-	                     running_collector)));
+	ereport(LOG,
+	        (errmsg("thrillmon: collector \"%s\" went on after its statement_timeout cancelled it; its session was "
+	                "terminated, and the next collection disables it",
+	                running_collector)));
 }
 
 bool

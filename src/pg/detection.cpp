@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/detect_pass.hpp"
@@ -21,6 +22,7 @@
 #include "pg/detect.hpp"
 #include "pg/guc.hpp"
 #include "pg/spi.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -54,6 +56,10 @@ struct Scratch {
 	std::deque<detect::PassMetric> metrics; // a deque: addresses stay put, `index` views their names
 	std::unordered_map<std::string_view, std::size_t> index;
 	std::vector<detect::PassAnomaly> found;
+	// Metrics past thrillmon.max_metrics_per_pass: their names' hashes (distinct ones counted, up
+	// to kSkippedCounted, so that counting them is bounded too) and their points.
+	std::unordered_set<std::size_t> skipped;
+	std::size_t skipped_points = 0;
 
 	void
 	Clear()
@@ -63,8 +69,11 @@ struct Scratch {
 		metrics.shrink_to_fit();
 		found.clear();
 		found.shrink_to_fit();
+		skipped.clear();
+		skipped_points = 0;
 	}
 };
+constexpr std::size_t kSkippedCounted = 100000;
 
 // The backend's: made on first use, never freed (plain pointers: no static constructor).
 detect::DetectorCache *cache = nullptr;
@@ -96,8 +105,9 @@ ReleaseScratch()
 		scratch->Clear();
 	});
 	// glibc keeps freed memory in the process; after a cold pass (tens of MB of points) hand it
-	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild.
-	if (large)
+	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild;
+	// and in any other backend, which has just given its cache back too.
+	if (large || !thrillmon::pg::IsThrillmonWorker())
 		malloc_trim(0);
 }
 
@@ -152,7 +162,9 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	const thrillmon::pg::SettingsTable &settings = thrillmon::pg::ReadSettings();
 	std::int64_t max_lookback = 0;
+	const std::size_t max_metrics = static_cast<std::size_t>(thrillmon::pg::max_metrics_per_pass);
 	RunCore([&] {
+		cache->set_capacity(static_cast<std::size_t>(thrillmon::pg::detector_cache_size));
 		cache->BeginPass(MyDatabaseId, prev_pass);
 		max_lookback = settings.MaxLookbackMinutes();
 	});
@@ -168,6 +180,15 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 				auto it = scratch->index.find(name);
 				std::size_t m;
 				if (it == scratch->index.end()) {
+					// A pass holds at most max_metrics_per_pass metrics: past it a new name is
+					// left unscored, unless the cache keeps its state (a metric in steady use),
+					// so the memory a pass takes is bounded whatever names writers invent.
+					if (scratch->metrics.size() >= max_metrics && !cache->Holds(std::string(name))) {
+						if (scratch->skipped.size() < kSkippedCounted)
+							scratch->skipped.insert(std::hash<std::string_view> {}(name));
+						scratch->skipped_points++;
+						continue;
+					}
 					scratch->metrics.emplace_back();
 					detect::PassMetric &nm = scratch->metrics.back();
 					nm.name.assign(name);
@@ -247,13 +268,19 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			    false, by_name ? 3 : 2, types, values, thrillmon::pg::SinkOf(history));
 	}
 
-	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet.
+	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet. A
+	// backend other than the worker is unlikely to run the next pass (only the pass after the one
+	// that made a cache may use it): it gives its cache back rather than keep it for the session.
+	const bool keep = thrillmon::pg::IsThrillmonWorker();
 	RunCore([&] {
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
 		cache->EndPass(pass, upto_s);
+		if (!keep)
+			cache->Clear();
 		stats.pass = pass;
 		stats.cached = cache->size();
+		stats.skipped = scratch->skipped.size();
 		if (last_pass == nullptr)
 			last_pass = new detect::PassStats();
 		*last_pass = stats;
@@ -281,15 +308,16 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 }
 
 // _detect_pass_stats(): what this backend's last pass did (NULLs before its first one): the
-// pass, metrics scored, detectors rebuilt, points scored, anomalies, detectors kept for the
-// next pass, and how many threads scored.
+// pass, metrics scored, detectors rebuilt, points scored, anomalies, metrics kept for the next
+// pass, how many threads scored, metrics left unscored (past max_metrics_per_pass; at least this
+// many) and metrics whose scoring failed (out of memory).
 THRILLMON_FUNCTION(thrillmon_detect_pass_stats)
 {
 	TupleDesc tupdesc;
 	if (get_call_result_type(fcinfo, nullptr, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "thrillmon: return type must be a row type");
-	Datum values[7];
-	bool nulls[7];
+	Datum values[9];
+	bool nulls[9];
 	memset(nulls, last_pass == nullptr, sizeof nulls);
 	if (last_pass != nullptr) {
 		values[0] = Int64GetDatum(last_pass->pass);
@@ -299,6 +327,8 @@ THRILLMON_FUNCTION(thrillmon_detect_pass_stats)
 		values[4] = Int64GetDatum(static_cast<int64>(last_pass->anomalies));
 		values[5] = Int64GetDatum(static_cast<int64>(last_pass->cached));
 		values[6] = Int32GetDatum(last_pass->threads);
+		values[7] = Int64GetDatum(static_cast<int64>(last_pass->skipped));
+		values[8] = Int64GetDatum(static_cast<int64>(last_pass->failed));
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -13,6 +13,9 @@ extern int detect_interval_s;
 extern char *retention_time;
 extern int scheduler_mode;
 extern int max_observed_metrics;
+extern int max_observed_metrics_per_database;
 extern int detect_threads;
+extern int detector_cache_size;
+extern int max_metrics_per_pass;
 
 } // namespace thrillmon::pg

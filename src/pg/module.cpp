@@ -26,7 +26,10 @@ int detect_interval_s = 300;
 char *retention_time = nullptr;
 int scheduler_mode = kSchedulerInternal;
 int max_observed_metrics = 256;
+int max_observed_metrics_per_database = 64;
 int detect_threads = 2;
+int detector_cache_size = 10000;
+int max_metrics_per_pass = 10000;
 
 namespace {
 
@@ -73,6 +76,15 @@ InitGucs()
 	                        "A pass with many metrics scores them in this many threads (pure computation, one per "
 	                        "64 metrics at most); 1 scores in the backend alone.",
 	                        &detect_threads, 2, 1, 64, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.detector_cache_size",
+	                        "Detectors the worker keeps between detection passes (about 24 kB each).",
+	                        "Past it, the least recently used go, and are rebuilt from history when their metric comes "
+	                        "back. A metric with only a few points holds no detector yet.",
+	                        &detector_cache_size, 10000, 1, 1000000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.max_metrics_per_pass", "Distinct metrics one detection pass scores at most.",
+	                        "Metrics past it (those with detectors kept come first) are left unscored in that pass, "
+	                        "and health_check() says how many.",
+	                        &max_metrics_per_pass, 10000, 1, 10000000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomStringVariable("thrillmon.retention_time",
 	                           "Time of day (HH:MM, server time zone) of the daily retention cleanup.", nullptr,
 	                           &retention_time, "03:00", PGC_SIGHUP, 0, CheckRetentionTime, nullptr, nullptr);
@@ -81,8 +93,15 @@ InitGucs()
 	                         kSchedulerInternal, kSchedulerOptions, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.max_observed_metrics",
 	                        "Distinct metric names observe() can hold in shared memory (about 8 kB each).",
-	                        "A slot is kept per name until the server restarts.", &max_observed_metrics, 256, 1, 100000,
-	                        PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	                        "A name not observed for a whole collection interval gives its slot back.",
+	                        &max_observed_metrics, 256, 1, 100000, PGC_POSTMASTER, 0, nullptr, nullptr, nullptr);
+	// Its default is a quarter of the pool as configured (defined after it, so its value is read).
+	DefineCustomIntVariable("thrillmon.max_observed_metrics_per_database",
+	                        "observe() slots a database other than thrillmon.database may hold.",
+	                        "The worker's database is bounded by thrillmon.max_observed_metrics only; the default is a "
+	                        "quarter of it.",
+	                        &max_observed_metrics_per_database, Max(1, max_observed_metrics / 4), 0, 100000, PGC_SIGHUP,
+	                        0, nullptr, nullptr, nullptr);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("thrillmon");
 #else

@@ -10,6 +10,7 @@
 
 #include "core/locks.hpp"
 #include "core/partitions.hpp"
+#include "core/validation.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
 #include "pg/partitions.hpp"
@@ -245,8 +246,10 @@ AnalyzeFinishedDays(thrillmon::EpochMicros now)
 } // namespace
 
 // _maintain_partitions(premake_days int): create missing daily partitions from yesterday to
-// premake_days ahead, and one for every day that has rows waiting in the default partition
-// (moving those rows in). Returns (created text[], rows_moved bigint).
+// premake_days ahead, and one for each day within reach that has rows waiting in the default
+// partition (moving those rows in), at most kMaxPartitionsPerRun. Returns (created text[],
+// rows_moved bigint, days_waiting bigint: days left for the next run, rows_ahead bigint: rows
+// dated after the last day within reach, rows_expired bigint: rows older than the first).
 THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 {
 	const int premake = PG_ARGISNULL(0) ? thrillmon::pg::partition_premake_days : PG_GETARG_INT32(0);
@@ -271,29 +274,50 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 
 	int64_t *existing;
 	const int n_existing = thrillmon::pg::ExistingPartitionDays(&existing);
-	int64_t *pending;
-	const int n_pending = thrillmon::pg::SpiInt64Column(
-	    "SELECT DISTINCT pg_catalog.floor(EXTRACT(EPOCH FROM \"timestamp\") / 86400)::int8 "
-	    "FROM ONLY thrillmon.metric_time_series_default ORDER BY 1",
-	    &pending);
+	// The days with rows waiting in the default partition, and how many each.
+	thrillmon::pg::SpiRun(
+	    "SELECT pg_catalog.floor(EXTRACT(EPOCH FROM \"timestamp\") OPERATOR(pg_catalog./) 86400)::int8, "
+	    "pg_catalog.count(*) FROM ONLY thrillmon.metric_time_series_default GROUP BY 1",
+	    SPI_OK_SELECT);
+	const int n_pending = static_cast<int>(SPI_processed);
+	int64_t *pending = static_cast<int64_t *>(palloc(sizeof(int64_t) * (n_pending > 0 ? n_pending : 1)));
+	int64_t *pending_rows = static_cast<int64_t *>(palloc(sizeof(int64_t) * (n_pending > 0 ? n_pending : 1)));
+	for (int i = 0; i < n_pending; i++) {
+		bool isnull;
+		pending[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		pending_rows[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	// The oldest day worth a partition: the one holding the metrics policy's cut-off (enabled or
+	// not: a policy that keeps everything should say how far back with its retention_days).
+	const int64_t retention_days =
+	    thrillmon::pg::SpiInt64("SELECT coalesce((SELECT p.retention_days FROM thrillmon.retention_policies p "
+	                            "WHERE p.target OPERATOR(pg_catalog.=) 'metrics'), 30)::int8");
 
-	// Compute: the wanted days, in order, without duplicates, minus those that exist.
-	const int max_wanted = 367 + n_pending;
-	// In the function's context, not SPI's: TextArrayOf() reads it after SPI_finish().
-	PlainPartition *todo =
-	    static_cast<PlainPartition *>(MemoryContextAllocZero(fn_ctx, sizeof(PlainPartition) * max_wanted));
+	// Compute: which days to make now (the core's plan: a window of days, a cap per run).
+	// In the function's context, not SPI's: PartitionNamesArray() reads it after SPI_finish().
+	PlainPartition *todo = static_cast<PlainPartition *>(
+	    MemoryContextAllocZero(fn_ctx, sizeof(PlainPartition) * thrillmon::kMaxPartitionsPerRun));
 	int n_todo = 0;
+	int64_t days_waiting = 0;
+	int64_t rows_ahead = 0;
+	int64_t rows_expired = 0;
 	RunCore([&] {
-		std::vector<int64_t> wanted = thrillmon::PremakeDays(now, premake);
-		wanted.insert(wanted.end(), pending, pending + n_pending);
-		std::sort(wanted.begin(), wanted.end());
-		wanted.erase(std::unique(wanted.begin(), wanted.end()), wanted.end());
-		for (const int64_t day : wanted) {
-			if (Contains(existing, n_existing, day) || n_todo >= max_wanted)
-				continue;
+		const thrillmon::EpochMicros cutoff = thrillmon::RetentionCutoff(
+		    now, static_cast<int>(std::clamp<int64_t>(retention_days, 1, thrillmon::kMaxRetentionDays)));
+		const thrillmon::MaintenancePlan plan =
+		    thrillmon::PlanMaintenance(now, premake, std::vector<int64_t>(existing, existing + n_existing),
+		                               std::vector<int64_t>(pending, pending + n_pending), cutoff);
+		for (const int64_t day : plan.create) {
 			thrillmon::pg::FillPartition(&todo[n_todo], day);
 			if (todo[n_todo].valid)
 				n_todo++;
+		}
+		days_waiting = static_cast<int64_t>(plan.waiting);
+		for (int i = 0; i < n_pending; i++) {
+			if (pending[i] > plan.last_day)
+				rows_ahead += pending_rows[i];
+			else if (pending[i] < plan.first_day)
+				rows_expired += pending_rows[i];
 		}
 	});
 
@@ -355,6 +379,7 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 	}
 	SPI_finish();
 
-	Datum values[2] = {thrillmon::pg::PartitionNamesArray(todo, n_todo, fn_ctx), Int64GetDatum(rows_moved)};
-	return thrillmon::pg::ReturnRecord(fcinfo, values, 2);
+	Datum values[5] = {thrillmon::pg::PartitionNamesArray(todo, n_todo, fn_ctx), Int64GetDatum(rows_moved),
+	                   Int64GetDatum(days_waiting), Int64GetDatum(rows_ahead), Int64GetDatum(rows_expired)};
+	return thrillmon::pg::ReturnRecord(fcinfo, values, 5);
 }

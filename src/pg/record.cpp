@@ -52,7 +52,8 @@ THRILLMON_FUNCTION(thrillmon_record_metric)
 		metadata_kind = KindOf(metadata);
 		metadata_size = VARSIZE(metadata) - VARHDRSZ;
 	}
-	const TimestampTz ts = PG_ARGISNULL(4) ? GetCurrentTransactionStartTimestamp() : PG_GETARG_TIMESTAMPTZ(4);
+	const TimestampTz now = GetCurrentTransactionStartTimestamp();
+	const TimestampTz ts = PG_ARGISNULL(4) ? now : PG_GETARG_TIMESTAMPTZ(4);
 
 	// Compute: the core's rules, first failure wins, in the order of the parameters.
 	RunCore([&] {
@@ -60,7 +61,7 @@ THRILLMON_FUNCTION(thrillmon_record_metric)
 		if (!e && metadata != nullptr)
 			e = thrillmon::ValidateMetadata(metadata_kind, metadata_size);
 		if (!e)
-			e = thrillmon::ValidateTimestampIsFinite(!TIMESTAMP_NOT_FINITE(ts));
+			e = thrillmon::ValidateRecordedTimestamp(!TIMESTAMP_NOT_FINITE(ts), ts, now);
 		return e;
 	});
 

@@ -24,6 +24,7 @@ WorkerShared *worker_shared = nullptr;
 ObservedShared *observed_shared = nullptr;
 ObservedSlot *observed_slots = nullptr;
 HTAB *observed_index = nullptr;
+HTAB *observed_databases = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 #if PG_VERSION_NUM >= 150000
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
@@ -40,6 +41,7 @@ ShmemRequest()
 	// observe(): a header, the slots, and the name index.
 	RequestAddinShmemSpace(MAXALIGN(sizeof(ObservedShared)) + mul_size(max_observed_metrics, sizeof(ObservedSlot)));
 	RequestAddinShmemSpace(hash_estimate_size(max_observed_metrics, sizeof(ObservedIndexEntry)));
+	RequestAddinShmemSpace(hash_estimate_size(max_observed_metrics, sizeof(ObservedDatabaseEntry)));
 	RequestNamedLWLockTranche("thrillmon observed", 1);
 }
 
@@ -66,6 +68,7 @@ ShmemStartup()
 		observed_shared->lock = &(GetNamedLWLockTranche("thrillmon observed"))->lock;
 		observed_shared->capacity = max_observed_metrics;
 		observed_shared->used = 0;
+		observed_shared->free_head = -1;
 	}
 	HASHCTL info;
 	memset(&info, 0, sizeof info);
@@ -73,6 +76,12 @@ ShmemStartup()
 	info.entrysize = sizeof(ObservedIndexEntry);
 	observed_index = ShmemInitHash("thrillmon observed index", max_observed_metrics, max_observed_metrics, &info,
 	                               HASH_ELEM | HASH_BLOBS);
+	// At most one database per slot in use.
+	memset(&info, 0, sizeof info);
+	info.keysize = sizeof(Oid);
+	info.entrysize = sizeof(ObservedDatabaseEntry);
+	observed_databases = ShmemInitHash("thrillmon observed databases", max_observed_metrics, max_observed_metrics,
+	                                   &info, HASH_ELEM | HASH_BLOBS);
 	LWLockRelease(AddinShmemInitLock);
 }
 
@@ -124,6 +133,12 @@ HTAB *
 GetObservedIndex()
 {
 	return observed_index;
+}
+
+HTAB *
+GetObservedDatabases()
+{
+	return observed_databases;
 }
 
 void

@@ -29,26 +29,37 @@ struct WorkerShared {
 	int64 jobs_failed;
 	// A SQL collector that went on after its timeout's cancel, whose session was therefore
 	// terminated (collectors.cpp): the next collection in its database disables it.
-	Oid defiant_db;        // InvalidOid: none
+	Oid defiant_db; // InvalidOid: none
 	char defiant_collector[520];
 	TimestampTz defiant_at;
 };
 
-// One observed metric (observe()): its statistics since the last flush. Slots are handed out
-// once per name and kept until the postmaster stops (thrillmon.max_observed_metrics of them).
+// One observed metric (observe()): its statistics since the last flush. A slot is handed out per
+// (database, name) and given back when its database's flushes find it empty twice in a row, or
+// when nothing has flushed it for two days (a database dropped, or no longer collected): the
+// core's ObservedSlotIdle/ObservedSlotOrphaned (core/observe_policy.hpp).
 constexpr int kObservedNameBytes = 520; // 128 characters of up to 4 bytes, and the terminator
 struct ObservedSlot {
-	slock_t mutex; // guards live; held for one StatsAdd/copy, never across a Postgres call
-	Oid dbid;      // shared memory is cluster-wide; each database flushes only its own metrics
+	slock_t mutex; // guards every field below; held for one StatsAdd/copy, never across a Postgres call
+	// InvalidOid: free. Changed (with name, category, generation) only under ObservedShared::lock
+	// held exclusive *and* this mutex, so a reader holding either sees a consistent slot.
+	Oid dbid;
+	// Bumped whenever the slot is given back: a backend caches (slot, generation) for a name, and
+	// finds its cache stale when they differ, under the mutex, before it adds anything.
+	uint32 generation;
+	int idle_flushes;            // its database's flushes in a row that found it empty
+	TimestampTz last_flushed_at; // its database's last flush (or when it was handed out)
+	int next_free;               // free list link (-1: end), under ObservedShared::lock
 	char name[kObservedNameBytes];
 	char category[16];
 	thrillmon::ObservationStats live;
 };
 
 struct ObservedShared {
-	LWLock *lock; // guards the name index and `used` (shared to look up, exclusive to add)
+	LWLock *lock; // guards the indexes, the free list and `used` (shared to look up, exclusive to change)
 	int capacity;
-	int used; // slots [0, used) are in use; read under lock, or as a lower bound without it
+	int used;      // slots [0, used) have been initialised; read under lock, or as a lower bound without it
+	int free_head; // a slot below `used` given back (-1: none)
 };
 
 // NULL when not preloaded.
@@ -64,6 +75,12 @@ struct ObservedIndexEntry {
 	int slot;
 };
 HTAB *GetObservedIndex();
+// Slots held per database (for thrillmon.max_observed_metrics_per_database); same lock.
+struct ObservedDatabaseEntry {
+	Oid dbid;
+	int slots;
+};
+HTAB *GetObservedDatabases();
 
 // Chains the shmem hooks; call from _PG_init when preloading.
 void InstallShmemHooks();

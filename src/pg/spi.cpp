@@ -85,8 +85,8 @@ SpiJobLock(const thrillmon::locks::Lock &lock)
 	if (OidIsValid(get_relname_relid("job_locks", nsp))) {
 		Oid types[1] = {TEXTOID};
 		Datum values[1] = {CStringGetTextDatum(lock.name.data())};
-		SpiRun("SELECT 1 FROM thrillmon.job_locks l WHERE l.name OPERATOR(pg_catalog.=) $1 FOR UPDATE", SPI_OK_SELECT, 1,
-		       types, values, nullptr);
+		SpiRun("SELECT 1 FROM thrillmon.job_locks l WHERE l.name OPERATOR(pg_catalog.=) $1 FOR UPDATE", SPI_OK_SELECT,
+		       1, types, values, nullptr);
 		if (SPI_processed != 1)
 			ereport(ERROR, (errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			                errmsg("thrillmon: job lock \"%s\" is missing from thrillmon.job_locks", lock.name.data()),

@@ -201,11 +201,14 @@ MarkInterruptedRuns()
 // Runs one job: a committed 'running' row first (so a crash leaves evidence for the next start
 // to mark), then the work in its own transaction; if that fails, the error is recorded in a
 // third transaction (the work's transaction is gone with its error) and the worker goes on.
-// Not inlined: its PG_TRY's setjmp must not share a frame with the caller's locals.
-pg_noinline void
+// Not inlined: its PG_TRY's setjmp must not share a frame with the caller's locals. Returns
+// whether the job asks to run again at once (maintenance with days still waiting: a backlog is
+// worked off in runs of a transaction each).
+pg_noinline bool
 RunJob(WorkerState *st, const char *job, const char *target, EpochMicros at)
 {
 	volatile int64 run_id = 0;
+	volatile bool again = false;
 	char activity[64];
 	snprintf(activity, sizeof activity, "thrillmon: %s", job);
 	thrillmon::pg::SharedSetState("running", job);
@@ -226,7 +229,10 @@ RunJob(WorkerState *st, const char *job, const char *target, EpochMicros at)
 		Oid types[3] = {TEXTOID, INT8OID, TIMESTAMPTZOID};
 		Datum values[3] = {CStringGetTextDatum(job), Int64GetDatum(run_id),
 		                   TimestampTzGetDatum(at - thrillmon::kPostgresEpochOffsetMicros)};
-		Exec("SELECT thrillmon._worker_run_job($1, $2, $3)", 3, types, values, nullptr, SPI_OK_SELECT);
+		Exec("SELECT coalesce((r OPERATOR(pg_catalog.->>) 'days_waiting')::int8, 0) OPERATOR(pg_catalog.>) 0 "
+		     "FROM thrillmon._worker_run_job($1, $2, $3) r",
+		     3, types, values, nullptr, SPI_OK_SELECT);
+		again = BoolResult(0, 1);
 		EndTx();
 		thrillmon::pg::SharedJobFinished(job, false, nullptr);
 	}
@@ -248,6 +254,7 @@ RunJob(WorkerState *st, const char *job, const char *target, EpochMicros at)
 	}
 	PG_END_TRY();
 	thrillmon::pg::SharedSetState("idle", "");
+	return again;
 }
 
 // One pass: decide what is due, run it, and say how long to sleep. Not inlined into the main
@@ -296,9 +303,8 @@ Tick(WorkerState *st)
 		st->interval_s = interval;
 	}
 	if (now >= st->next_maintenance) {
-		if (!plan.cron_maintenance)
-			RunJob(st, "maintenance", "partitions", now);
-		st->next_maintenance = thrillmon::NextSlot(NowEpoch(), 3600);
+		const bool again = !plan.cron_maintenance && RunJob(st, "maintenance", "partitions", now);
+		st->next_maintenance = again ? NowEpoch() : thrillmon::NextSlot(NowEpoch(), 3600);
 	}
 	now = NowEpoch();
 	if (now >= st->next_collect) {

@@ -4,7 +4,6 @@
 namespace thrillmon::pg {
 
 // True in the thrillmon worker's own process (set at its start), false in every other backend.
-bool
-IsThrillmonWorker();
+bool IsThrillmonWorker();
 
 } // namespace thrillmon::pg

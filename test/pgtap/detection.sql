@@ -192,8 +192,8 @@ SELECT is((SELECT (metadata->>'pass')::bigint FROM got WHERE tag = 'a1' AND anom
 SELECT set_eq('SELECT id FROM thrillmon.anomaly_detections', $$SELECT id FROM got WHERE tag = 'a1'$$,
 	'detect: the returned row is the one anomaly_detections row written');
 SELECT results_eq($$SELECT job, target, status, rows_affected, details FROM thrillmon.job_runs$$,
-	$$VALUES ('detect'::text, 'all'::text, 'succeeded'::text, 1::bigint, '{"anomalies": 1}'::jsonb)$$,
-	'detect: one job_runs row: detect / all / succeeded / 1 anomaly');
+	$$VALUES ('detect'::text, 'all'::text, 'succeeded'::text, 1::bigint, '{"metrics": 1, "anomalies": 1, "failed_metrics": 0, "skipped_metrics": 0}'::jsonb)$$,
+	'detect: one job_runs row: detect / all / succeeded / 1 anomaly of 1 metric, none skipped or failed');
 SELECT results_eq('SELECT pass > 0, horizon >= now(), horizon <= clock_timestamp() FROM thrillmon.detector_progress',
 	$$VALUES (true, true, true)$$, 'detect: detector_progress: a pass number, horizon between the transaction start and the wall clock');
 INSERT INTO seen SELECT 'h1', horizon FROM thrillmon.detector_progress;
@@ -682,12 +682,12 @@ $$;
 SELECT pg_temp.live_many(300, 100, 0);
 SELECT lives_ok($$SELECT pg_temp.pass('t1')$$, 'threads: a first pass over 300 metrics with detect_threads = 4 (new detectors)');
 -- (What the backend's last pass did: threads counts the threads that really scored a slice.)
-SELECT is((SELECT (metrics, rebuilt, threads)::text FROM thrillmon._detect_pass_stats()), '(300,300,4)',
-	'threads: the first pass scored 300 metrics, all new, in four threads');
+SELECT is((SELECT (metrics, rebuilt, threads, cached)::text FROM thrillmon._detect_pass_stats()), '(300,300,4,0)',
+	'threads: the first pass scored 300 metrics, all new, in four threads (and this backend, not the worker, kept none)');
 SELECT pg_temp.live_many(300, 100, 60);
-SELECT lives_ok($$SELECT pg_temp.pass('t2')$$, 'threads: a second pass from the cached detectors (steady: scored in threads)');
-SELECT is((SELECT (metrics, rebuilt, points, threads)::text FROM thrillmon._detect_pass_stats()), '(300,0,30000,4)',
-	'threads: the second pass scored 100 points of each of the 300 cached detectors, in four threads');
+SELECT lives_ok($$SELECT pg_temp.pass('t2')$$, 'threads: a second pass (steady: scored in threads)');
+SELECT is((SELECT (metrics, rebuilt, points, threads)::text FROM thrillmon._detect_pass_stats()), '(300,300,30000,4)',
+	'threads: the second pass rebuilt the 300 detectors from history and scored 100 new points of each, in four threads');
 SELECT is((SELECT count(DISTINCT metric_name)::int FROM thrillmon.anomaly_detections WHERE metric_name LIKE 'th\_%'), 300,
 	'threads: every metric''s spike found');
 SELECT results_eq(

@@ -20,7 +20,7 @@ INSERT INTO calls VALUES
 	('health_check', 'SELECT thrillmon.health_check()'),
 	('schedule_with_pg_cron', 'SELECT * FROM thrillmon.schedule_with_pg_cron()'),
 	('unschedule_pg_cron', 'SELECT thrillmon.unschedule_pg_cron()'),
-	('_run_collector_query', $$SELECT * FROM thrillmon._run_collector_query('SELECT 1', 'thrillmon_reader', 1000)$$),
+	('_run_collector_query', $$SELECT * FROM thrillmon._run_collector_query('SELECT 1', 'thrillmon_reader', 1000, 'c')$$),
 	('SELECT system_health', 'SELECT * FROM thrillmon.system_health'),
 	('SELECT metric_catalogue', 'SELECT * FROM thrillmon.metric_catalogue'),
 	('SELECT counter_snapshots', 'SELECT * FROM thrillmon.counter_snapshots'),
@@ -81,7 +81,7 @@ SELECT throws_ok(call, '42501', NULL, 'no membership: ' || what || ' refused') F
 RESET ROLE;
 
 -- _run_collector_query: EXECUTE for no role but superusers (the catalogue, for every thrillmon role).
-SELECT ok(NOT has_function_privilege(r, 'thrillmon._run_collector_query(text, name, integer)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege(r, 'thrillmon._run_collector_query(text, name, integer, text)', 'EXECUTE'),
 	r || ' has no EXECUTE on _run_collector_query')
 FROM unnest(ARRAY['thrillmon_reader', 'thrillmon_writer', 'thrillmon_admin']) r;
 

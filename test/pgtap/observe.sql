@@ -2,7 +2,7 @@
 -- a flush inside this transaction (given back by the final ROLLBACK).
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT has_function('thrillmon', 'observe', ARRAY['text', 'double precision', 'text'], 'observe(text, float8, text) exists');
 SELECT function_returns('thrillmon', 'observe', ARRAY['text', 'double precision', 'text'], 'void', 'observe returns void');
@@ -18,6 +18,15 @@ SELECT throws_ok($$SELECT thrillmon.observe('m', 'Infinity')$$, '22023', 'thrill
 SELECT throws_ok($$SELECT thrillmon.observe('m', '-Infinity')$$, '22023', 'thrillmon: metric_value must be a finite number, not -Infinity', '-Infinity');
 SELECT throws_ok($$SELECT thrillmon.observe('m', 1, 'bogus')$$, '22023', 'thrillmon: unknown metric_category "bogus"', 'unknown category');
 SELECT throws_ok($$SELECT thrillmon.observe('m', 1, NULL)$$, '22004', 'thrillmon: metric_category must not be NULL', 'NULL category');
+
+-- Outside the worker's database observe() takes a slot only where something flushes: here,
+-- once collect_metrics() has succeeded (a job_runs row, rolled back with the rest).
+SELECT throws_ok($$SELECT thrillmon.observe('tap_unflushed', 1)$$, '55000',
+	format('thrillmon: cannot observe "tap_unflushed": nothing flushes observations in database "%s"', current_database()),
+	'refused in a database nothing flushes (the worker serves another)')
+WHERE current_database() <> current_setting('thrillmon.database')
+UNION ALL SELECT pass('(the worker serves this database: nothing to refuse)') WHERE current_database() = current_setting('thrillmon.database');
+SELECT thrillmon._job_record('collect', 'all', now(), 'succeeded', 0, '{}', NULL) IS NULL AS recorded \gset
 
 -- Observations an earlier run left in shared memory (its flush was rolled back, which gives them
 -- back) would be added in: flush them first, inside this transaction, and drop their rows.

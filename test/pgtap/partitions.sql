@@ -3,7 +3,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(57);
+SELECT plan(64);
 
 -- Start from no daily partition and no metric row, whatever the database holds.
 \ir fixtures/clean_slate.sql
@@ -27,7 +27,8 @@ CREATE TEMP TABLE results (step text PRIMARY KEY, r jsonb);
 
 INSERT INTO results SELECT 'p0', thrillmon.maintain_partitions(0);
 SELECT is((SELECT r FROM results WHERE step = 'p0'),
-	jsonb_build_object('created', to_jsonb(pg_temp.pnames(-1, 0)), 'rows_moved', 0),
+	jsonb_build_object('created', to_jsonb(pg_temp.pnames(-1, 0)), 'rows_moved', 0, 'days_waiting', 0, 'rows_ahead', 0,
+		'rows_expired', 0),
 	'premake 0: creates yesterday and today (UTC), reports them, moves nothing');
 SELECT set_eq('SELECT * FROM pg_temp.parts()', pg_temp.pnames(-1, 0), 'exactly yesterday and today exist');
 
@@ -37,7 +38,8 @@ SELECT is((SELECT r->'created' FROM results WHERE step = 'p3'), to_jsonb(pg_temp
 SELECT set_eq('SELECT * FROM pg_temp.parts()', pg_temp.pnames(-1, 3), 'exactly yesterday .. today+3 exist');
 
 INSERT INTO results SELECT 'p3again', thrillmon.maintain_partitions(3);
-SELECT is((SELECT r FROM results WHERE step = 'p3again'), '{"created": [], "rows_moved": 0}'::jsonb,
+SELECT is((SELECT r FROM results WHERE step = 'p3again'),
+	'{"created": [], "rows_moved": 0, "days_waiting": 0, "rows_ahead": 0, "rows_expired": 0}'::jsonb,
 	'calling again creates nothing');
 SELECT set_eq('SELECT * FROM pg_temp.parts()', pg_temp.pnames(-1, 3), 'partitions unchanged by the second call');
 
@@ -92,7 +94,8 @@ SELECT set_eq('SELECT * FROM pg_temp.parts()',
 	'refused calls create no partition');
 
 -- Backfill: rows waiting in the default partition -------------------------------------------------------
-
+-- (Partitions are made for days within the metrics policy's retention only: keep a century.)
+UPDATE thrillmon.retention_policies SET retention_days = 36500 WHERE target = 'metrics';
 DELETE FROM thrillmon.metric_time_series;
 CREATE TEMP TABLE backfill AS
 SELECT * FROM (VALUES
@@ -151,8 +154,9 @@ SELECT is_empty($$
 	'every partition, premade or backfilled, has the (metric_name, "timestamp" DESC) index');
 
 INSERT INTO results SELECT 'backfill_again', thrillmon.maintain_partitions(3);
-SELECT is((SELECT r FROM results WHERE step = 'backfill_again'), '{"created": [], "rows_moved": 0}'::jsonb,
-	'calling again: nothing created or moved, the year-20000 row stays put');
+SELECT is((SELECT r FROM results WHERE step = 'backfill_again'),
+	'{"created": [], "rows_moved": 0, "days_waiting": 0, "rows_ahead": 1, "rows_expired": 0}'::jsonb,
+	'calling again: nothing created or moved, the year-20000 row stays put (one row ahead)');
 SELECT is((SELECT count(*)::int FROM ONLY thrillmon.metric_time_series_default), 1, 'default partition still holds 1 row');
 
 -- Time zones: rows land in the partition of their UTC day ------------------------------------------------
@@ -219,7 +223,8 @@ SET LOCAL TimeZone = 'Pacific/Chatham';
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value) VALUES ('waiting_today', 1);
 INSERT INTO results SELECT 'chatham', thrillmon.maintain_partitions(3);
 SELECT is((SELECT r FROM results WHERE step = 'chatham'),
-	jsonb_build_object('created', to_jsonb(pg_temp.pnames(-1, 3)), 'rows_moved', 1),
+	jsonb_build_object('created', to_jsonb(pg_temp.pnames(-1, 3)), 'rows_moved', 1, 'days_waiting', 0, 'rows_ahead', 0,
+		'rows_expired', 0),
 	'under Pacific/Chatham: the names are still yesterday .. today+3 in UTC; the waiting row is moved');
 SELECT set_eq($$SELECT * FROM pg_temp.part_of('waiting_today')$$, ARRAY[pg_temp.pname(0)], 'waiting row now in today''s partition');
 SET LOCAL TimeZone = 'UTC';
@@ -240,6 +245,44 @@ SELECT is((SELECT count(*)::int FROM thrillmon.job_runs WHERE job = 'maintenance
 	AND status = 'succeeded'), 9, 'nine successful maintenance calls, nine job_runs rows');
 SELECT is((SELECT details FROM thrillmon.job_runs WHERE job = 'maintenance' ORDER BY run_id DESC LIMIT 1),
 	(SELECT r FROM results WHERE step = 'chatham'), 'the last job_runs row holds the last result');
+
+-- A writer does not decide how many partitions exist ----------------------------------------------
+-- Rows for 2,000 days past premake_days and 2,000 days before the retention cut-off: no partition
+-- for any of them (0.6.0 made all 4,000, holding the lock that blocks every insert meanwhile).
+UPDATE thrillmon.retention_policies SET retention_days = 30 WHERE target = 'metrics';
+DELETE FROM thrillmon.metric_time_series;
+-- Earlier steps made partitions for some old days; without them every old row goes to the default.
+SELECT format('DROP TABLE thrillmon.%I', p) FROM pg_temp.parts() p WHERE p < pg_temp.pname(-1) \gexec
+SELECT count(*) AS partitions_before FROM pg_temp.parts() \gset
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp")
+SELECT 'w', 1, now() + make_interval(days => 9 + g) FROM generate_series(1, 2000) g
+UNION ALL SELECT 'w', 1, now() - make_interval(days => 32 + g) FROM generate_series(1, 2000) g;
+INSERT INTO results SELECT 'writer', thrillmon.maintain_partitions(7);
+SELECT is((SELECT r - 'created' FROM results WHERE step = 'writer'),
+	jsonb_build_object('rows_moved', 0, 'days_waiting', 0, 'rows_ahead', 2000, 'rows_expired', 2000),
+	'2,000 rows dated past premake_days wait (rows_ahead), 2,000 older than the cut-off are the cleanup''s (rows_expired)');
+SELECT is((SELECT count(*)::int FROM pg_temp.parts()), :partitions_before + (SELECT jsonb_array_length(r->'created') FROM results WHERE step = 'writer'),
+	'... and they got no partition');
+SELECT ok((SELECT jsonb_array_length(r->'created') <= 9 FROM results WHERE step = 'writer'), '... (only premade days, if any, were made)');
+SELECT ok(thrillmon.health_check()->'reasons' ? format('2000 points dated %s or later (past thrillmon.partition_premake_days) wait in the default partition',
+		(now() AT TIME ZONE 'UTC')::date + 1 + coalesce(current_setting('thrillmon.partition_premake_days', true)::int, 7)),
+	'health_check() says how many points wait past the partitions, from which day');
+SELECT is(thrillmon.cleanup_old_metrics(30), 2000::bigint, 'the cleanup deletes the 2,000 old rows from the default partition');
+
+-- A backfill within reach is made in runs of at most 32 partitions (a transaction each).
+UPDATE thrillmon.retention_policies SET retention_days = 365 WHERE target = 'metrics';
+DELETE FROM thrillmon.metric_time_series;
+INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp")
+SELECT 'b', 1, now() - make_interval(days => 1 + g) FROM generate_series(1, 100) g;
+CREATE TEMP TABLE runs (n int, r jsonb);
+INSERT INTO runs SELECT 1, thrillmon.maintain_partitions(7);
+INSERT INTO runs SELECT 2, thrillmon.maintain_partitions(7);
+INSERT INTO runs SELECT 3, thrillmon.maintain_partitions(7);
+INSERT INTO runs SELECT 4, thrillmon.maintain_partitions(7);
+SELECT is(ARRAY(SELECT jsonb_array_length(r->'created') || '/' || (r->>'days_waiting') FROM runs ORDER BY n),
+	ARRAY['32/68', '32/36', '32/4', '4/0'], 'a 100-day backfill: 32 partitions a run, the rest waiting for the next');
+SELECT is((SELECT count(*)::int FROM ONLY thrillmon.metric_time_series_default), 0, '... until every row is in its day''s partition');
+UPDATE thrillmon.retention_policies SET retention_days = 30 WHERE target = 'metrics';
 
 -- DROP EXTENSION removes everything, daily partitions included (rolled back at the end).
 SELECT lives_ok('DROP EXTENSION thrillmon', 'DROP EXTENSION succeeds with daily partitions present');

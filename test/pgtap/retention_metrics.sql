@@ -45,7 +45,12 @@ FROM (VALUES
 	('now', now(), 'kept')) v(name, ts, fate),
 	generate_series(1, 3) i;
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, "timestamp") SELECT name, 1, ts FROM fixture;
+-- Partitions are made only for days the metrics policy keeps: as if it had kept 100 days while
+-- the fixture's rows arrived (the cleanups below are told their retention_days).
+SELECT retention_days AS metrics_days FROM thrillmon.retention_policies WHERE target = 'metrics' \gset
+UPDATE thrillmon.retention_policies SET retention_days = 100 WHERE target = 'metrics';
 SELECT is((thrillmon.maintain_partitions(1)->>'rows_moved')::int, 33, 'fixture moved into daily partitions');
+UPDATE thrillmon.retention_policies SET retention_days = :metrics_days WHERE target = 'metrics';
 
 -- Rows that arrive for days without a partition wait in the default partition, where retention
 -- deletes them by the exact cut-off (maintenance normally moves them out first).

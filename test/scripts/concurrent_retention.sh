@@ -22,7 +22,12 @@ psqlq <<'SQL'
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
 SELECT 'seed_' || m, 'system', random() * 100, date_trunc('minute', now()) - s * interval '5 minutes'
 FROM generate_series(1, 20) m, generate_series(0, 40 * 288) s;
-SELECT thrillmon.maintain_partitions() IS NOT NULL AS maintained \g /dev/null
+-- Partitions are made for the days the metrics policy keeps: as if it kept 100 days while this
+-- history arrived, and was then cut back to its 30.
+-- At most 32 partitions a call: call again until no day waits.
+UPDATE thrillmon.retention_policies SET retention_days = 100 WHERE target = 'metrics';
+DO $$ BEGIN WHILE (thrillmon.maintain_partitions()->>'days_waiting')::int > 0 LOOP END LOOP; END $$;
+UPDATE thrillmon.retention_policies SET retention_days = 30 WHERE target = 'metrics';
 CREATE TABLE public.seed_copy AS SELECT * FROM thrillmon.metric_time_series;
 ANALYZE;
 SQL

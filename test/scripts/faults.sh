@@ -101,9 +101,14 @@ sql "SELECT thrillmon.unregister_collector('sleepy')" >/dev/null
 # 2. stop -m immediate in the middle of a retention run: a session runs the cleanup (it drops a
 # wholly expired partition) and sleeps in the same transaction.
 # ---------------------------------------------------------------------------------------------
+# Partitions are made only for days the metrics policy keeps: the points arrive while it keeps
+# 100 days, then it is cut back to 30 and they have expired.
 seed_expired() {
 	sql "SELECT thrillmon.record_metric('expired', g, 'custom', NULL, date_trunc('day', now()) - interval '40 days' + g * interval '1 minute')
-		FROM generate_series(1, 100) g" >/dev/null && sql "SELECT thrillmon.maintain_partitions()" >/dev/null
+		FROM generate_series(1, 100) g" >/dev/null &&
+	sql "UPDATE thrillmon.retention_policies SET retention_days = 100 WHERE target = 'metrics'" >/dev/null &&
+	sql "SELECT thrillmon.maintain_partitions()" >/dev/null &&
+	sql "UPDATE thrillmon.retention_policies SET retention_days = 30 WHERE target = 'metrics'" >/dev/null
 }
 seed_expired
 is "$(sql "SELECT count(*) FROM thrillmon.metric_time_series_default WHERE metric_name = 'expired'")/$(sql "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'expired'")" \
@@ -128,14 +133,14 @@ is "$res" "succeeded" "the next retention run succeeds"
 is "$(sql "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'expired'")" "0" "and removes the expired rows"
 
 # ---------------------------------------------------------------------------------------------
-# 3. stop -m immediate in the middle of partition maintenance: rows for a day 60 days ahead wait
-# in the default partition; a session runs maintain_partitions() (creates the day, moves them)
+# 3. stop -m immediate in the middle of partition maintenance: rows for a day 20 days ahead wait
+# in the default partition; a session runs maintain_partitions(30) (creates the day, moves them)
 # and sleeps in the same transaction.
 # ---------------------------------------------------------------------------------------------
-sql "SELECT thrillmon.record_metric('future', g, 'custom', NULL, date_trunc('day', now()) + interval '60 days' + g * interval '1 minute')
+sql "SELECT thrillmon.record_metric('future', g, 'custom', NULL, date_trunc('day', now()) + interval '20 days' + g * interval '1 minute')
 	FROM generate_series(1, 50) g" >/dev/null
-future_part="metric_time_series_p$(sql "SELECT to_char(date_trunc('day', now() AT TIME ZONE 'UTC') + interval '60 days', 'YYYYMMDD')")"
-PGAPPNAME=maint_crash psql -X -q -At -c "BEGIN" -c "SELECT thrillmon.maintain_partitions()" \
+future_part="metric_time_series_p$(sql "SELECT to_char(date_trunc('day', now() AT TIME ZONE 'UTC') + interval '20 days', 'YYYYMMDD')")"
+PGAPPNAME=maint_crash psql -X -q -At -c "BEGIN" -c "SELECT thrillmon.maintain_partitions(30)" \
 	-c "SELECT pg_sleep(60)" -c "COMMIT" >"$work/maint_crash.txt" 2>&1 &
 bg=$!; bg_pids+=("$bg")
 wait_sleeping 20 maint_crash
@@ -149,7 +154,7 @@ after_restart "crash in partition maintenance" "$mark"
 wait_for 10 "SELECT EXISTS (SELECT 1 FROM thrillmon.job_runs WHERE job = 'maintenance' AND run_id > $mark AND status <> 'running')"
 is "$(sql "SELECT status || ' ' || coalesce(error, '') FROM thrillmon.job_runs WHERE job = 'maintenance' AND run_id > $mark ORDER BY run_id LIMIT 1")" "succeeded " \
 	"the worker's maintenance at start succeeds"
-sql "SELECT thrillmon.maintain_partitions()" >/dev/null
+sql "SELECT thrillmon.maintain_partitions(30)" >/dev/null
 is "$(sql "SELECT count(*) FROM thrillmon.$future_part")/$(sql "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'future'")" "50/50" \
 	"the 50 future rows are in $future_part, once"
 is "$(sql "$noidx_sql")" "" "after maintenance too, every partition has its _name_time_idx index"

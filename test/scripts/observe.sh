@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # observe(): many backends at once (pgbench), then flushes; the counts flushed add up exactly to
 # the calls made, across several flushes, an aborted flush and a worker restart; validation;
-# the slot limit. Speaks TAP. Needs PG* variables pointing at a cluster that preloads thrillmon.
+# a database's quota of slots, idle slots given back, and a backend's stale cached slot. Speaks
+# TAP. Needs PG* variables pointing at a cluster that preloads thrillmon, whose worker serves
+# another database.
 set -uo pipefail
 PG_BINDIR=$(${PG_CONFIG:-pg_config} --bindir)
 db=thrillmon_observe
@@ -11,7 +13,7 @@ source "$(dirname "$0")/lib/tap.sh"
 q() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db "$@"; }
 flushed() { q -c "SELECT coalesce(sum((metadata->>'count')::bigint), 0) FROM thrillmon.metric_time_series WHERE metric_name = '$1' AND metadata->>'source' = 'observe'"; }
 
-echo "1..12"
+echo "1..19"
 psql -X -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
 q -c "CREATE EXTENSION thrillmon"
 q -c "SELECT thrillmon.collect_metrics()" >/dev/null # drain anything an earlier test left in shared memory
@@ -65,5 +67,52 @@ is "$(q -c "SELECT pg_wal_lsn_diff('$after', '$before') < 100000")" "t" "100000 
 is "$(q -c "SELECT count(*) FROM thrillmon.metric_time_series WHERE metric_name = 'obs_nowal'")" "0" "...and no row until a flush"
 q -c "SELECT thrillmon.collect_metrics()" >/dev/null
 
-psql -X -q -c "DROP DATABASE $db" >/dev/null
+# A database other than the worker's holds at most thrillmon.max_observed_metrics_per_database
+# slots; a second database is not locked out by the first.
+db2=thrillmon_observe2
+psql -X -q -c "DROP DATABASE IF EXISTS $db2" -c "CREATE DATABASE $db2" >/dev/null 2>&1
+q2() { psql -X -q -At -v ON_ERROR_STOP=1 -d $db2 "$@"; }
+flush3() { "$1" -c "SELECT thrillmon.collect_metrics()" -c "SELECT thrillmon.collect_metrics()" -c "SELECT thrillmon.collect_metrics()" >/dev/null; }
+q2 -c "CREATE EXTENSION thrillmon" -c "SELECT thrillmon.collect_metrics()" >/dev/null
+psql -X -q -c "ALTER SYSTEM SET thrillmon.max_observed_metrics_per_database = 10" -c "SELECT pg_reload_conf()" >/dev/null
+sleep 0.5
+flush3 q # the names observed above go idle and give their slots back
+is "$(q -c "SELECT count(thrillmon.observe('quota_' || g, 1)) FROM generate_series(1, 10) g")" "10" "a database takes its 10 slots"
+err=$(q -c "SELECT thrillmon.observe('quota_11', 1)" 2>&1 | head -1)
+is "$err" "ERROR:  thrillmon: cannot observe \"quota_11\": this database holds 10 observed-metric slots, thrillmon.max_observed_metrics_per_database" \
+	"the 11th name is refused, naming the setting"
+is "$(q2 -c "SELECT count(thrillmon.observe('other_' || g, 1)) FROM generate_series(1, 10) g")" "10" \
+	"another database is not locked out: it takes its own 10"
+# A name not observed for a whole interval gives its slot back (after its last observations are
+# flushed, two flushes find it empty).
+flush3 q
+is "$(flushed quota_1)" "1" "the 10 names' observations were flushed"
+is "$(q -c "SELECT count(thrillmon.observe('again_' || g, 1)) FROM generate_series(1, 10) g")" "10" \
+	"idle for two flushes, their slots were given back: 10 new names fit"
+# A backend's cached slot given back and handed out again to another name: its next observation
+# goes to a slot of its own name, not to the other one. (psql's \! runs the other sessions in
+# between, while this one stays connected.)
+flush3 q
+psql -X -q -At -v ON_ERROR_STOP=1 -d $db >/dev/null <<EOF
+SELECT thrillmon.observe('gen_a', 1);
+\! psql -X -q -At -d $db -c "SELECT thrillmon.collect_metrics()" -c "SELECT thrillmon.collect_metrics()" -c "SELECT thrillmon.collect_metrics()" >/dev/null
+\! psql -X -q -At -d $db -c "SELECT thrillmon.observe('gen_b', 5)" >/dev/null
+SELECT thrillmon.observe('gen_a', 2);
+EOF
+q -c "SELECT thrillmon.collect_metrics()" >/dev/null
+is "$(q -c "SELECT string_agg(metric_name || '=' || (metadata->>'count') || '/' || metric_value, ' ' ORDER BY metric_name, \"timestamp\") FROM thrillmon.metric_time_series WHERE metric_name LIKE 'gen\_%'")" \
+	"gen_a=1/1 gen_a=1/2 gen_b=1/5" "a stale cached slot is noticed: gen_b has its one observation, gen_a its own"
+psql -X -q -c "ALTER SYSTEM RESET thrillmon.max_observed_metrics_per_database" -c "SELECT pg_reload_conf()" >/dev/null
+
+# A database nothing flushes (no collection there): observe() is refused, not left to fill up.
+db3=thrillmon_observe3
+psql -X -q -c "DROP DATABASE IF EXISTS $db3" -c "CREATE DATABASE $db3" >/dev/null 2>&1
+psql -X -q -d $db3 -c "CREATE EXTENSION thrillmon" >/dev/null
+is "$(psql -X -q -At -d $db3 -c "SELECT thrillmon.observe('x', 1)" 2>&1 | head -1)" \
+	"ERROR:  thrillmon: cannot observe \"x\": nothing flushes observations in database \"$db3\"" "refused in a database nothing flushes"
+# Leave no slot behind for the tests after this one.
+flush3 q2
+flush3 q
+
+psql -X -q -c "DROP DATABASE $db" -c "DROP DATABASE $db2" -c "DROP DATABASE $db3" >/dev/null
 exit $((fails > 0))

@@ -35,7 +35,10 @@ analyse_times="SELECT string_agg(relname || '=' || coalesce(extract(epoch FROM p
 # 40 days of 5 metrics, a point every 5 minutes (1,440 points a day). Partitions first (one point
 # per day, moved in by maintenance), with autovacuum off on them: an autovacuum run at a random
 # moment would make the counts below come from another path than the one each step sets up.
+# (Partitions are made for the days the metrics policy keeps: it keeps 100 until the cleanup,
+# which is told its 30 days.)
 psqlq -f - <<'SQL' >/dev/null
+UPDATE thrillmon.retention_policies SET retention_days = 100 WHERE target = 'metrics';
 INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
 SELECT 'seed', 'system', 0, now() - d * interval '1 day' FROM generate_series(0, 40) d;
 SELECT thrillmon.maintain_partitions();

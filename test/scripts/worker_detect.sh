@@ -76,7 +76,7 @@ sql "SELECT metric_name, anomaly_value, anomaly_type, detection_algorithm, devia
 #    its transaction, and detection carries on from the last committed horizon.
 horizon=$(sql "SELECT horizon FROM thrillmon.detector_progress")
 anomalies=$(sql "SELECT count(*) FROM thrillmon.anomaly_detections")
-psql -X -q -At -c "BEGIN; SELECT pg_advisory_xact_lock(1950896716, 5); SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
+psql -X -q -At -c "BEGIN; SELECT 1 FROM thrillmon.job_locks WHERE name = 'detect_pass' FOR UPDATE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
 holder=$!
 noise mid_pass 100
 spike mid_pass 160

@@ -64,7 +64,12 @@ bool
 Touch(DetectorCache &cache, const std::string &name, const MetricSettings &s, double t = kT0)
 {
 	const DetectorCache::Slot slot = cache.Acquire(name, s);
-	slot.detector->Update(ToPoint(At(t, 1)));
+	PassMetric m;
+	m.name = name;
+	m.settings = s;
+	m.fresh.push_back(At(t, 1));
+	std::vector<PassAnomaly> out;
+	ScoreMetric(*slot.entry, slot.rebuild, m, 0, &out);
 	return slot.rebuild;
 }
 
@@ -145,8 +150,8 @@ TEST(DetectorCache, QuietMetricsAreForgottenAfterTheirLookback)
 	MetricSettings hour = day;
 	hour.lookback_minutes = 60;
 	cache.BeginPass(1, 0);
-	cache.Acquire("day", day).detector->Update(ToPoint(At(kT0, 1)));
-	cache.Acquire("hour", hour).detector->Update(ToPoint(At(kT0, 1)));
+	Touch(cache, "day", day);
+	Touch(cache, "hour", hour);
 	cache.EndPass(1, kT0 + 59 * kMinute);
 	EXPECT_EQ(cache.size(), 2u);
 	cache.BeginPass(1, 1);
@@ -154,6 +159,79 @@ TEST(DetectorCache, QuietMetricsAreForgottenAfterTheirLookback)
 	EXPECT_EQ(cache.size(), 1u) << "quiet for more than its hour";
 	EXPECT_FALSE(cache.NeedsRebuild("day", day));
 	EXPECT_TRUE(cache.NeedsRebuild("hour", hour));
+}
+
+TEST(DetectorCache, AMetricWithAFewPointsHoldsNoDetector)
+{
+	// A flood of names with one point each: each is a few points, not a 24 kB detector.
+	DetectorCache cache;
+	std::deque<PassMetric> metrics;
+	for (int i = 0; i < 1000; i++)
+		metrics.push_back(Metric("once" + std::to_string(i), kT0, 1));
+	cache.BeginPass(1, 0);
+	PassStats stats;
+	EXPECT_TRUE(ScorePass(cache, metrics, 1, &stats).empty());
+	cache.EndPass(1, kT0);
+	EXPECT_EQ(cache.size(), 1000u);
+	EXPECT_EQ(cache.detectors(), 0u);
+	EXPECT_EQ(stats.points, 1000u);
+}
+
+TEST(DetectorCache, ALazyStartScoresExactlyAsAnEagerOne)
+{
+	// 200 points arriving 3 at a time (the first passes stay lazy): the same anomalies, scores and
+	// all, as one detector fed every point.
+	const PassMetric all = Metric("m", kT0, 200, 500);
+	std::vector<Score> ref = Reference(MetricSettings {}, {}, all.fresh);
+	DetectorCache cache;
+	std::vector<PassAnomaly> found;
+	std::int64_t pass = 0;
+	for (std::size_t i = 0; i < all.fresh.size(); i += 3) {
+		std::deque<PassMetric> metrics(1);
+		metrics[0].name = "m";
+		for (std::size_t k = i; k < std::min(i + 3, all.fresh.size()); k++)
+			metrics[0].fresh.push_back(all.fresh[k]);
+		cache.BeginPass(1, pass);
+		const std::vector<PassAnomaly> a = ScorePass(cache, metrics, 1, nullptr);
+		found.insert(found.end(), a.begin(), a.end());
+		cache.EndPass(++pass, metrics[0].fresh.back().t);
+		if (i == 3) {
+			EXPECT_EQ(cache.detectors(), 0u) << "six points: still lazy";
+		}
+	}
+	EXPECT_EQ(cache.detectors(), 1u);
+	std::size_t expected = 0;
+	for (const Score &r : ref)
+		expected += r.anomaly;
+	ASSERT_EQ(found.size(), expected);
+	for (const PassAnomaly &a : found) {
+		const std::size_t i = static_cast<std::size_t>(std::lround((a.point.t - kT0) / kMinute));
+		EXPECT_EQ(a.score.score, ref[i].score) << i;
+	}
+	EXPECT_EQ(found.back().point.value, 500);
+}
+
+TEST(DetectorCache, AtMostItsCapacityOfDetectorsTheLeastRecentlyUsedGo)
+{
+	DetectorCache cache(3);
+	std::int64_t pass = 0;
+	auto pass_over = [&](std::vector<std::string> names) {
+		std::deque<PassMetric> metrics;
+		for (const std::string &n : names)
+			metrics.push_back(Metric(n, kT0 + pass * 100 * kMinute, 100));
+		cache.BeginPass(1, pass);
+		ScorePass(cache, metrics, 1, nullptr);
+		const double horizon = kT0 + pass * 100 * kMinute;
+		cache.EndPass(++pass, horizon);
+	};
+	pass_over({"a", "b", "c", "d"});
+	EXPECT_EQ(cache.detectors(), 3u);
+	pass_over({"b", "c", "d"}); // a (if still there) is now the least recently used
+	pass_over({"e"});
+	EXPECT_EQ(cache.detectors(), 3u);
+	EXPECT_TRUE(cache.NeedsRebuild("a", MetricSettings {}));
+	EXPECT_TRUE(cache.NeedsRebuild("b", MetricSettings {})) << "b, c and d were used last in the same pass; one goes";
+	EXPECT_FALSE(cache.NeedsRebuild("e", MetricSettings {}));
 }
 
 TEST(DetectPass, ScoresLikeAFreshDetectorAndKeepsState)
@@ -318,4 +396,22 @@ TEST(ThreadPool, ThreadsRunWithEverySignalBlocked)
 	sigset_t mine;
 	pthread_sigmask(SIG_SETMASK, nullptr, &mine);
 	EXPECT_FALSE(sigismember(&mine, SIGTERM)) << "the caller's mask is restored";
+}
+
+TEST(DetectorCache, LazyEntriesAreBoundedToo)
+{
+	// Capacity 2: at most 20 entries in all, whatever names arrive.
+	DetectorCache cache(2);
+	std::int64_t pass = 0;
+	for (int round = 0; round < 5; round++) {
+		std::deque<PassMetric> metrics;
+		for (int i = 0; i < 15; i++)
+			metrics.push_back(Metric("r" + std::to_string(round) + "_" + std::to_string(i), kT0 + round * kMinute, 1));
+		cache.BeginPass(1, pass);
+		ScorePass(cache, metrics, 1, nullptr);
+		cache.EndPass(++pass, kT0 + round * kMinute);
+	}
+	EXPECT_EQ(cache.size(), DetectorCache::kLazyEntriesPerDetector * 2);
+	EXPECT_TRUE(cache.Holds("r4_0")) << "the most recent stay";
+	EXPECT_FALSE(cache.Holds("r0_0"));
 }

@@ -195,3 +195,84 @@ TEST(Partitions, MaintenanceAnalysesFinishedDaysWhoseCountIsNotExact)
 	EXPECT_EQ(DaysToAnalyze(parts, At(2026, 11, 25) - 1, 10),
 	          (std::vector<std::int64_t> {Day(2026, 11, 23), Day(2026, 11, 20)}));
 }
+
+namespace {
+
+// 2026-12-02 12:00 UTC.
+constexpr EpochMicros kNoon = (INT64_C(20424) * 86400 + 12 * 3600) * INT64_C(1000000);
+constexpr std::int64_t kToday = 20424;
+
+} // namespace
+
+TEST(PartitionsMaintenance, MakesThePremadeDaysNearestFirst)
+{
+	const MaintenancePlan plan = PlanMaintenance(kNoon, 7, {}, {}, kNoon - 30 * kMicrosPerDay);
+	ASSERT_EQ(plan.create.size(), 9u);
+	EXPECT_EQ(plan.create.front(), kToday - 1) << "reported in day order";
+	EXPECT_EQ(plan.create.back(), kToday + 7);
+	EXPECT_EQ(plan.waiting, 0u);
+	// Under a cap the nearest days come first: today, tomorrow, ..., yesterday last.
+	const MaintenancePlan capped = PlanMaintenance(kNoon, 7, {}, {}, std::nullopt, 3);
+	EXPECT_EQ(capped.create, (std::vector<std::int64_t> {kToday, kToday + 1, kToday + 2}));
+	EXPECT_EQ(capped.waiting, 6u);
+	EXPECT_EQ(PlanMaintenance(kNoon, 7, {}, {}, std::nullopt, 8).create.front(), kToday) << "yesterday last";
+	EXPECT_EQ(plan.last_day, kToday + 7);
+	EXPECT_EQ(plan.first_day, kToday - 30);
+	EXPECT_TRUE(PlanMaintenance(kNoon, 7, plan.create, {}, std::nullopt).create.empty()) << "idempotent";
+}
+
+TEST(PartitionsMaintenance, AWriterCannotDecideHowManyPartitionsExist)
+{
+	// 2,000 future days and 2,000 past ones in the default partition.
+	std::vector<std::int64_t> pending;
+	for (int i = 1; i <= 2000; i++) {
+		pending.push_back(kToday + 7 + i);
+		pending.push_back(kToday - 30 - i);
+	}
+	const std::vector<std::int64_t> existing = PlanMaintenance(kNoon, 7, {}, {}, std::nullopt).create;
+	const MaintenancePlan plan = PlanMaintenance(kNoon, 7, existing, pending, kNoon - 30 * kMicrosPerDay);
+	EXPECT_TRUE(plan.create.empty()) << "no day beyond premake_days, none before the retention cut-off";
+	EXPECT_EQ(plan.waiting, 0u);
+}
+
+TEST(PartitionsMaintenance, ABackfillWithinReachIsWorkedOffInRuns)
+{
+	std::vector<std::int64_t> existing = PlanMaintenance(kNoon, 7, {}, {}, std::nullopt).create;
+	std::vector<std::int64_t> pending;
+	for (int i = 2; i <= 100; i++)
+		pending.push_back(kToday - i); // 99 past days, all within a 365-day retention
+	const EpochMicros cutoff = kNoon - 365 * kMicrosPerDay;
+	MaintenancePlan plan = PlanMaintenance(kNoon, 7, existing, pending, cutoff);
+	ASSERT_EQ(plan.create.size(), kMaxPartitionsPerRun);
+	EXPECT_EQ(plan.waiting, 99u - kMaxPartitionsPerRun);
+	EXPECT_EQ(plan.create.back(), kToday - 2) << "newest first";
+	EXPECT_EQ(plan.create.front(), kToday - 33);
+	int runs = 1;
+	while (plan.waiting > 0) {
+		existing.insert(existing.end(), plan.create.begin(), plan.create.end());
+		plan = PlanMaintenance(kNoon, 7, existing, pending, cutoff);
+		runs++;
+	}
+	existing.insert(existing.end(), plan.create.begin(), plan.create.end());
+	EXPECT_EQ(runs, 4);
+	EXPECT_EQ(existing.size(), 9u + 99u);
+}
+
+TEST(PartitionsMaintenance, TheCutOffsDayIsTheFirstKept)
+{
+	// A cut-off at 10:00 three days ago: that day ends after it (kept), the day before does not.
+	const EpochMicros cutoff = (kToday - 3) * kMicrosPerDay + 10 * INT64_C(3600000000);
+	const MaintenancePlan plan = PlanMaintenance(kNoon, 0, {}, {kToday - 3, kToday - 4}, cutoff);
+	EXPECT_EQ(plan.first_day, kToday - 3);
+	EXPECT_NE(std::find(plan.create.begin(), plan.create.end(), kToday - 3), plan.create.end());
+	EXPECT_EQ(std::find(plan.create.begin(), plan.create.end(), kToday - 4), plan.create.end());
+	// Premade days are premade whatever the retention (yesterday with a one-day cut-off).
+	EXPECT_EQ(PlanMaintenance(kNoon, 0, {}, {}, kNoon - kMicrosPerDay).create.size(), 2u);
+}
+
+TEST(PartitionsMaintenance, DaysWithoutAPartitionNameAreLeftOut)
+{
+	const std::int64_t far = DaysFromCivil(CivilDate {10000, 1, 1});
+	const MaintenancePlan plan = PlanMaintenance(kNoon, 7, {}, {far, -800000}, std::nullopt);
+	EXPECT_EQ(plan.create.size(), 9u);
+}

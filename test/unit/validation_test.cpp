@@ -78,6 +78,14 @@ TEST(Validation, Metadata)
 TEST(Validation, Timestamps)
 {
 	EXPECT_FALSE(ValidateTimestampIsFinite(true));
+	const EpochMicros now = INT64_C(1764676800) * kMicrosPerSecond;
+	EXPECT_FALSE(ValidateRecordedTimestamp(true, now - 1000 * kMicrosPerDay, now)) << "the past is fine";
+	EXPECT_FALSE(ValidateRecordedTimestamp(true, now + 366 * kMicrosPerDay, now));
+	EXPECT_EQ(ValidateRecordedTimestamp(true, now + 366 * kMicrosPerDay + 1, now)->message,
+	          "ts must not be more than 366 days after now()");
+	EXPECT_EQ(ValidateRecordedTimestamp(true, INT64_MAX, now)->sqlstate, "22008");
+	EXPECT_EQ(ValidateRecordedTimestamp(false, 0, now)->message,
+	          "ts must be a finite timestamp, not infinity or -infinity");
 	EXPECT_EQ(ValidateTimestampIsFinite(false)->sqlstate, "22008");
 }
 
