@@ -126,9 +126,10 @@ concurrency:
 soak:
 	SOAK_S=600 bash test/scripts/faults.sh
 
-# Detection's memory under 100,000 one-point names, the issue's case (make test runs 20,000); own cluster.
+# Detection's memory under 100,000 one-point names and backtest() over a million points, the
+# issue's cases (make test runs 20,000 and 300,000); own cluster.
 detect-memory:
-	NAMES=100000 bash test/scripts/detect_memory.sh
+	NAMES=100000 BACKTEST_POINTS=1000000 bash test/scripts/detect_memory.sh
 
 # The two commands of the README: both install their own dependencies.
 test:

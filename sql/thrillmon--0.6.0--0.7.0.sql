@@ -89,6 +89,13 @@ REVOKE ALL ON FUNCTION thrillmon._detect_pass_stats() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
 
 ------------------------------------------------------------------------------------------------
+-- Sensitivity: at least 0.5 (below it nearly every point is an anomaly). Lower values are raised.
+------------------------------------------------------------------------------------------------
+UPDATE thrillmon.anomaly_detection_config SET sensitivity = 0.5 WHERE sensitivity < 0.5;
+ALTER TABLE thrillmon.anomaly_detection_config DROP CONSTRAINT sensitivity_range,
+	ADD CONSTRAINT sensitivity_range CHECK (sensitivity >= 0.5 AND sensitivity <= 100);
+
+------------------------------------------------------------------------------------------------
 -- observe(): a slot only in a database something flushes.
 ------------------------------------------------------------------------------------------------
 CREATE FUNCTION thrillmon._observations_flushed()

@@ -137,7 +137,7 @@ CREATE TABLE thrillmon.anomaly_detection_config (
 	-- line about 27 times a week at one point a minute; at 4.5 the default ensemble stays under
 	-- once a week (test/unit/detect_test.cpp, QuietOnNoise).
 	sensitivity double precision NOT NULL DEFAULT @limit:sensitivity_default@
-		CONSTRAINT sensitivity_range CHECK (sensitivity > 0 AND sensitivity <= @limit:sensitivity_max@),
+		CONSTRAINT sensitivity_range CHECK (sensitivity >= @limit:sensitivity_min@ AND sensitivity <= @limit:sensitivity_max@),
 	lookback_window_minutes integer NOT NULL DEFAULT 1440
 		CONSTRAINT lookback_range CHECK (lookback_window_minutes BETWEEN @limit:lookback_minutes_min@ AND @limit:lookback_minutes_max@),
 	detection_algorithms text[] NOT NULL DEFAULT '{ensemble}'

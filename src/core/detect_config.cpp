@@ -74,11 +74,10 @@ ValidateAlgorithms(const AlgorithmList &algorithms, std::uint32_t *mask)
 MaybeError
 ValidateSensitivity(std::optional<double> sensitivity)
 {
-	if (!sensitivity || !(*sensitivity > 0 && *sensitivity <= kMaxSensitivity))
-		return Error(
-		    kSqlstateInvalidParameterValue,
-		    "sensitivity must be greater than 0 and at most 100, got " + Got(sensitivity),
-		    "It is the deviation, in robust standard deviations, that makes a point an anomaly (default 4.5).");
+	if (!sensitivity || !(*sensitivity >= kMinSensitivity && *sensitivity <= kMaxSensitivity))
+		return Error(kSqlstateInvalidParameterValue, "sensitivity must be between 0.5 and 100, got " + Got(sensitivity),
+		             "It is the deviation, in robust standard deviations, that makes a point an anomaly (default "
+		             "4.5); below 0.5 nearly every point would be one.");
 	return std::nullopt;
 }
 

@@ -13,7 +13,10 @@
 
 namespace thrillmon::detect {
 
-constexpr double kMaxSensitivity = 100;       // robust standard deviations; greater than 0
+// Robust standard deviations. Below the minimum nearly every point is an anomaly (at 1e-300,
+// every one): a mistyped value, not a configuration.
+constexpr double kMinSensitivity = 0.5;
+constexpr double kMaxSensitivity = 100;
 constexpr std::int64_t kMinDataPointsMin = 2; // a deviation needs a spread
 constexpr std::int64_t kMinDataPointsMax = 1000000;
 constexpr std::int64_t kLookbackMinutesMin = 1;

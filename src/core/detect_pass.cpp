@@ -224,4 +224,28 @@ ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, Pa
 	return anomalies;
 }
 
+void
+Replay::Feed(const PassPoint *points, std::size_t n, std::vector<PassPoint> *scored, std::vector<Score> *scores)
+{
+	for (std::size_t i = 0; i < n; i++) {
+		const PassPoint &p = points[i];
+		if (!scoring_ && p.stored < from_) {
+			recent_.push_back(p);
+			if (recent_.size() > Detector::kRebuildFull) {
+				det_.Warm(ToPoint(recent_.front()));
+				recent_.pop_front();
+			}
+			continue;
+		}
+		if (!scoring_) {
+			for (const PassPoint &q : recent_)
+				det_.Learn(ToPoint(q));
+			recent_.clear();
+			scoring_ = true;
+		}
+		scored->push_back(p);
+		scores->push_back(det_.Update(ToPoint(p)));
+	}
+}
+
 } // namespace thrillmon::detect

@@ -201,4 +201,25 @@ ToPoint(const PassPoint &p)
 	return MakePoint(p.t, p.value, p.utc_offset);
 }
 
+// backtest()'s replay, fed a metric's points in time order a batch at a time: it warms a
+// detector on the points before `from` exactly as Detector::Rebuild() does (Warm() for all but
+// the last kRebuildFull, kept here, then Learn() for those), and scores the rest. So its memory
+// is the detector, kRebuildFull points and the caller's batch, whatever the range (1 M points
+// held at once cost 322 MB before 0.7.0, callable by any reader).
+class Replay {
+public:
+	Replay(const Settings &settings, std::int64_t from_stored) : det_(settings), from_(from_stored)
+	{
+	}
+	// Feeds n points (in time order, after those of earlier calls): appends the ones at or after
+	// `from` to scored, and their scores to scores.
+	void Feed(const PassPoint *points, std::size_t n, std::vector<PassPoint> *scored, std::vector<Score> *scores);
+
+private:
+	Detector det_;
+	std::int64_t from_;
+	std::deque<PassPoint> recent_; // the warm-up's last points, not learned yet
+	bool scoring_ = false;
+};
+
 } // namespace thrillmon::detect

@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 namespace thrillmon {
@@ -36,10 +37,57 @@ CategoryHint()
 	return "Use one of: " + vocabulary::Join(vocabulary::kMetricCategory, ", ") + ".";
 }
 
+// Characters a name given to record_metric(), observe() or register_collector() may not hold
+// (besides C0 controls and DEL): C1 controls, which terminals act on; bidirectional controls,
+// which make a name display as another (U+202E shows "abc" + RLO + "fed" as "abcdef"); and
+// invisible ones, which make two names look alike. As UTF-8: thrillmon's names are counted
+// and stored as UTF-8 text.
+bool
+Unwelcome(char32_t cp)
+{
+	return (cp >= 0x80 && cp <= 0x9F) ||     // C1 controls
+	       cp == 0x061C ||                   // ARABIC LETTER MARK
+	       cp == 0x180E ||                   // MONGOLIAN VOWEL SEPARATOR
+	       (cp >= 0x200B && cp <= 0x200F) || // ZWSP, ZWNJ, ZWJ, LRM, RLM
+	       (cp >= 0x2028 && cp <= 0x202E) || // LINE/PARAGRAPH SEPARATOR, LRE..RLO
+	       (cp >= 0x2060 && cp <= 0x2064) || // WORD JOINER, invisible operators
+	       (cp >= 0x2066 && cp <= 0x2069) || // LRI..PDI
+	       cp == 0xFEFF;                     // ZERO WIDTH NO-BREAK SPACE (BOM)
+}
+
+// The first unwelcome code point of a UTF-8 string, if any. Ill-formed bytes (which a UTF-8
+// database never hands over) are skipped.
+std::optional<char32_t>
+FirstUnwelcome(std::string_view s)
+{
+	for (std::size_t i = 0; i < s.size();) {
+		const unsigned char c = static_cast<unsigned char>(s[i]);
+		std::size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 1;
+		if (i + n > s.size())
+			n = 1;
+		char32_t cp = n == 1 ? c : n == 2 ? (c & 0x1F) : n == 3 ? (c & 0x0F) : (c & 0x07);
+		for (std::size_t k = 1; k < n; k++)
+			cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+		if (n > 1 && Unwelcome(cp))
+			return cp;
+		i += n;
+	}
+	return std::nullopt;
+}
+
+std::string
+CodePoint(char32_t cp)
+{
+	char buf[16];
+	std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(cp));
+	return buf;
+}
+
 // A name (`noun`: "metric_name", "collector name"): not NULL, no control characters, not empty
-// (nor blank, unless allow_blank), at most kMaxMetricNameChars characters.
+// (nor blank, unless allow_blank), at most kMaxMetricNameChars characters; and when `strict`
+// (a name given to a function, not one already stored), none of the Unwelcome() characters.
 MaybeError
-CheckName(std::optional<std::string_view> name, const std::string &noun, bool allow_blank)
+CheckName(std::optional<std::string_view> name, const std::string &noun, bool allow_blank, bool strict)
 {
 	if (!name)
 		return Error(kSqlstateNullValueNotAllowed, noun + " must not be NULL");
@@ -50,6 +98,16 @@ CheckName(std::optional<std::string_view> name, const std::string &noun, bool al
 		if (c != ' ')
 			blank = false;
 	}
+	if (strict)
+		if (const std::optional<char32_t> cp = FirstUnwelcome(*name)) {
+			if (*cp <= 0x9F) // C1: a control character like those of C0
+				return Error(kSqlstateCharacterNotInRepertoire, noun + " must not contain control characters");
+			return Error(kSqlstateCharacterNotInRepertoire,
+			             noun + " must not contain invisible or bidirectional formatting characters (" +
+			                 CodePoint(*cp) + ")",
+			             "A name must read as what it is: such characters make it display as another name, or "
+			             "two names look alike.");
+		}
 	if (name->empty() || (blank && !allow_blank))
 		return Error(kSqlstateInvalidParameterValue, noun + " must not be empty");
 	const std::size_t length = Utf8Length(*name);
@@ -61,9 +119,9 @@ CheckName(std::optional<std::string_view> name, const std::string &noun, bool al
 }
 
 MaybeError
-CheckMetricName(std::optional<std::string_view> name, bool allow_blank)
+CheckMetricName(std::optional<std::string_view> name, bool allow_blank, bool strict)
 {
-	return CheckName(name, "metric_name", allow_blank);
+	return CheckName(name, "metric_name", allow_blank, strict);
 }
 
 } // namespace
@@ -71,7 +129,7 @@ CheckMetricName(std::optional<std::string_view> name, bool allow_blank)
 MaybeError
 ValidateMetricName(std::optional<std::string_view> name)
 {
-	return CheckMetricName(name, false);
+	return CheckMetricName(name, false, true);
 }
 
 MaybeError
@@ -138,8 +196,8 @@ ValidateRecordedTimestamp(bool is_finite, std::int64_t ts, std::int64_t now)
 	if (ts > now && ts - now > static_cast<std::int64_t>(kMaxFutureDays) * kMicrosPerDay)
 		return Error(kSqlstateDatetimeFieldOverflow,
 		             "ts must not be more than " + std::to_string(kMaxFutureDays) + " days after now()",
-		             "A point dated that far ahead would wait for a daily partition for good; check the year, or the "
-		             "clock of the client that sent it.");
+		             "A point dated that far ahead would get no daily partition for a year or more; check the year, "
+		             "or the clock of the client that sent it.");
 	return std::nullopt;
 }
 
@@ -147,7 +205,7 @@ MaybeError
 ValidateStoredPoint(std::string_view name, double value, std::string_view category,
                     std::optional<MetadataShape> metadata, bool timestamp_is_finite)
 {
-	if (auto e = CheckMetricName(name, true))
+	if (auto e = CheckMetricName(name, true, false))
 		return e;
 	if (auto e = ValidateMetricValue(value))
 		return e;
@@ -162,7 +220,7 @@ ValidateStoredPoint(std::string_view name, double value, std::string_view catego
 MaybeError
 ValidateCollectorName(std::optional<std::string_view> name)
 {
-	return CheckName(name, "collector name", false);
+	return CheckName(name, "collector name", false, true);
 }
 
 MaybeError

@@ -2,7 +2,7 @@
 // nothing: how a user tunes a sensitivity before switching alerts on. The engine is the pass's
 // (a detector built from the metric's configuration, warmed with the same Rebuild() a pass's
 // cache uses); the overrides are validated by the core's rules for a configuration.
-#include <deque>
+#include <memory>
 #include <string_view>
 #include <vector>
 
@@ -20,6 +20,7 @@ extern "C" {
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 }
@@ -30,13 +31,55 @@ using thrillmon::pg::ScanRow;
 
 namespace {
 
-// The replay's points and scores: the backend's, reused (cleared, not freed, between calls).
-struct Replay {
-	std::vector<detect::PassPoint> points;
+// The replay and the batch it has just scored: the backend's (plain pointer, no static
+// constructor), made per call, freed at its end.
+struct Run {
+	std::unique_ptr<detect::Replay> replay;
+	std::vector<detect::PassPoint> points; // the batch's scored points
 	std::vector<detect::Score> scores;
-	std::size_t first = 0; // points before it warm the detector up; the rest are scored
+	std::vector<detect::PassPoint> batch; // the rows a batch read, as points
 };
-Replay *replay = nullptr;
+Run *run = nullptr;
+
+// After each batch (Postgres side): its rows into the result's tuplestore (which spills to disk
+// past work_mem), in a memory context reset per batch.
+struct Emit {
+	ReturnSetInfo *rsinfo;
+	MemoryContext batch_ctx;
+};
+void
+EmitBatch(void *ctx)
+{
+	Emit *emit = static_cast<Emit *>(ctx);
+	MemoryContext old = MemoryContextSwitchTo(emit->batch_ctx);
+	for (std::size_t k = 0; k < run->scores.size(); k++) {
+		const detect::PassPoint &p = run->points[k];
+		const detect::Score &sc = run->scores[k];
+		Datum out[9];
+		bool nulls[9] = {};
+		out[0] = TimestampTzGetDatum(p.stored);
+		out[1] = Float8GetDatum(p.value);
+		out[2] = Float8GetDatum(sc.score);
+		out[3] = BoolGetDatum(sc.anomaly);
+		if (sc.warming_up) {
+			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[8] = true;
+		} else {
+			out[4] = CStringGetTextDatum(sc.anomaly ? detect::AnomalyTypeName(sc.type) : "none");
+			out[5] = CStringGetTextDatum(detect::SeverityName(sc.severity));
+			out[6] = CStringGetTextDatum(detect::AlgorithmName(sc.algorithm));
+			out[7] = Float8GetDatum(sc.deviation);
+			out[8] = Float8GetDatum(sc.baseline);
+		}
+		if (!sc.anomaly)
+			nulls[4] = nulls[5] = true;
+		tuplestore_putvalues(emit->rsinfo->setResult, emit->rsinfo->setDesc, out, nulls);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(emit->batch_ctx);
+	// Cleared, not freed: the next batch is as large.
+	run->points.clear();
+	run->scores.clear();
+}
 
 } // namespace
 
@@ -71,78 +114,53 @@ THRILLMON_FUNCTION(thrillmon_backtest)
 
 	InitMaterializedSRF(fcinfo, 0);
 	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	// Made before SPI_connect(): SPI's own context is gone at SPI_finish().
+	Emit emit {rsinfo, AllocSetContextCreate(CurrentMemoryContext, "thrillmon backtest batch", ALLOCSET_DEFAULT_SIZES)};
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "thrillmon: SPI_connect failed");
 	const thrillmon::pg::SettingsTable &settings = thrillmon::pg::ReadSettings();
 	const std::string_view metric_name(VARDATA_ANY(metric), VARSIZE_ANY_EXHDR(metric));
 	detect::MetricSettings s;
 	RunCore([&] {
-		if (replay == nullptr)
-			replay = new Replay();
-		replay->points.clear();
-		replay->scores.clear();
 		s = settings.For(metric_name);
 		if (override_algorithms)
 			s.algorithms = mask;
 		if (override_sensitivity)
 			s.sensitivity = sensitivity;
+		if (run == nullptr)
+			run = new Run();
+		run->replay = std::make_unique<detect::Replay>(s.ForDetector(), from);
+		run->points.clear();
+		run->scores.clear();
 	});
 
+	// In time order, a batch at a time: the replay warms up on the points before `from` and
+	// scores the rest; each batch's rows go to the result before the next is read.
 	Oid types[3] = {TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum values[3] = {PointerGetDatum(metric),
 	                   TimestampTzGetDatum(thrillmon::pg::MinusMinutes(from, s.lookback_minutes)),
 	                   TimestampTzGetDatum(upto)};
-	auto add = [&](const ScanRow *rows, int n) {
+	auto feed = [&](const ScanRow *rows, int n) {
+		run->batch.clear();
 		for (int i = 0; i < n; i++)
-			replay->points.push_back(rows[i].point);
+			run->batch.push_back(rows[i].point);
+		run->replay->Feed(run->batch.data(), run->batch.size(), &run->points, &run->scores);
 	};
 	thrillmon::pg::ScanPoints("SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-	                          "WHERE metric_name = $1 AND \"timestamp\" > $2 AND \"timestamp\" <= $3",
-	                          false, 3, types, values, thrillmon::pg::SinkOf(add));
-
-	RunCore([&] {
-		std::vector<detect::PassPoint> &points = replay->points;
-		detect::SortByTime(points);
-		detect::Detector det(s.ForDetector());
-		// Warm-up before `from` exactly as a live rebuild does it, then score.
-		std::size_t first = 0;
-		while (first < points.size() && points[first].stored < from)
-			first++;
-		det.Rebuild(first, [&](std::size_t i) { return detect::ToPoint(points[i]); });
-		replay->first = first;
-		replay->scores.reserve(points.size() - first);
-		for (std::size_t i = first; i < points.size(); i++)
-			replay->scores.push_back(det.Update(detect::ToPoint(points[i])));
-	});
+	                          "WHERE metric_name = $1 AND \"timestamp\" > $2 AND \"timestamp\" <= $3 "
+	                          "ORDER BY \"timestamp\"",
+	                          false, 3, types, values, thrillmon::pg::SinkOf(feed),
+	                          thrillmon::pg::AfterBatch {EmitBatch, &emit});
 	SPI_finish();
-
-	for (std::size_t k = 0; k < replay->scores.size(); k++) {
-		const detect::PassPoint &p = replay->points[replay->first + k];
-		const detect::Score &sc = replay->scores[k];
-		Datum out[9];
-		bool nulls[9] = {};
-		out[0] = TimestampTzGetDatum(p.stored);
-		out[1] = Float8GetDatum(p.value);
-		out[2] = Float8GetDatum(sc.score);
-		out[3] = BoolGetDatum(sc.anomaly);
-		if (sc.warming_up) {
-			nulls[4] = nulls[5] = nulls[6] = nulls[7] = nulls[8] = true;
-		} else {
-			out[4] = CStringGetTextDatum(sc.anomaly ? detect::AnomalyTypeName(sc.type) : "none");
-			out[5] = CStringGetTextDatum(detect::SeverityName(sc.severity));
-			out[6] = CStringGetTextDatum(detect::AlgorithmName(sc.algorithm));
-			out[7] = Float8GetDatum(sc.deviation);
-			out[8] = Float8GetDatum(sc.baseline);
-		}
-		if (!sc.anomaly)
-			nulls[4] = nulls[5] = true;
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, out, nulls);
-	}
+	MemoryContextDelete(emit.batch_ctx);
 	RunCore([&] {
-		replay->points.clear();
-		replay->points.shrink_to_fit();
-		replay->scores.clear();
-		replay->scores.shrink_to_fit();
+		run->replay.reset();
+		run->points.clear();
+		run->points.shrink_to_fit();
+		run->scores.clear();
+		run->scores.shrink_to_fit();
+		run->batch.clear();
+		run->batch.shrink_to_fit();
 	});
 	return (Datum) 0;
 }

@@ -53,9 +53,17 @@ double EpochSeconds(TimestampTz ts);
 // t minus that many minutes, clamped at the lowest timestamp (infinities stay as they are).
 TimestampTz MinusMinutes(TimestampTz t, std::int64_t minutes);
 
+// Postgres-side work after each batch's sink has run (outside the C++ boundary, so it may
+// ereport): backtest() writes the rows a batch scored, so it never holds more than a batch.
+struct AfterBatch {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+
 // Runs query ("timestamp", metric_value, metric_name and, if with_category, metric_category:
 // fixed-width columns first, so their offsets are cached) through a cursor.
-void ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink);
+void ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink,
+                AfterBatch after = {nullptr, nullptr});
 
 // A steady pass's new points: the rows in (lo, hi], with their category, read through each daily
 // partition's BRIN index directly. False, before reading anything, when the table has a partition

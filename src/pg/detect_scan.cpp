@@ -114,7 +114,7 @@ MinusMinutes(TimestampTz t, std::int64_t minutes)
 }
 
 void
-ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink)
+ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *values, RowSink sink, AfterBatch after)
 {
 	Portal portal = SPI_cursor_open_with_args(nullptr, query, nargs, types, values, nullptr, true, 0);
 	ScanRow *rows = static_cast<ScanRow *>(palloc(sizeof(ScanRow) * kFetchBatch));
@@ -141,6 +141,8 @@ ScanPoints(const char *query, bool with_category, int nargs, Oid *types, Datum *
 		const PlainError err = TryCore([&] { sink.fn(sink.ctx, rows, used); });
 		SPI_freetuptable(SPI_tuptable);
 		RaiseIfSet(&err);
+		if (after.fn != nullptr)
+			after.fn(after.ctx);
 	}
 	SPI_cursor_close(portal);
 	pfree(rows);

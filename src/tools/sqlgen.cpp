@@ -39,6 +39,7 @@ struct Limit {
 const Limit kLimits[] = {
     {"metric_name_chars", std::to_string(kMaxMetricNameChars)},
     {"retention_days_max", std::to_string(kMaxRetentionDays)},
+    {"sensitivity_min", FormatFloat8(detect::kMinSensitivity)},
     {"sensitivity_max", FormatFloat8(detect::kMaxSensitivity)},
     {"sensitivity_default", FormatFloat8(detect::kDefaultSensitivity)},
     {"min_data_points_min", std::to_string(detect::kMinDataPointsMin)},

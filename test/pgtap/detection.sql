@@ -16,7 +16,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(215);
+SELECT plan(217);
 
 -- Before the clean slate: what this database's install shipped.
 SELECT is((SELECT sensitivity FROM thrillmon.anomaly_detection_config WHERE metric_name = '*'), 4.5::float8,
@@ -124,13 +124,15 @@ SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, 
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, detection_algorithms) VALUES ('cfg', '{mad,NULL}')$$,
 	'22004', 'thrillmon: detection_algorithms must not contain NULL', 'config: a NULL algorithm');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', 0)$$,
-	'22023', 'thrillmon: sensitivity must be greater than 0 and at most 100, got 0', 'config: sensitivity 0');
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got 0', 'config: sensitivity 0');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', -1)$$,
-	'22023', 'thrillmon: sensitivity must be greater than 0 and at most 100, got -1', 'config: negative sensitivity');
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got -1', 'config: negative sensitivity');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', 'NaN')$$,
-	'22023', 'thrillmon: sensitivity must be greater than 0 and at most 100, got NaN', 'config: sensitivity NaN');
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got NaN', 'config: sensitivity NaN');
+SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', 1e-300)$$,
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got 1e-300', 'config: sensitivity 1e-300 (it flags every point)');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity) VALUES ('cfg', 100.5)$$,
-	'22023', 'thrillmon: sensitivity must be greater than 0 and at most 100, got 100.5', 'config: sensitivity above 100');
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got 100.5', 'config: sensitivity above 100');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, lookback_window_minutes, min_data_points) VALUES ('cfg', 20, 30)$$,
 	'22023', 'thrillmon: lookback_window_minutes (20) is shorter than min_data_points (30)', 'config: lookback shorter than min_data_points');
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, lookback_window_minutes) VALUES ('cfg', 0)$$,
@@ -146,7 +148,7 @@ SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, 
 SELECT throws_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, cooldown_minutes) VALUES ('cfg', -1)$$,
 	'22023', 'thrillmon: cooldown_minutes must be between 0 and 527040, got -1', 'config: negative cooldown_minutes');
 SELECT throws_ok($$UPDATE thrillmon.anomaly_detection_config SET sensitivity = 0 WHERE metric_name = '*'$$,
-	'22023', 'thrillmon: sensitivity must be greater than 0 and at most 100, got 0', 'config: an UPDATE is checked too');
+	'22023', 'thrillmon: sensitivity must be between 0.5 and 100, got 0', 'config: an UPDATE is checked too');
 SELECT throws_ok($$UPDATE thrillmon.anomaly_detection_config SET detection_algorithms = '{ensemble,bogus}' WHERE metric_name = '*'$$,
 	'22023', 'thrillmon: unknown detection algorithm "bogus"', 'config: ... an UPDATE of the algorithms');
 SELECT is((SELECT count(*)::int FROM thrillmon.anomaly_detection_config), 1, 'config: no refused row was written');
@@ -156,7 +158,7 @@ SELECT lives_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, s
 	VALUES ('cfg_ok', 100, 30, '{z_score,mad,moving_average,rate_of_change,ewma,cusum,seasonal,predictive,ensemble}', 30, 1, 0,
 		now() - interval '1 day')$$, 'config: a row at the limits is accepted (every algorithm, sensitivity 100, lookback = min_data_points)');
 SELECT lives_ok($$INSERT INTO thrillmon.anomaly_detection_config (metric_name, sensitivity, min_data_points, alert_threshold_score)
-	VALUES ('cfg_low', 0.001, 2, 0)$$, 'config: sensitivity 0.001, min_data_points 2, threshold 0 accepted');
+	VALUES ('cfg_low', 0.5, 2, 0)$$, 'config: sensitivity 0.5, min_data_points 2, threshold 0 accepted');
 SELECT is((SELECT updated_at FROM thrillmon.anomaly_detection_config WHERE metric_name = 'cfg_ok'), now() - interval '1 day',
 	'config: INSERT keeps the updated_at given');
 UPDATE thrillmon.anomaly_detection_config SET sensitivity = 6 WHERE metric_name = 'cfg_ok';
@@ -621,6 +623,8 @@ SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', '{}'::text[])$$, '22023', NULL, 'backtest(): no algorithm');
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', ARRAY['mad', NULL])$$, '22004', NULL, 'backtest(): a NULL algorithm');
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', NULL, 0)$$, '22023', NULL, 'backtest(): sensitivity 0');
+SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', NULL, 1e-300)$$, '22023',
+	'thrillmon: sensitivity must be between 0.5 and 100, got 1e-300', 'backtest(): sensitivity 1e-300');
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', NULL, -1)$$, '22023', NULL, 'backtest(): negative sensitivity');
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', NULL, 'NaN')$$, '22023', NULL, 'backtest(): sensitivity NaN');
 SELECT throws_ok($$SELECT * FROM thrillmon.backtest('bt', '-infinity', 'infinity', NULL, 101)$$, '22023', NULL, 'backtest(): sensitivity above 100');

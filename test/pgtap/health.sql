@@ -4,7 +4,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(47);
+SELECT plan(52);
 
 \ir fixtures/clean_slate.sql
 DELETE FROM thrillmon.metric_collectors;
@@ -182,6 +182,30 @@ SELECT is(pg_temp.overdue(), CASE WHEN coalesce(current_setting('thrillmon.enabl
 		AND coalesce(current_setting('thrillmon.scheduler', true), 'internal') = 'internal'
 	THEN 'retention overdue: last successful run_data_retention_cleanup() 1 day 02:00:00 ago' ELSE '' END,
 	'retention overdue: expected without pg_cron exactly when the internal scheduler runs');
+
+-- Detection stalled: the horizon has not moved for three intervals and ten minutes while the
+-- worker or pg_cron is to run detection (a pg_cron job row makes it expected here).
+CREATE FUNCTION pg_temp.detection() RETURNS text LANGUAGE sql AS
+	$$SELECT coalesce(string_agg(r, '; '), '') FROM jsonb_array_elements_text(pg_temp.h()->'reasons') r WHERE r LIKE 'detection%'$$;
+DELETE FROM thrillmon.detector_progress;
+DELETE FROM thrillmon.job_runs WHERE job = 'detect';
+INSERT INTO thrillmon.pg_cron_jobs (job, jobname, schedule, command)
+VALUES ('detect', 'thrillmon-detect', '*/5 * * * *', 'SELECT pg_catalog.count(*) FROM thrillmon.detect_anomalies()');
+SELECT is(pg_temp.detection(), '', 'detection: no pass yet is not a stall');
+INSERT INTO thrillmon.detector_progress (pass, horizon) VALUES (1, now() - interval '10 minutes');
+SELECT is(pg_temp.detection(), '', 'detection: a horizon 10 minutes old is not a stall');
+UPDATE thrillmon.detector_progress SET horizon = now() - interval '2 hours';
+SELECT is(pg_temp.detection(), format('detection stalled: points are scored up to %s, 02:00:00 ago', now() - interval '2 hours'),
+	'detection stalled: the horizon two hours old');
+SELECT is(pg_temp.h()->>'status', 'failing', '... and that is failing, not degraded');
+DELETE FROM thrillmon.pg_cron_jobs;
+UPDATE thrillmon.detector_progress SET horizon = now();
+INSERT INTO thrillmon.job_runs (job, target, started_at, finished_at, status, details)
+VALUES ('detect', 'all', now() - interval '1 minute', now() - interval '1 minute', 'succeeded',
+	'{"anomalies": 0, "metrics": 10000, "skipped_metrics": 25, "failed_metrics": 3}');
+SELECT is(pg_temp.detection(), format('detection left 25 metrics unscored in its last pass (more than thrillmon.max_metrics_per_pass = %s had new points); '
+	'detection could not score 3 metrics in its last pass (out of memory)', current_setting('thrillmon.max_metrics_per_pass')),
+	'detection: the last pass''s skipped and failed metrics are named');
 
 SELECT * FROM finish();
 ROLLBACK;

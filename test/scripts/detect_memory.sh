@@ -4,7 +4,9 @@
 # 100k); thrillmon.max_metrics_per_pass leaves the excess unscored and health_check() says so; a
 # backend other than the worker gives its detectors back after a pass. Memory is read from
 # /proc/PID/status (RssAnon: the process's own heap, not the shared buffers it touched).
-# NAMES=20000 in make test; `NAMES=100000 bash test/scripts/detect_memory.sh` for the issue's case.
+# And backtest() over a long range holds a batch, not the range. NAMES=20000 and
+# BACKTEST_POINTS=300000 in make test; `make detect-memory` for the issue's cases (100,000 names,
+# a million points).
 # Speaks TAP.
 set -uo pipefail
 . "$(dirname "$0")/lib/cluster.sh"
@@ -18,7 +20,7 @@ wait_runs() { local want=$(($(detect_runs) + $2)); wait_for "$1" "SELECT count(*
 one_point_names() { sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
 	SELECT '$1' || g, g % 7, now() FROM generate_series(1, $2) g"; }
 
-echo "1..9"
+echo "1..11"
 cluster_init tm
 # Every name in one pass (the default thrillmon.max_metrics_per_pass is 10,000).
 cluster_conf "shared_preload_libraries = 'thrillmon'" "thrillmon.collect_interval = 3600" \
@@ -88,6 +90,29 @@ echo "# backend RssAnon: ${b_before} kB before detect_anomalies(), ${b_after} kB
 is "$b_metrics/$b_cached" "3000/0" "a manual pass scored every metric and kept nothing for the session"
 ok "$([ $(((b_after - b_before) / 1024)) -lt 32 ] && echo 0 || echo 1)" \
 	"its detectors were given back: the session grew by $(((b_after - b_before) / 1024)) MB (3,000 detectors are ~70 MB)"
+
+# 4. backtest() over BACKTEST_POINTS points of one metric (any reader may call it): its backend's
+#    memory while it runs, polled from here. 0.6.0 held every point and score at once (322 MB a
+#    million points); the replay holds a batch, and the result spills to disk past work_mem.
+points=${BACKTEST_POINTS:-300000}
+sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
+	SELECT 'long', 100 + (g % 17), now() - interval '5 days' + g * interval '1 second' FROM generate_series(1, $points) g"
+PGAPPNAME=backtest_mem psql -X -q -At -c "SELECT count(*) FROM thrillmon.backtest('long', '-infinity', 'infinity')" >"$work/bt.txt" 2>&1 &
+bt=$!
+peak=0
+while kill -0 $bt 2>/dev/null; do
+	pid=$(sql "SELECT pid FROM pg_stat_activity WHERE application_name = 'backtest_mem' AND state = 'active'" 2>/dev/null)
+	if [ -n "$pid" ]; then
+		kb=$(rss_kb "$pid" 2>/dev/null)
+		[ -n "$kb" ] && [ "$kb" -gt "$peak" ] && peak=$kb
+	fi
+	sleep 0.05
+done
+wait $bt
+is "$(cat "$work/bt.txt")" "$points" "backtest() scored all $points points"
+echo "# backtest backend RssAnon peak: ${peak} kB for $points points (0.6.0: ~$((points * 322 / 1000000)) MB)"
+ok "$([ "$peak" -gt 0 ] && [ $((peak / 1024)) -lt 48 ] && echo 0 || echo 1)" \
+	"backtest()'s memory does not grow with the range: peak $((peak / 1024)) MB for $points points"
 
 pg_ctl -m fast -w stop >/dev/null
 exit $((fails > 0))

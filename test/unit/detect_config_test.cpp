@@ -95,20 +95,24 @@ TEST(DetectConfig, AlgorithmMask)
 TEST(DetectConfig, Sensitivity)
 {
 	Row r;
-	for (double bad : {0.0, -1.0, -0.0, 100.5, 1e300}) {
+	for (double bad : {0.0, -1.0, -0.0, 100.5, 1e300, 1e-300, 0.4999}) {
 		r.sensitivity = bad;
 		EXPECT_EQ(r.Validate()->sqlstate, "22023") << bad;
 	}
 	r.sensitivity = 0;
-	EXPECT_EQ(Message(r), "22023 sensitivity must be greater than 0 and at most 100, got 0");
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got 0");
+	r.sensitivity = 1e-300;
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got 1e-300") << "flags every point";
+	r.sensitivity = 0.5;
+	EXPECT_FALSE(r.Validate());
 	r.sensitivity = std::nan("");
-	EXPECT_EQ(Message(r), "22023 sensitivity must be greater than 0 and at most 100, got NaN");
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got NaN");
 	r.sensitivity = std::numeric_limits<double>::infinity();
-	EXPECT_EQ(Message(r), "22023 sensitivity must be greater than 0 and at most 100, got Infinity");
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got Infinity");
 	r.sensitivity = std::nullopt;
-	EXPECT_EQ(Message(r), "22023 sensitivity must be greater than 0 and at most 100, got <NULL>");
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got <NULL>");
 	r.sensitivity = 100.5;
-	EXPECT_EQ(Message(r), "22023 sensitivity must be greater than 0 and at most 100, got 100.5");
+	EXPECT_EQ(Message(r), "22023 sensitivity must be between 0.5 and 100, got 100.5");
 }
 
 TEST(DetectConfig, CountsAndWindows)

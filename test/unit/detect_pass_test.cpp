@@ -415,3 +415,37 @@ TEST(DetectorCache, LazyEntriesAreBoundedToo)
 	EXPECT_TRUE(cache.Holds("r4_0")) << "the most recent stay";
 	EXPECT_FALSE(cache.Holds("r0_0"));
 }
+
+// backtest()'s streaming replay, fed in batches of any size, scores exactly what the whole range
+// held at once scored (Rebuild() on the points before `from`, then Update() on the rest).
+TEST(Replay, InBatchesEqualsTheWholeRangeAtOnce)
+{
+	const MetricSettings s;
+	PassMetric m = Metric("replay", kT0, 3000, 400);
+	const std::vector<PassPoint> &all = m.fresh;
+	const std::int64_t from = all[2000].stored; // 2,000 points of warm-up: more than kRebuildFull
+	Detector reference(s.ForDetector());
+	reference.Rebuild(2000, [&](std::size_t i) { return ToPoint(all[i]); });
+	std::vector<Score> want;
+	for (std::size_t i = 2000; i < all.size(); i++)
+		want.push_back(reference.Update(ToPoint(all[i])));
+	for (const std::size_t batch : {std::size_t {1}, std::size_t {7}, std::size_t {512}, std::size_t {10000}}) {
+		Replay replay(s.ForDetector(), from);
+		std::vector<PassPoint> scored;
+		std::vector<Score> got;
+		for (std::size_t i = 0; i < all.size(); i += batch)
+			replay.Feed(all.data() + i, std::min(batch, all.size() - i), &scored, &got);
+		ASSERT_EQ(got.size(), want.size()) << batch;
+		EXPECT_EQ(scored.front().stored, from);
+		for (std::size_t k = 0; k < want.size(); k++) {
+			EXPECT_EQ(got[k].score, want[k].score) << batch << " " << k;
+			EXPECT_EQ(got[k].anomaly, want[k].anomaly) << batch << " " << k;
+		}
+	}
+	// No point before `from` at all, or none after it.
+	Replay none(s.ForDetector(), all.back().stored + 1);
+	std::vector<PassPoint> scored;
+	std::vector<Score> got;
+	none.Feed(all.data(), all.size(), &scored, &got);
+	EXPECT_TRUE(got.empty());
+}

@@ -20,6 +20,35 @@ TEST(Validation, MetricNames)
 	EXPECT_EQ(ValidateMetricName(std::string_view("a\nb"))->sqlstate, "22021");
 }
 
+// One rule for the names given to record_metric(), observe() and register_collector(): no C1
+// controls, and none of the characters that make a name display as another.
+TEST(Validation, NamesRefuseInvisibleAndBidiCharacters)
+{
+	EXPECT_EQ(ValidateMetricName(std::string_view("next\u0085line"))->message,
+	          "metric_name must not contain control characters");
+	for (const char *bad :
+	     {"\u202Eevil", "a\u202Ab", "zero\u200Bwidth", "zw\u200Cnj", "zw\u200Dj", "\u200Eltr", "\u200Frtl", "iso\u2066",
+	      "\u2069pdi", "word\u2060joiner", "\uFEFFbom", "\u061Calm", "line\u2028sep", "mvs\u180E"}) {
+		const MaybeError e = ValidateMetricName(std::string_view(bad));
+		ASSERT_TRUE(e) << bad;
+		EXPECT_EQ(e->sqlstate, "22021");
+		EXPECT_NE(e->message.find("must not contain invisible or bidirectional formatting characters (U+"),
+		          std::string::npos)
+		    << e->message;
+	}
+	EXPECT_EQ(ValidateMetricName(std::string_view("a\u202Eb"))->message,
+	          "metric_name must not contain invisible or bidirectional formatting characters (U+202E)");
+	EXPECT_EQ(ValidateCollectorName(std::string_view("c\u200B"))->message,
+	          "collector name must not contain invisible or bidirectional formatting characters (U+200B)");
+	// Their neighbours are fine: a no-break space, an en dash, Arabic, emoji, combining accents.
+	for (const char *good :
+	     {"a\u00A0b", "a\u2013b", "\u0645\u0642\u064A\u0627\u0633", "\U0001F4C8", "e\u0301", "\u2070sup", "\u2065x"}) {
+		EXPECT_FALSE(ValidateMetricName(std::string_view(good))) << good;
+	}
+	// A stored row is checked as before 0.7.0 (a dump of an older release must restore).
+	EXPECT_FALSE(ValidateStoredPoint("\u202Eevil", 1.0, "custom", std::nullopt, true));
+}
+
 TEST(Validation, MetricNameLengthCountsCharactersNotBytes)
 {
 	std::string ascii(128, 'x');
