@@ -63,6 +63,8 @@ REVOKE ALL ON FUNCTION thrillmon._defiant_collector() FROM PUBLIC;
 ------------------------------------------------------------------------------------------------
 -- Partition maintenance: a window of days and a cap per run; what waits is reported.
 ------------------------------------------------------------------------------------------------
+-- _lock_metrics_parent() takes the partitions the caller changes too (defined below).
+DROP FUNCTION thrillmon._lock_metrics_parent();
 DROP FUNCTION thrillmon._maintain_partitions(integer);
 CREATE FUNCTION thrillmon._maintain_partitions(premake_days integer, OUT created text[], OUT rows_moved bigint,
 	OUT days_waiting bigint, OUT rows_ahead bigint, OUT rows_expired bigint)
@@ -113,8 +115,57 @@ GRANT EXECUTE ON FUNCTION thrillmon._observations_flushed() TO thrillmon_writer;
 ------------------------------------------------------------------------------------------------
 -- The functions 0.7.0 changes, as sql/source/ defines them.
 ------------------------------------------------------------------------------------------------
--- functions: schedule_with_pg_cron _retention_all _detect_run health_check _notify_alert _run_collectors _maintain_partitions_run detect_anomalies _worker_run_job
+-- functions: _lock_metrics_parent schedule_with_pg_cron _retention_all _detect_run health_check _notify_alert _run_collectors _maintain_partitions_run detect_anomalies _worker_run_job
 -- views: system_health
+
+CREATE OR REPLACE FUNCTION thrillmon._lock_metrics_parent(also regclass[] DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- The caller's lock_timeout (the cleanup and maintenance functions set 5 s), or 5 s if none.
+	deadline timestamptz := pg_catalog.clock_timestamp()
+		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
+	caller_timeout text := pg_catalog.current_setting('lock_timeout');
+	holders text;
+	r regclass;
+BEGIN
+	LOOP
+		BEGIN
+			-- Local to this function (it has a SET clause): the caller's value is back on return.
+			PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
+			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE;
+			IF also IS NOT NULL THEN
+				FOREACH r IN ARRAY also LOOP
+					EXECUTE pg_catalog.format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT', r);
+				END LOOP;
+			END IF;
+			RETURN;
+		EXCEPTION WHEN lock_not_available THEN
+			IF pg_catalog.clock_timestamp() >= deadline THEN
+				-- Say who: a DBA reading the job history should not have to catch it in pg_locks.
+				SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (%s on %s, %s%s)', l.pid, l.mode, l.relation::pg_catalog.regclass,
+				           coalesce(a.backend_type, '?'), coalesce(': ' || pg_catalog.left(a.query, 60), '')), '; ' ORDER BY l.pid)
+				INTO holders
+				FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+				WHERE l.locktype = 'relation' AND l.granted
+				  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
+				  AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY['thrillmon.metric_time_series'::pg_catalog.regclass::pg_catalog.oid]
+				      OPERATOR(pg_catalog.||) coalesce(also::pg_catalog.oid[], '{}'))
+				  AND l.pid <> pg_catalog.pg_backend_pid();
+				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
+					caller_timeout USING ERRCODE = '55P03',
+					DETAIL = 'Held by: ' || coalesce(holders, 'none seen (released meanwhile)') || '.',
+					HINT = 'See pg_locks; the next run will try again.';
+			END IF;
+			-- Let the inserts that queued behind this try through before the next one.
+			PERFORM pg_catalog.pg_sleep(0.02);
+		END;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._lock_metrics_parent(regclass[]) IS
+	'Internal: takes the partition-DDL lock on metric_time_series (and, without waiting, on the partitions the caller changes) without making inserts queue behind a wait';
+REVOKE ALL ON FUNCTION thrillmon._lock_metrics_parent(regclass[]) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon.schedule_with_pg_cron()
 RETURNS TABLE (job text, jobname text, schedule text, command text)
@@ -144,6 +195,9 @@ BEGIN
 	END LOOP;
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon.schedule_with_pg_cron() IS
+	'Registers the origin''s schedule in pg_cron (collect every minute, detect every 5 minutes, maintenance hourly, retention daily at 03:00) and turns the internal scheduler off for those jobs; idempotent';
+REVOKE ALL ON FUNCTION thrillmon.schedule_with_pg_cron() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._retention_all()
 RETURNS jsonb
@@ -210,6 +264,8 @@ BEGIN
 		'error', NULLIF(pg_catalog.array_to_string(failures, '; '), ''));
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon._retention_all() IS 'Internal: the body of the full retention cleanup';
+REVOKE ALL ON FUNCTION thrillmon._retention_all() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._detect_run()
 RETURNS SETOF thrillmon.anomaly_detections
@@ -323,6 +379,8 @@ BEGIN
 	ON CONFLICT (id) DO UPDATE SET pass = EXCLUDED.pass, horizon = EXCLUDED.horizon, updated_at = EXCLUDED.updated_at;
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon._detect_run() IS 'Internal: one detection pass (anomalies, alerts, auto-resolve, incidents, progress)';
+REVOKE ALL ON FUNCTION thrillmon._detect_run() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon.health_check()
 RETURNS jsonb
@@ -436,6 +494,9 @@ BEGIN
 		'worker', pg_catalog.to_jsonb(w));
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon.health_check() IS
+	'One call for an external probe: {"status": "ok" | "degraded" | "failing", "reasons": [...]}; failing when the worker is not running or collection is stale (more than 3 intervals), degraded when a job or collector is failing';
+REVOKE ALL ON FUNCTION thrillmon.health_check() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text)
 RETURNS void
@@ -472,6 +533,8 @@ BEGIN
 	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text) IS 'Internal: NOTIFY thrillmon_alerts with a JSON payload';
+REVOKE ALL ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._run_collectors(p_at timestamptz, p_only_due boolean)
 RETURNS jsonb
@@ -523,6 +586,8 @@ BEGIN
 	RETURN pg_catalog.jsonb_build_object('collectors_ok', ok, 'collectors_failed', failed, 'collector_points', points);
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon._run_collectors(timestamptz, boolean) IS 'Internal: runs SQL collectors, recording each one''s outcome';
+REVOKE ALL ON FUNCTION thrillmon._run_collectors(timestamptz, boolean) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._maintain_partitions_run(premake_days integer)
 RETURNS jsonb
@@ -531,6 +596,8 @@ LANGUAGE sql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 		'days_waiting', m.days_waiting, 'rows_ahead', m.rows_ahead, 'rows_expired', m.rows_expired)
 	FROM thrillmon._maintain_partitions(premake_days) m
 $fn$;
+COMMENT ON FUNCTION thrillmon._maintain_partitions_run(integer) IS 'Internal: the partition maintenance job body';
+REVOKE ALL ON FUNCTION thrillmon._maintain_partitions_run(integer) FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon.detect_anomalies()
 RETURNS SETOF thrillmon.anomaly_detections
@@ -546,6 +613,9 @@ BEGIN
 		    FROM thrillmon._detect_pass_stats() s), NULL);
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon.detect_anomalies() IS
+	'Runs detection now over every enabled metric (the points that arrived since the last pass) and returns the new anomalies';
+REVOKE ALL ON FUNCTION thrillmon.detect_anomalies() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION thrillmon._worker_run_job(p_job text, p_run_id bigint, p_at timestamptz)
 RETURNS jsonb
@@ -581,6 +651,8 @@ BEGIN
 	RETURN result;
 END
 $fn$;
+COMMENT ON FUNCTION thrillmon._worker_run_job(text, bigint, timestamptz) IS 'Internal: one worker job';
+REVOKE ALL ON FUNCTION thrillmon._worker_run_job(text, bigint, timestamptz) FROM PUBLIC;
 
 CREATE OR REPLACE VIEW thrillmon.system_health AS
 SELECT 'metric'::text AS section, m.metric_name AS name, NULL::text AS status, m.metric_value AS value,

@@ -9,7 +9,13 @@
 -- inserts in flight commit (they are short), while inserts arriving meanwhile wait behind it. So
 -- each try queues for at most 50 ms, which bounds how long an insert waits for it, and a long
 -- transaction in the way is waited out by retrying until the caller's lock_timeout.
-CREATE FUNCTION thrillmon._lock_metrics_parent()
+-- The partitions the caller changes (`also`: the ones retention drops, the default partition
+-- maintenance moves rows out of) are locked after the parent, in the same try, without waiting:
+-- a writer takes the parent's lock and then its partition's, so taking a partition's first
+-- deadlocked with a writer into it until lock_timeout; and waiting for one (an autovacuum of it)
+-- while holding the parent's would stall every insert. A busy one gives the parent's lock back
+-- with the try, and the next try takes both again.
+CREATE FUNCTION thrillmon._lock_metrics_parent(also regclass[] DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -18,23 +24,31 @@ DECLARE
 		+ coalesce(NULLIF(pg_catalog.current_setting('lock_timeout')::interval, interval '0'), interval '5 s');
 	caller_timeout text := pg_catalog.current_setting('lock_timeout');
 	holders text;
+	r regclass;
 BEGIN
 	LOOP
 		BEGIN
 			-- Local to this function (it has a SET clause): the caller's value is back on return.
 			PERFORM pg_catalog.set_config('lock_timeout', '50ms', true);
 			LOCK TABLE ONLY thrillmon.metric_time_series IN ACCESS EXCLUSIVE MODE;
+			IF also IS NOT NULL THEN
+				FOREACH r IN ARRAY also LOOP
+					EXECUTE pg_catalog.format('LOCK TABLE ONLY %s IN ACCESS EXCLUSIVE MODE NOWAIT', r);
+				END LOOP;
+			END IF;
 			RETURN;
 		EXCEPTION WHEN lock_not_available THEN
 			IF pg_catalog.clock_timestamp() >= deadline THEN
 				-- Say who: a DBA reading the job history should not have to catch it in pg_locks.
-				SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (%s, %s%s)', l.pid, l.mode, coalesce(a.backend_type, '?'),
-				           coalesce(': ' || pg_catalog.left(a.query, 60), '')), '; ' ORDER BY l.pid)
+				SELECT pg_catalog.string_agg(pg_catalog.format('pid %s (%s on %s, %s%s)', l.pid, l.mode, l.relation::pg_catalog.regclass,
+				           coalesce(a.backend_type, '?'), coalesce(': ' || pg_catalog.left(a.query, 60), '')), '; ' ORDER BY l.pid)
 				INTO holders
 				FROM pg_catalog.pg_locks l LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
 				WHERE l.locktype = 'relation' AND l.granted
 				  AND l.database = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = pg_catalog.current_database())
-				  AND l.relation = 'thrillmon.metric_time_series'::pg_catalog.regclass AND l.pid <> pg_catalog.pg_backend_pid();
+				  AND l.relation OPERATOR(pg_catalog.=) ANY (ARRAY['thrillmon.metric_time_series'::pg_catalog.regclass::pg_catalog.oid]
+				      OPERATOR(pg_catalog.||) coalesce(also::pg_catalog.oid[], '{}'))
+				  AND l.pid <> pg_catalog.pg_backend_pid();
 				RAISE EXCEPTION 'thrillmon: could not lock thrillmon.metric_time_series within lock_timeout (%): another session holds a lock on it',
 					caller_timeout USING ERRCODE = '55P03',
 					DETAIL = 'Held by: ' || coalesce(holders, 'none seen (released meanwhile)') || '.',
@@ -46,8 +60,8 @@ BEGIN
 	END LOOP;
 END
 $fn$;
-COMMENT ON FUNCTION thrillmon._lock_metrics_parent() IS
-	'Internal: takes the partition-DDL lock on metric_time_series without making inserts queue behind a wait';
+COMMENT ON FUNCTION thrillmon._lock_metrics_parent(regclass[]) IS
+	'Internal: takes the partition-DDL lock on metric_time_series (and, without waiting, on the partitions the caller changes) without making inserts queue behind a wait';
 
 -- How many partitions exist is the configuration's to decide, not a writer's: partitions are
 -- made only for the days from the metrics policy's cut-off to premake_days ahead (the core's

@@ -245,6 +245,36 @@ AnalyzeFinishedDays(thrillmon::EpochMicros now)
 
 } // namespace
 
+void
+thrillmon::pg::LockParentAndPartitions(const char *const *names, int n)
+{
+	StringInfoData sql;
+	initStringInfo(&sql);
+	// A schema before 0.7.0 (ALTER EXTENSION UPDATE not run yet) has only the parent's function:
+	// then the partitions are locked after it, waiting (under the caller's lock_timeout).
+	const bool combined =
+	    thrillmon::pg::SpiInt64("SELECT (pg_catalog.to_regprocedure('thrillmon._lock_metrics_parent(regclass[])') IS "
+	                            "NOT NULL)::int4::int8") != 0;
+	if (combined) {
+		appendStringInfoString(&sql, "SELECT thrillmon._lock_metrics_parent(ARRAY[");
+		for (int i = 0; i < n; i++)
+			appendStringInfo(&sql, "%s%s::pg_catalog.regclass", i > 0 ? ", " : "",
+			                 quote_literal_cstr(psprintf("thrillmon.%s", quote_identifier(names[i]))));
+		appendStringInfoString(&sql, "]::pg_catalog.regclass[])");
+		thrillmon::pg::SpiRun(sql.data, SPI_OK_SELECT);
+	} else {
+		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
+		if (n > 0) {
+			appendStringInfoString(&sql, "LOCK TABLE ONLY ");
+			for (int i = 0; i < n; i++)
+				appendStringInfo(&sql, "%sthrillmon.%s", i > 0 ? ", " : "", quote_identifier(names[i]));
+			appendStringInfoString(&sql, " IN ACCESS EXCLUSIVE MODE");
+			thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		}
+	}
+	pfree(sql.data);
+}
+
 // _maintain_partitions(premake_days int): create missing daily partitions from yesterday to
 // premake_days ahead, and one for each day within reach that has rows waiting in the default
 // partition (moving those rows in), at most kMaxPartitionsPerRun. Returns (created text[],
@@ -265,16 +295,10 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 	// read what exists only once we hold the lock.
 	thrillmon::pg::SpiJobLock(thrillmon::locks::kMaintainPartitions);
 	AnalyzeFinishedDays(now);
-	// Hold rows out of the default partition until we commit: a row for a day we are about to
-	// create, arriving between our look and the CREATE/ATTACH, would make Postgres refuse it
-	// ("updated partition constraint for default partition would be violated"). Inserts that
-	// route to daily partitions are not blocked; those for the default one wait briefly.
-	thrillmon::pg::SpiRun("LOCK TABLE ONLY thrillmon.metric_time_series_default IN SHARE ROW EXCLUSIVE MODE",
-	                      SPI_OK_UTILITY);
-
 	int64_t *existing;
 	const int n_existing = thrillmon::pg::ExistingPartitionDays(&existing);
-	// The days with rows waiting in the default partition, and how many each.
+	// The days with rows waiting in the default partition, and how many each: a first look,
+	// without locking it (writers go on), to plan by.
 	thrillmon::pg::SpiRun(
 	    "SELECT pg_catalog.floor(EXTRACT(EPOCH FROM \"timestamp\") OPERATOR(pg_catalog./) 86400)::int8, "
 	    "pg_catalog.count(*) FROM ONLY thrillmon.metric_time_series_default GROUP BY 1",
@@ -325,14 +349,41 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 	int64_t rows_moved = 0;
 	StringInfoData sql;
 	initStringInfo(&sql);
-	if (n_todo > 0)
-		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
+	// Only with something to make: the lock that blocks every insert into the parent, then the
+	// default partition's (in that order, the writers' own: a writer holds the parent's lock
+	// while it inserts into the default partition, so taking the default's first deadlocked
+	// with it until lock_timeout, stalling that writer 5 s and failing the run; see
+	// _lock_metrics_parent() in sql/source/30_partitions.sql). With both held no
+	// row can enter the default partition until we commit: a row for a day about to be created
+	// would make Postgres refuse the CREATE or ATTACH. Then look again at the days we make, for
+	// rows that arrived since the first look (through the BRIN index on "timestamp").
+	int n_pending_now = 0;
+	int64_t *pending_now = nullptr;
+	if (n_todo > 0) {
+		const char *default_partition = "metric_time_series_default";
+		thrillmon::pg::LockParentAndPartitions(&default_partition, 1);
+		int64_t lo = todo[0].day, hi = todo[0].day;
+		for (int i = 1; i < n_todo; i++) {
+			lo = std::min(lo, todo[i].day);
+			hi = std::max(hi, todo[i].day);
+		}
+		Oid types[2] = {INT8OID, INT8OID};
+		Datum values[2] = {Int64GetDatum(lo), Int64GetDatum(hi)};
+		n_pending_now = thrillmon::pg::SpiInt64Column(
+		    "SELECT pg_catalog.floor(EXTRACT(EPOCH FROM d.\"timestamp\") OPERATOR(pg_catalog./) 86400)::int8 "
+		    "FROM ONLY thrillmon.metric_time_series_default d "
+		    "WHERE d.\"timestamp\" OPERATOR(pg_catalog.>=) pg_catalog.to_timestamp(($1 OPERATOR(pg_catalog.*) "
+		    "86400)::float8) "
+		    "AND d.\"timestamp\" OPERATOR(pg_catalog.<) pg_catalog.to_timestamp((($2 OPERATOR(pg_catalog.+) 1) "
+		    "OPERATOR(pg_catalog.*) 86400)::float8) GROUP BY 1",
+		    &pending_now, 2, types, values);
+	}
 	for (int i = 0; i < n_todo; i++) {
 		const PlainPartition *p = &todo[i];
 		const char *name = quote_identifier(p->name);
 		const char *lower = quote_literal_cstr(p->lower);
 		const char *upper = quote_literal_cstr(p->upper);
-		if (!Contains(pending, n_pending, p->day)) {
+		if (!Contains(pending_now, n_pending_now, p->day)) {
 			resetStringInfo(&sql);
 			appendStringInfo(&sql,
 			                 "CREATE TABLE thrillmon.%s PARTITION OF thrillmon.metric_time_series "

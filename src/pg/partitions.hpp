@@ -50,6 +50,11 @@ static_assert(std::is_trivially_copyable<thrillmon::PartitionStatistics>::value 
 // the partitions is read.
 int ReadPartitionStatistics(const char *only, PlainStatistics **out);
 
+// Takes the partition-DDL lock on metric_time_series, then ACCESS EXCLUSIVE on the partitions
+// named (thrillmon.NAME each, n of them), in one try that gives both back if a partition is
+// busy (thrillmon._lock_metrics_parent(regclass[])). Needs the caller's SPI connection.
+void LockParentAndPartitions(const char *const *names, int n);
+
 // The names of parts[0..n) as a text[] made in ctx.
 Datum PartitionNamesArray(const PlainPartition *parts, int n, MemoryContext ctx);
 

@@ -97,17 +97,17 @@ THRILLMON_FUNCTION(thrillmon_cleanup_metrics_internal)
 	thrillmon::pg::SpiRun("DELETE FROM ONLY thrillmon.metric_time_series_default WHERE \"timestamp\" < $1",
 	                      SPI_OK_DELETE, 1, types, args);
 	rows_deleted += static_cast<int64_t>(SPI_processed);
-	// Lock the partitions first, so each count is exactly what the DROP removes (a late backfill
-	// into an expired day cannot slip in between); this does not lock the parent. One statement
-	// for all of them, and one look at their statistics: per partition, a statement each was a
-	// tenth of the cleanup's own time.
+	// The parent's lock first, then the partitions', in one try (the writers' own order: a writer
+	// holds the parent's lock while it inserts into a partition, so locking an expired partition
+	// first deadlocked with a late backfill into it until lock_timeout, stalling it and failing
+	// the run; see _lock_metrics_parent()). Then each count is exactly what the DROP removes. One statement for all of them, and
+	// one look at their statistics: per partition, a statement each was a tenth of the cleanup's
+	// own time.
 	if (n_drops > 0) {
-		resetStringInfo(&sql);
-		appendStringInfoString(&sql, "LOCK TABLE ONLY ");
+		const char **names = static_cast<const char **>(palloc(sizeof(const char *) * n_drops));
 		for (int i = 0; i < n_drops; i++)
-			appendStringInfo(&sql, "%sthrillmon.%s", i > 0 ? ", " : "", quote_identifier(drops[i].name));
-		appendStringInfoString(&sql, " IN ACCESS EXCLUSIVE MODE");
-		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+			names[i] = drops[i].name;
+		thrillmon::pg::LockParentAndPartitions(names, n_drops);
 	}
 	PlainStatistics *stats = nullptr;
 	const int n_stats = n_drops > 0 ? thrillmon::pg::ReadPartitionStatistics(nullptr, &stats) : 0;
@@ -136,8 +136,6 @@ THRILLMON_FUNCTION(thrillmon_cleanup_metrics_internal)
 		     exact ? "from its statistics" : "counted");
 		rows_dropped += rows;
 	}
-	if (n_drops > 0)
-		thrillmon::pg::SpiRun("SELECT thrillmon._lock_metrics_parent()", SPI_OK_SELECT);
 	// Dropping a partition writes little WAL of its own, but the first change of each catalog
 	// page after a checkpoint logs the whole page: almost all of a cleanup's WAL is such images
 	// (of pg_class, pg_attribute, pg_depend, pg_constraint, pg_statistic and their indexes).
