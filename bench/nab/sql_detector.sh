@@ -9,7 +9,9 @@ name="nab_$$_${RANDOM}"
 	echo "SET TimeZone = 'UTC';"
 	echo "CREATE TEMP TABLE nab (ts timestamp, v float8);"
 	echo "COPY nab FROM STDIN WITH (FORMAT csv, HEADER true);"
-	cat
+	# Some files end their lines with CR LF, and the last line may lack its newline: COPY wants
+	# one line ending throughout, and its end marker at the start of a line.
+	tr -d '\r' | sed -e '$a\'
 	echo '\.'
 	echo "INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, \"timestamp\")"
 	echo "  SELECT '$name', 'custom', v, ts AT TIME ZONE 'UTC' FROM nab;"
