@@ -23,6 +23,8 @@ extern "C" {
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+
+#include "pg/compat.hpp"
 }
 
 namespace detect = thrillmon::detect;

@@ -40,6 +40,8 @@ extern "C" {
 #include "utils/timeout.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+
+#include "pg/compat.hpp"
 }
 
 namespace {

@@ -40,6 +40,8 @@ extern "C" {
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
+
+#include "pg/compat.hpp"
 }
 
 namespace detect = thrillmon::detect;
@@ -125,7 +127,12 @@ THRILLMON_FUNCTION(thrillmon_detect_horizon)
 	TimestampTz horizon = now;
 	const int n = pgstat_fetch_stat_numbackends();
 	for (int i = 1; i <= n; i++) {
+#if PG_VERSION_NUM >= 160000
+		// From 16 pgstat_fetch_stat_local_beentry() takes a backend id; by position is this one.
+		LocalPgBackendStatus *local = pgstat_get_local_beentry_by_index(i);
+#else
 		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+#endif
 		if (local == nullptr)
 			continue;
 		PgBackendStatus *be = &local->backendStatus;
