@@ -96,7 +96,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab deb dist package-test
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -148,3 +148,18 @@ bench-nodiscard:
 # Detection quality on NAB's development subset, through SQL (backtest()), in its own cluster.
 nab:
 	bash scripts/nab.sh
+
+# The Debian package postgresql-15-thrillmon (debian/, pg_buildext), built unprivileged with
+# dpkg-buildpackage -us -uc -b in a copy of the tree; the .deb goes to build/deb/.
+deb:
+	bash scripts/deb.sh
+
+# The PGXN distribution thrillmon-$(EXTVERSION).zip of HEAD (or DIST_REF=<tag>), checked first.
+DIST_REF ?= HEAD
+dist:
+	bash scripts/dist.sh --ref $(DIST_REF)
+
+# The package tests alone (make test runs them too): the .deb installed, upgraded from the
+# previous release's, tested and removed; the PGXN zip installed with pgxnclient. Root or sudo.
+package-test:
+	prove --ext .sh -e bash test/package/

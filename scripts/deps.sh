@@ -12,6 +12,8 @@ packages=(
 	libbenchmark-dev      # bench only: Google Benchmark for the core's detectors
 	python3               # the NAB scorer (../shared/eval/nab_score.py, standard library only)
 	perl
+	# make deb and the package tests (test/package/): pg_buildext, dpkg-buildpackage, pgxnclient
+	postgresql-server-dev-all debhelper dpkg-dev build-essential fakeroot pgxnclient
 )
 
 missing=()

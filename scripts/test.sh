@@ -24,6 +24,12 @@ echo "== SQL suites in a throw-away cluster"
 # us, so no chown is needed; results/ is written by this user.
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" bash scripts/test_in_cluster.sh "$log" 2>&1 | tee "$log/cluster.txt"
 
+echo "== Packages: the Debian package and the PGXN zip, installed into this server and removed (make package-test)"
+# After the cluster suites: these put thrillmon into the server's directories the way a user
+# would and set this tree's own make install aside meanwhile (test/package/lib/installed.sh).
+prove --ext .sh -e bash test/package/ 2>&1 | tee "$log/package.txt"
+cat "$log/package.txt" >> "$log/tap.txt"
+
 python3 - "$log" <<'PY'
 import re, sys, pathlib
 log = pathlib.Path(sys.argv[1])
@@ -55,7 +61,7 @@ passed += ok
 failed += bad if (ok or bad) else 1
 tap = (log / "tap.txt").read_text() if (log / "tap.txt").exists() else ""
 runs = re.findall(r"Files=\d+, Tests=(\d+)", tap)
-if len(runs) < 2:  # pg_prove and prove both must have run
+if len(runs) < 3:  # pg_prove, prove of test/scripts and prove of test/package all must have run
     failed += 1
 for i, tests in enumerate(runs):
     tests = int(tests)
