@@ -45,8 +45,9 @@ else
 	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		# (--ignore-failed-read: a tracked file deleted in the working tree is simply left out.)
 		git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - 2>/dev/null | tar -x -C "$src"
-	else # an unpacked release (the PGXN zip): everything but earlier build output
+	else # an unpacked release (the PGXN zip, say): all of it, then without what a build left
 		tar --exclude=./build -cf - . | tar -x -C "$src"
+		make -C "$src" -s clean PG_CONFIG="${PG_CONFIG:-pg_config}" >/dev/null
 	fi
 fi
 
