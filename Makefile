@@ -11,15 +11,16 @@ OBJS       = $(CORE_SRCS:.cpp=.o) $(PG_SRCS:.cpp=.o)
 # every object, by area, in file-name order) by src/tools/sqlgen, which also writes in the core's
 # vocabularies, lock keys and limits. A fresh install runs only that. Released scripts are frozen:
 # the first release's install script and one upgrade script per later release (A--B), found by
-# their names; an upgraded install runs those, and test/scripts/upgrade.sh holds the two paths to
-# the same result.
+# their names (so a generated script of an earlier version, left in sql/ by a version bump, is
+# never installed); an upgraded install runs those, and test/scripts/upgrade.sh holds the two
+# paths to the same result.
 SQL_SOURCES = $(sort $(wildcard sql/source/*.sql))
 DATA_built  = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
+DATA        = sql/$(EXTENSION)--0.1.0.sql $(wildcard sql/$(EXTENSION)--*--*.sql)
 
 # pg_regress (the API contract and its messages) boots a temporary instance of its own with
 # thrillmon preloaded (test/regress.conf), as pg_cron's suite does.
-REGRESS      = install_schema record_metric retention_api partitions collectors detection
+REGRESS      = install_schema record_metric retention_api partitions collectors detection dashboard
 REGRESS_DIR  = .
 REGRESS_OPTS = --temp-instance=$(REGRESS_DIR)/tmp_check --temp-config=$(if $(REGRESS_PREP),$(REGRESS_COPY)/,test/)regress.conf \
                --load-extension=$(EXTENSION) $(if $(REGRESS_PREP),--inputdir=$(REGRESS_COPY) --outputdir=$(REGRESS_COPY))
