@@ -15,6 +15,9 @@ GRANT EXECUTE ON FUNCTION thrillmon._retention_cutoff(integer, text), thrillmon.
 GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.backtest(text, timestamptz, timestamptz, text[], double precision) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
+-- (dashboard() runs as its caller, so its helpers are granted too.)
+GRANT EXECUTE ON FUNCTION thrillmon.dashboard(timestamptz, integer), thrillmon._dashboard_cell(text, integer),
+	thrillmon._dashboard_number(double precision), thrillmon._dashboard_age(timestamptz, timestamptz) TO thrillmon_reader;
 
 -- Writers. A CHECK's functions run with the inserting user's privileges, so whoever may INSERT
 -- into metric_time_series needs EXECUTE on _metric_point_valid(): a role given INSERT by hand
