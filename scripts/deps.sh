@@ -14,6 +14,8 @@ packages=(
 	perl
 	# make deb and the package tests (test/package/): pg_buildext, dpkg-buildpackage, pgxnclient
 	postgresql-server-dev-all debhelper dpkg-dev build-essential fakeroot pgxnclient
+	# test/scripts/exporter.sh: the real exporter, promtool for the alerting rules, curl to scrape
+	prometheus-postgres-exporter prometheus curl
 )
 
 missing=()

@@ -40,9 +40,10 @@ old_deb=$(ls "$debs"/postgresql-15-thrillmon_"$previous"-*_*.deb 2>/dev/null | h
 # What the package ships: the library, bitcode, the control file and every released script.
 listing=$(dpkg -c "$new_deb" | awk '{print $6}' | sed 's|^\.||')
 want=$( (echo "$PKGLIBDIR/thrillmon.so"; echo "$SHAREDIR/extension/thrillmon.control"; \
+	echo /usr/share/doc/postgresql-15-thrillmon/prometheus/postgres_exporter.yaml; \
 	for f in sql/thrillmon--*.sql; do echo "$SHAREDIR/extension/$(basename "$f")"; done) | sort -u)
 missing=$(comm -23 <(echo "$want") <(echo "$listing" | sort -u))
-is "$missing" "" "the package holds thrillmon.so, the control file and every install and upgrade script"
+is "$missing" "" "the package holds thrillmon.so, the control file, every install and upgrade script, and the exporter queries (uncompressed)"
 
 stash_installed
 is "$(server_files)" "" "before: no thrillmon file in the server's directories (this tree's make install set aside)"
