@@ -97,7 +97,8 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab deb dist package-test
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab deb dist package-test \
+	report-screenshot
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
 
@@ -164,3 +165,8 @@ dist:
 # previous release's, tested and removed; the PGXN zip installed with pgxnclient. Root or sudo.
 package-test:
 	prove --ext .sh -e bash test/package/
+
+# docs/report.png, the README's picture of a report: the screenshot test/scripts/report_browser.sh
+# takes in Chromium, in a throw-away cluster (the same code path as the test's).
+report-screenshot:
+	bash scripts/report_screenshot.sh

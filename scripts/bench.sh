@@ -15,3 +15,5 @@ echo "== bench/detect.sh (detection: steady state against a SQL z-score, cold st
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/detect.sh
 echo "== bench/nab.sh (detection quality on NAB's development subset, through backtest())"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/nab.sh
+echo "== bench/report.sh (report(): time and size for 10 and 100 metrics over 24 hours and 30 days, against a plain read)"
+pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/report.sh

@@ -147,3 +147,7 @@ echo "== health_check()"
 run -c "SELECT jsonb_pretty(thrillmon.health_check() - 'worker')"
 echo "== The terminal dashboard (SELECT * FROM thrillmon.dashboard() \\watch 5 is a live console)"
 run -c "SELECT * FROM thrillmon.dashboard(p_metrics => 12)"
+# The report: what a newcomer looks at first (the spike, the shift, the alerts and the incident).
+report=${DEMO_REPORT:-$PWD/demo-report.html}
+psql -X -q -At -v ON_ERROR_STOP=1 -c "SELECT thrillmon.report(now() - interval '2 days', now())" > "$report"
+echo "== The report: $report ($(wc -c < "$report") bytes; open it in a browser: one HTML file, nothing loaded from a network)"

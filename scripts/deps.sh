@@ -16,6 +16,8 @@ packages=(
 	postgresql-server-dev-all debhelper dpkg-dev build-essential fakeroot pgxnclient
 	# test/scripts/exporter.sh: the real exporter, promtool for the alerting rules, curl to scrape
 	prometheus-postgres-exporter prometheus curl
+	# test/scripts/report_browser.sh: the report in a real browser, with a font to draw its text
+	chromium fonts-dejavu-core
 )
 
 missing=()

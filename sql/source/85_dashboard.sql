@@ -17,8 +17,9 @@ AS $fn$
 $fn$;
 COMMENT ON FUNCTION thrillmon._dashboard_cell(text, integer) IS 'Internal: a dashboard cell, one line, at most p_width characters';
 
--- A value in at most 10 characters: four significant digits, or scientific notation beyond
--- [0.001, 1e6).
+-- A value in at most 10 characters, for the dashboard and the report's charts: three decimals
+-- at most, or scientific notation beyond [0.001, 1e6). One expression: a report formats
+-- hundreds per chart.
 CREATE FUNCTION thrillmon._dashboard_number(p_value double precision)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -28,12 +29,10 @@ AS $fn$
 		WHEN p_value IS NULL THEN ''
 		WHEN p_value = 0 THEN '0'
 		WHEN pg_catalog.abs(p_value) >= 1e6 OR pg_catalog.abs(p_value) < 1e-3 THEN pg_catalog.btrim(pg_catalog.to_char(p_value, '9.99EEEE'))
-		ELSE (SELECT CASE WHEN r.s LIKE '%.%' THEN pg_catalog.rtrim(pg_catalog.rtrim(r.s, '0'), '.') ELSE r.s END
-			FROM (SELECT pg_catalog.round(p_value::numeric,
-				GREATEST(0, 3 - pg_catalog.floor(pg_catalog.log(pg_catalog.abs(p_value)::numeric))::integer))::text AS s) r)
+		ELSE pg_catalog.rtrim(pg_catalog.to_char(p_value, 'FM9999990.999'), '.')
 	END
 $fn$;
-COMMENT ON FUNCTION thrillmon._dashboard_number(double precision) IS 'Internal: a dashboard value, at most 10 characters';
+COMMENT ON FUNCTION thrillmon._dashboard_number(double precision) IS 'Internal: a value in at most 10 characters (the dashboard, the report)';
 
 -- How long before p_at: 45s, 12m, 3h, 2d (NULL for no time).
 CREATE FUNCTION thrillmon._dashboard_age(p_from timestamptz, p_at timestamptz)

@@ -18,6 +18,10 @@ GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
 -- (dashboard() runs as its caller, so its helpers are granted too.)
 GRANT EXECUTE ON FUNCTION thrillmon.dashboard(timestamptz, integer), thrillmon._dashboard_cell(text, integer),
 	thrillmon._dashboard_number(double precision), thrillmon._dashboard_age(timestamptz, timestamptz) TO thrillmon_reader;
+-- (report() too: its charts replay backtest() with the metric's configuration.)
+GRANT EXECUTE ON FUNCTION thrillmon.report(timestamptz, timestamptz, text[]), thrillmon._html(text),
+	thrillmon._report_time(timestamptz),
+	thrillmon._report_chart(text, timestamptz, timestamptz, integer), thrillmon._config_for(text) TO thrillmon_reader;
 
 -- Writers. A CHECK's functions run with the inserting user's privileges, so whoever may INSERT
 -- into metric_time_series needs EXECUTE on _metric_point_valid(): a role given INSERT by hand

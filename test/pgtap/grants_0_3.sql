@@ -30,7 +30,7 @@ INSERT INTO fn VALUES
 	('thrillmon._notify_alert(thrillmon.system_alerts, text)', false, false, false, false),
 	('thrillmon._check_alert_ids(uuid[])', false, false, false, false),
 	('thrillmon._auto_incidents(uuid[])', false, false, false, false),
-	('thrillmon._config_for(text)', false, false, false, false),
+	('thrillmon._config_for(text)', false, true, false, true), -- (0.8.0: report() runs as its caller)
 	('thrillmon._detect_run()', false, false, false, false);
 
 SELECT is(ARRAY[has_function_privilege('public', f, 'EXECUTE'), has_function_privilege('thrillmon_reader', f, 'EXECUTE'),

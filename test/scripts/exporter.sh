@@ -42,14 +42,16 @@ ok $? "a cluster with metrics, observations, anomalies, alerts, an incident and 
 eport=$((9500 + $$ % 400))
 start_exporter() { # ROLE
 	stop_exporter
-	DATA_SOURCE_NAME="host=$work port=$port user=$1 dbname=tm sslmode=disable" "$EXPORTER" \
+	# A clean environment: the exporter's driver reads PG* variables, and panics on some that
+	# pg_virtualenv sets (PGSYSCONFDIR); everything it needs is in the DSN.
+	env -i PATH="$PATH" DATA_SOURCE_NAME="host=$work port=$port user=$1 dbname=tm sslmode=disable" "$EXPORTER" \
 		--web.listen-address="127.0.0.1:$eport" --extend.query-path=prometheus/postgres_exporter.yaml \
 		--disable-default-metrics --disable-settings-metrics --no-collector.database --no-collector.bgwriter \
 		> "$work/exporter-$1.log" 2>&1 &
 	exporter_pid=$!
 	local end=$(($(now_ms) + 15000))
 	until curl -sf "http://127.0.0.1:$eport/metrics" -o /dev/null; do
-		[ "$(now_ms)" -ge "$end" ] && return 1
+		[ "$(now_ms)" -ge "$end" ] && { grep -m3 -E 'panic|level=error|runtime error' "$work/exporter-$1.log" | sed 's/^/# exporter: /'; return 1; }
 		sleep 0.2
 	done
 }
