@@ -296,10 +296,11 @@ BEGIN
 				|| thrillmon._html(thrillmon._dashboard_cell(COALESCE(a.metric_name, a.alert_type), 11)) || '</text>', '' ORDER BY a.rn)
 			|| '<text class="axis" x="92" y="' || (pg_catalog.count(*) * 14 + 20) || '">' || thrillmon._report_time(v_from) || '</text>'
 			|| '<text class="axis" x="888" y="' || (pg_catalog.count(*) * 14 + 20) || '" text-anchor="end">' || thrillmon._report_time(v_to) || '</text></svg>'
-			|| '<table><caption>Alerts</caption><thead><tr><th scope="col">created</th><th scope="col">resolved</th><th scope="col">severity</th>'
+			|| '<table><caption>Alerts</caption><thead><tr><th scope="col">created</th><th scope="col">resolved</th><th scope="col">open for</th><th scope="col">severity</th>'
 			|| '<th scope="col">metric</th><th scope="col">message</th></tr></thead><tbody>'
 			|| pg_catalog.string_agg('<tr><td>' || thrillmon._report_time(a.created_at) || '</td><td>'
-				|| COALESCE(thrillmon._report_time(a.resolved_at), 'open') || '</td><td>' || a.severity || '</td><td>'
+				|| COALESCE(thrillmon._report_time(a.resolved_at), 'open') || '</td><td>'
+				|| thrillmon._dashboard_age(a.created_at, LEAST(COALESCE(a.resolved_at, v_to), v_to)) || '</td><td>' || a.severity || '</td><td>'
 				|| thrillmon._html(COALESCE(a.metric_name, a.alert_type)) || '</td><td>' || thrillmon._html(a.message) || '</td></tr>', '' ORDER BY a.rn)
 			|| '</tbody></table>'
 		FROM (SELECT al.*, pg_catalog.row_number() OVER (ORDER BY al.created_at, al.id) AS rn

@@ -24,8 +24,9 @@ echo "1..27"
 # browse NAME: loads $work/NAME.html in Chromium; $work/NAME.dom is the DOM it built, NAME.log
 # what it logged (console messages appear there as "CONSOLE" lines).
 browse() {
-	# As root Chromium needs --no-sandbox; a private profile keeps runs apart.
-	"$CHROMIUM" --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$work/profile-$1" \
+	# As root Chromium needs --no-sandbox; /dev/shm may be small in a container; a private
+	# profile keeps runs apart.
+	"$CHROMIUM" --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --user-data-dir="$work/profile-$1" \
 		--enable-logging=stderr --v=0 --dump-dom "file://$work/$1.html" > "$work/$1.dom" 2> "$work/$1.log"
 }
 console_errors() { grep -c -E 'CONSOLE|Uncaught' "$work/$1.log"; }
@@ -65,7 +66,7 @@ is "$(rows day Alerts)" "$((alerts + 1))" \
 	"the alerts table has a row per alert ($alerts) under its header"
 is "$(count day '<table>')/$(count day 'id="retention"')/$(count day 'id="jobs"')/$(count day 'id="collectors"')" "4/1/1/1" \
 	"tables of alerts, incidents, jobs and retention; the collectors section"
-"$CHROMIUM" --headless=new --no-sandbox --disable-gpu --no-first-run --user-data-dir="$work/profile-shot" --hide-scrollbars \
+"$CHROMIUM" --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run --user-data-dir="$work/profile-shot" --hide-scrollbars \
 	--window-size=1000,1900 --screenshot="$out/report.png" "file://$work/day.html" >/dev/null 2>&1
 [ -s "$out/report.png" ] && cp "$work/day.html" "$out/report.html"
 ok $? "a screenshot: $out/report.png"
