@@ -38,12 +38,12 @@ REGRESS_PREP  = regress-as-postgres
 endif
 
 PG_CONFIG   ?= pg_config
-PG_CPPFLAGS += -Isrc
+PG_CPPFLAGS += -Isrc -DTHRILLMON_VERSION='"$(EXTVERSION)"'
 PG_CXXFLAGS += -std=c++17 -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers -Wno-register
 ifdef WERROR
 PG_CXXFLAGS += -Werror
 endif
-SHLIB_LINK  += -lstdc++
+SHLIB_LINK  += -lstdc++ -lcurl
 
 EXTRA_CLEAN = $(DATA_built) src/tools/sqlgen test/unit/unit_tests test/unit/unit_tests_sanitized test/fuzz/fuzz_core \
               test/fuzz/corpus results regression.diffs regression.out tmp_check

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap
 	libtap-parser-sourcehandler-pgtap-perl postgresql-common libgtest-dev g++ make clang-14 llvm-14
+	libcurl4-openssl-dev # alert delivery: the delivery worker and test_channel() speak HTTP with libcurl
 	libclang-rt-14-dev # libFuzzer and the sanitizer runtimes for clang
 	clang-format-14    # make lint: the C++ style
 	postgresql-15-partman # bench only: the pg_partman baseline
@@ -16,6 +17,8 @@ packages=(
 	postgresql-server-dev-all debhelper dpkg-dev build-essential fakeroot pgxnclient
 	# test/scripts/exporter.sh: the real exporter, promtool for the alerting rules, curl to scrape
 	prometheus-postgres-exporter prometheus curl
+	# test/scripts/alertmanager.sh: the real Alertmanager and amtool receive thrillmon's alerts
+	prometheus-alertmanager
 	# test/scripts/report_browser.sh: the report in a real browser, with a font to draw its text
 	chromium fonts-dejavu-core
 )

@@ -570,3 +570,1183 @@ GRANT EXECUTE ON FUNCTION thrillmon.dashboard(timestamptz, integer), thrillmon._
 GRANT EXECUTE ON FUNCTION thrillmon.report(timestamptz, timestamptz, text[]), thrillmon._html(text),
 	thrillmon._report_time(timestamptz),
 	thrillmon._report_chart(text, timestamptz, timestamptz, integer), thrillmon._config_for(text) TO thrillmon_reader;
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+-- Alert delivery (issue 14): channels, the outbox, silences and maintenance windows.
+------------------------------------------------------------------------------------------------
+
+
+-- Where alerts go. Managed by admins only: readers and writers cannot read a URL or a header (an
+-- Authorization value, a Slack webhook's secret path); channel_status shows them the rest. Checked
+-- when written (_check_channel): a URL thrillmon.notify_allowed_hosts allows, at most
+-- 32 channels.
+CREATE TABLE thrillmon.notification_channels (
+	name text PRIMARY KEY CONSTRAINT channel_name_format CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+	kind text NOT NULL CONSTRAINT channel_kind_known CHECK (kind IN ('alertmanager', 'webhook', 'slack')),
+	url text NOT NULL CONSTRAINT channel_url_length CHECK (pg_catalog.char_length(url) BETWEEN 1 AND 2048),
+	headers jsonb NOT NULL DEFAULT '{}' CONSTRAINT channel_headers_object CHECK (pg_catalog.jsonb_typeof(headers) = 'object'),
+	min_severity text NOT NULL DEFAULT 'low' CONSTRAINT channel_severity_known CHECK (min_severity IN ('low', 'medium', 'high', 'critical')),
+	metric_pattern text NOT NULL DEFAULT '%'
+		CONSTRAINT channel_pattern_length CHECK (pg_catalog.char_length(metric_pattern) BETWEEN 1 AND 128),
+	timeout_ms integer NOT NULL DEFAULT 5000 CONSTRAINT channel_timeout_range CHECK (timeout_ms BETWEEN 100 AND 60000),
+	enabled boolean NOT NULL DEFAULT true,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE thrillmon.notification_channels IS
+	'Where alerts are delivered (alertmanager, webhook, slack); admins only. Alerts at or above min_severity whose metric is LIKE metric_pattern';
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.notification_channels', '');
+
+-- The outbox: one row per alert event and channel, written in the transaction that raised,
+-- escalated or resolved the alert (so a rolled-back pass delivers nothing and a committed alert
+-- is always delivered), sent by the delivery worker. The idempotency key (alert id and event) is
+-- what a receiver de-duplicates re-sends by: delivery is at least once.
+CREATE SEQUENCE thrillmon.deliveries_id_seq;
+CREATE TABLE thrillmon.deliveries (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.deliveries_id_seq'::pg_catalog.regclass),
+	channel text NOT NULL REFERENCES thrillmon.notification_channels (name) ON DELETE CASCADE ON UPDATE CASCADE,
+	alert_id uuid,
+	event text NOT NULL CONSTRAINT delivery_event_known CHECK (event IN ('new', 'escalated', 'resolved', 'test')),
+	idempotency_key text NOT NULL,
+	payload jsonb NOT NULL,
+	status text NOT NULL DEFAULT 'pending' CONSTRAINT delivery_status_known CHECK (status IN ('pending', 'delivered', 'dead')),
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at timestamptz,
+	last_http_status integer,
+	last_error text,
+	CONSTRAINT delivery_key_unique UNIQUE (channel, idempotency_key)
+);
+ALTER SEQUENCE thrillmon.deliveries_id_seq OWNED BY thrillmon.deliveries.id;
+COMMENT ON TABLE thrillmon.deliveries IS
+	'The outbox: one row per alert event (new, escalated, resolved) and channel; pending until delivered, dead after thrillmon.delivery_max_age';
+CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_alert_idx ON thrillmon.deliveries (alert_id, channel, id);
+CREATE INDEX deliveries_finished_idx ON thrillmon.deliveries (finished_at) WHERE status <> 'pending';
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries_id_seq', '');
+
+-- Every HTTP request the delivery worker made: an outbox row's attempts, Alertmanager re-sends
+-- (delivery_id NULL) and test_channel() calls. Only the first 256
+-- characters of an answer are kept.
+CREATE SEQUENCE thrillmon.delivery_attempts_id_seq;
+CREATE TABLE thrillmon.delivery_attempts (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.delivery_attempts_id_seq'::pg_catalog.regclass),
+	delivery_id bigint REFERENCES thrillmon.deliveries (id) ON DELETE CASCADE,
+	channel text NOT NULL,
+	purpose text NOT NULL CONSTRAINT attempt_purpose_known CHECK (purpose IN ('delivery', 'resend', 'test')),
+	attempted_at timestamptz NOT NULL,
+	http_status integer,
+	error text,
+	latency_ms double precision NOT NULL,
+	response_excerpt text CONSTRAINT attempt_excerpt_length CHECK (pg_catalog.char_length(response_excerpt) <= 256)
+);
+ALTER SEQUENCE thrillmon.delivery_attempts_id_seq OWNED BY thrillmon.delivery_attempts.id;
+COMMENT ON TABLE thrillmon.delivery_attempts IS 'Every request the delivery worker made: time, HTTP status, error, latency, a short excerpt of the answer';
+CREATE INDEX delivery_attempts_delivery_idx ON thrillmon.delivery_attempts (delivery_id);
+CREATE INDEX delivery_attempts_time_idx ON thrillmon.delivery_attempts (attempted_at);
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.delivery_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.delivery_attempts_id_seq', '');
+
+-- A channel's running state, kept by the delivery worker (failures in a row raise
+-- ThrillmonDeliveryFailing; last_resend_at paces Alertmanager re-sends).
+CREATE TABLE thrillmon.channel_state (
+	channel text PRIMARY KEY REFERENCES thrillmon.notification_channels (name) ON DELETE CASCADE ON UPDATE CASCADE,
+	consecutive_failures integer NOT NULL DEFAULT 0,
+	last_success_at timestamptz,
+	last_failure_at timestamptz,
+	last_error text,
+	last_resend_at timestamptz
+);
+COMMENT ON TABLE thrillmon.channel_state IS 'Internal: each channel''s delivery state (failures in a row, last success, last re-send)';
+
+-- Silences and maintenance windows (create_silence(), create_maintenance_window(); the silences
+-- view). While one covers a metric its anomalies are recorded, marked with it, but raise no
+-- alert; a maintenance window also keeps the metric's points inside it from being scored or
+-- learned. At most 1000 not yet ended.
+CREATE SEQUENCE thrillmon.silence_rules_id_seq;
+CREATE TABLE thrillmon.silence_rules (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.silence_rules_id_seq'::pg_catalog.regclass),
+	metric_pattern text NOT NULL
+		CONSTRAINT silence_pattern_length CHECK (pg_catalog.char_length(metric_pattern) BETWEEN 1 AND 128),
+	starts_at timestamptz NOT NULL,
+	ends_at timestamptz NOT NULL,
+	reason text NOT NULL CONSTRAINT silence_reason_length CHECK (pg_catalog.char_length(reason) BETWEEN 1 AND 1000),
+	maintenance boolean NOT NULL DEFAULT false,
+	created_by name NOT NULL DEFAULT SESSION_USER, -- (the login that made it: the functions run as their owner)
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expired_at timestamptz,
+	silenced_anomalies bigint NOT NULL DEFAULT 0,
+	CONSTRAINT silence_ends_after_start CHECK (ends_at > starts_at),
+	CONSTRAINT silence_at_most_a_year CHECK (ends_at - starts_at <= interval '366 days')
+);
+ALTER SEQUENCE thrillmon.silence_rules_id_seq OWNED BY thrillmon.silence_rules.id;
+COMMENT ON TABLE thrillmon.silence_rules IS 'Silences and maintenance windows (see the silences view, create_silence(), create_maintenance_window())';
+CREATE INDEX silence_rules_ends_idx ON thrillmon.silence_rules (ends_at) WHERE expired_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.silence_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.silence_rules_id_seq', '');
+
+------------------------------------------------------------------------------------------------
+-- Retention (10_schema.sql, 40_retention.sql): deliveries are a target of their own, kept like job
+-- history (dead ones longer).
+------------------------------------------------------------------------------------------------
+ALTER TABLE thrillmon.retention_policies DROP CONSTRAINT target_known, DROP CONSTRAINT failed_only_for_job_history;
+ALTER TABLE thrillmon.retention_policies ADD CONSTRAINT target_known CHECK (target IN ('metrics', 'anomalies', 'alerts', 'incidents', 'job_history', 'deliveries'));
+ALTER TABLE thrillmon.retention_policies ADD CONSTRAINT failed_only_for_job_history CHECK (target IN ('job_history', 'deliveries') OR failed_retention_days IS NULL);
+INSERT INTO thrillmon.retention_policies (target, retention_days, archive_after_days, archive_retention_days, failed_retention_days)
+VALUES ('deliveries', 30, NULL, NULL, 90);
+
+CREATE FUNCTION thrillmon._cleanup_deliveries_run(days integer, failed_days integer)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	cutoff timestamptz := thrillmon._retention_cutoff(days, 'retention_days');
+	failed_cutoff timestamptz := thrillmon._retention_cutoff(coalesce(failed_days, days), 'failed_retention_days');
+	n_ok bigint;
+	n_dead bigint;
+	n_attempts bigint;
+	n_silences bigint;
+BEGIN
+	-- Like job history: dead deliveries (alerts nobody was told of) are kept longer. Pending ones
+	-- are never removed here (they go dead after thrillmon.delivery_max_age first). A delivery's
+	-- attempts go with it; re-sends and tests, and silences that ended, by their own time.
+	DELETE FROM thrillmon.deliveries WHERE status = 'delivered' AND finished_at < cutoff;
+	GET DIAGNOSTICS n_ok = ROW_COUNT;
+	DELETE FROM thrillmon.deliveries WHERE status = 'dead' AND finished_at < failed_cutoff;
+	GET DIAGNOSTICS n_dead = ROW_COUNT;
+	DELETE FROM thrillmon.delivery_attempts WHERE delivery_id IS NULL AND attempted_at < cutoff;
+	GET DIAGNOSTICS n_attempts = ROW_COUNT;
+	DELETE FROM thrillmon.silence_rules WHERE LEAST(ends_at, coalesce(expired_at, ends_at)) < cutoff;
+	GET DIAGNOSTICS n_silences = ROW_COUNT;
+	RETURN pg_catalog.jsonb_build_object('removed', n_ok + n_dead, 'cutoff', cutoff, 'failed_cutoff', failed_cutoff,
+		'attempts_removed', n_attempts, 'silences_removed', n_silences);
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._cleanup_deliveries_run(integer, integer) IS 'Internal: delivery retention (the outbox, re-sends and tests, ended silences)';
+
+-- One retention target with explicit settings: the body shared by the single-target functions
+-- and the full cleanup.
+CREATE OR REPLACE FUNCTION thrillmon._cleanup_target(target text, days integer, archive_after integer,
+	archive_retention integer, failed_days integer)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	RETURN CASE target
+		WHEN 'metrics' THEN thrillmon._cleanup_metrics_run(days)
+		WHEN 'anomalies' THEN thrillmon._cleanup_anomalies_run(days, coalesce(archive_after, 7), coalesce(archive_retention, 90))
+		WHEN 'alerts' THEN thrillmon._cleanup_alerts_run(days)
+		WHEN 'incidents' THEN thrillmon._cleanup_incidents_run(days)
+		WHEN 'job_history' THEN thrillmon._cleanup_job_history_run(days, failed_days)
+		WHEN 'deliveries' THEN thrillmon._cleanup_deliveries_run(days, failed_days)
+	END;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._cleanup_target(text, integer, integer, integer, integer) IS 'Internal: one retention target';
+
+-- Every enabled policy, each target in its own subtransaction; the body the worker runs too.
+CREATE OR REPLACE FUNCTION thrillmon._retention_all()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- Metrics go last: dropping a partition locks the parent table against inserts until
+	-- commit, so the less the transaction does after it, the shorter ingest waits.
+	order_of_targets text[] := ARRAY['anomalies', 'alerts', 'incidents', 'job_history', 'deliveries', 'metrics'];
+	started timestamptz := pg_catalog.clock_timestamp();
+	target_name text;
+	p thrillmon.retention_policies;
+	t0 timestamptz;
+	r jsonb;
+	targets jsonb := '{}';
+	total bigint := 0;
+	failures text[] := '{}';
+	holder integer;
+BEGIN
+	-- One full cleanup at a time. The lock (a row lock of job_locks) is transaction-scoped, so it
+	-- cannot outlive a caller that errors out; a second caller returns at once, saying so, instead
+	-- of queueing. The holder is the backend whose transaction locked the row (its xmax).
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = 'retention_cleanup' FOR UPDATE SKIP LOCKED;
+	IF NOT FOUND THEN
+		SELECT k.pid INTO holder FROM pg_catalog.pg_locks k
+		WHERE k.locktype = 'transactionid' AND k.mode = 'ExclusiveLock' AND k.granted
+		  AND k.transactionid = (SELECT l.xmax FROM thrillmon.job_locks l WHERE l.name = 'retention_cleanup')
+		LIMIT 1;
+		RETURN pg_catalog.jsonb_build_object('status', 'skipped', 'removed', 0,
+			'reason', pg_catalog.format('another run_data_retention_cleanup() is in progress (pid %s)', coalesce(holder::text, 'unknown')));
+	END IF;
+
+	FOREACH target_name IN ARRAY order_of_targets LOOP
+		SELECT * INTO p FROM thrillmon.retention_policies rp WHERE rp.target = target_name;
+		IF NOT FOUND THEN
+			targets := targets || pg_catalog.jsonb_build_object(target_name, pg_catalog.jsonb_build_object('status', 'no policy'));
+			CONTINUE;
+		ELSIF NOT p.enabled THEN
+			targets := targets || pg_catalog.jsonb_build_object(target_name, pg_catalog.jsonb_build_object('status', 'disabled'));
+			CONTINUE;
+		END IF;
+		t0 := pg_catalog.clock_timestamp();
+		-- Each target in its own subtransaction: one that fails (say, a lock it cannot get in
+		-- time) is rolled back and reported, and the others still run.
+		BEGIN
+			r := thrillmon._cleanup_target(target_name, p.retention_days, p.archive_after_days,
+				p.archive_retention_days, p.failed_retention_days);
+			r := r || pg_catalog.jsonb_build_object('status', 'succeeded', 'retention_days', p.retention_days);
+			total := total + (r->>'removed')::bigint;
+		EXCEPTION WHEN OTHERS THEN
+			r := pg_catalog.jsonb_build_object('status', 'failed', 'error', SQLERRM, 'sqlstate', SQLSTATE,
+				'retention_days', p.retention_days);
+			failures := failures || pg_catalog.format('%s: %s', target_name, SQLERRM);
+		END;
+		r := r || pg_catalog.jsonb_build_object('duration_ms',
+			pg_catalog.round((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - t0) * 1000)::numeric, 3));
+		targets := targets || pg_catalog.jsonb_build_object(target_name, r);
+	END LOOP;
+
+	RETURN pg_catalog.jsonb_build_object(
+		'status', CASE WHEN pg_catalog.cardinality(failures) = 0 THEN 'succeeded' ELSE 'failed' END,
+		'removed', total,
+		'duration_ms', pg_catalog.round((EXTRACT(EPOCH FROM pg_catalog.clock_timestamp() - started) * 1000)::numeric, 3),
+		'targets', targets,
+		'error', NULLIF(pg_catalog.array_to_string(failures, '; '), ''));
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._retention_all() IS 'Internal: the body of the full retention cleanup';
+
+CREATE OR REPLACE VIEW thrillmon.retention_stats AS
+WITH policy AS (
+	SELECT p.target, p.retention_days, p.archive_after_days, p.archive_retention_days, p.failed_retention_days, p.enabled,
+		thrillmon._retention_cutoff(p.retention_days, 'retention_days') AS cutoff
+	FROM thrillmon.retention_policies p
+),
+m AS (SELECT * FROM thrillmon._metric_retention_stats()),
+figures AS (
+	SELECT 'metrics'::text AS target, 'thrillmon.metric_time_series'::text AS table_name, m.row_count AS row_count,
+		true AS rows_estimated, m.total_bytes, m.oldest, m.newest, m.rows_past_retention
+	FROM m
+	UNION ALL
+	SELECT 'anomalies', 'thrillmon.anomaly_detections', (SELECT count(*) FROM thrillmon.anomaly_detections), false,
+		pg_catalog.pg_total_relation_size('thrillmon.anomaly_detections'),
+		(SELECT min(detected_at) FROM thrillmon.anomaly_detections), (SELECT max(detected_at) FROM thrillmon.anomaly_detections),
+		(SELECT count(*) FROM thrillmon.anomaly_detections a, policy p
+		 WHERE p.target = 'anomalies' AND (a.detected_at < p.cutoff OR (a.detected_at < thrillmon._retention_cutoff(coalesce(p.archive_after_days, 7), 'archive_after_days')
+			AND NOT EXISTS (SELECT 1 FROM thrillmon.system_alerts s WHERE s.id = a.alert_id AND s.resolved_at IS NULL))))
+	UNION ALL
+	SELECT 'anomalies_archive', 'thrillmon.anomaly_detections_archive', (SELECT count(*) FROM thrillmon.anomaly_detections_archive), false,
+		pg_catalog.pg_total_relation_size('thrillmon.anomaly_detections_archive'),
+		(SELECT min(detected_at) FROM thrillmon.anomaly_detections_archive), (SELECT max(detected_at) FROM thrillmon.anomaly_detections_archive),
+		(SELECT count(*) FROM thrillmon.anomaly_detections_archive a, policy p
+		 WHERE p.target = 'anomalies' AND a.detected_at < thrillmon._retention_cutoff(coalesce(p.archive_retention_days, 90), 'archive_retention_days'))
+	UNION ALL
+	SELECT 'alerts', 'thrillmon.system_alerts', (SELECT count(*) FROM thrillmon.system_alerts), false,
+		pg_catalog.pg_total_relation_size('thrillmon.system_alerts'),
+		(SELECT min(created_at) FROM thrillmon.system_alerts), (SELECT max(created_at) FROM thrillmon.system_alerts),
+		(SELECT count(*) FROM thrillmon.system_alerts a, policy p
+		 WHERE p.target = 'alerts' AND a.resolved_at < p.cutoff AND NOT EXISTS (
+			SELECT 1 FROM thrillmon.incident_alerts ia JOIN thrillmon.incidents i ON i.id = ia.incident_id
+			WHERE ia.alert_id = a.id AND i.status IN ('open', 'investigating')))
+	UNION ALL
+	SELECT 'incidents', 'thrillmon.incidents', (SELECT count(*) FROM thrillmon.incidents), false,
+		pg_catalog.pg_total_relation_size('thrillmon.incidents'),
+		(SELECT min(detected_at) FROM thrillmon.incidents), (SELECT max(detected_at) FROM thrillmon.incidents),
+		(SELECT count(*) FROM thrillmon.incidents i, policy p
+		 WHERE p.target = 'incidents' AND i.status IN ('resolved', 'closed') AND greatest(i.resolved_at, i.closed_at) < p.cutoff)
+	UNION ALL
+	SELECT 'job_history', 'thrillmon.job_runs', (SELECT count(*) FROM thrillmon.job_runs), false,
+		pg_catalog.pg_total_relation_size('thrillmon.job_runs'),
+		(SELECT min(started_at) FROM thrillmon.job_runs), (SELECT max(started_at) FROM thrillmon.job_runs),
+		(SELECT count(*) FROM thrillmon.job_runs j, policy p
+		 WHERE p.target = 'job_history' AND ((j.status IN ('succeeded', 'skipped') AND j.started_at < p.cutoff)
+			OR (j.status = 'failed' AND j.started_at < thrillmon._retention_cutoff(coalesce(p.failed_retention_days, p.retention_days), 'failed_retention_days'))))
+	UNION ALL
+	SELECT 'deliveries', 'thrillmon.deliveries', (SELECT count(*) FROM thrillmon.deliveries), false,
+		pg_catalog.pg_total_relation_size('thrillmon.deliveries') + pg_catalog.pg_total_relation_size('thrillmon.delivery_attempts'),
+		(SELECT min(created_at) FROM thrillmon.deliveries), (SELECT max(created_at) FROM thrillmon.deliveries),
+		(SELECT count(*) FROM thrillmon.deliveries d, policy p
+		 WHERE p.target = 'deliveries' AND ((d.status = 'delivered' AND d.finished_at < p.cutoff)
+			OR (d.status = 'dead' AND d.finished_at < thrillmon._retention_cutoff(coalesce(p.failed_retention_days, p.retention_days), 'failed_retention_days'))))
+)
+SELECT f.target, f.table_name, f.row_count AS rows, f.rows_estimated, f.total_bytes AS bytes,
+	pg_catalog.pg_size_pretty(f.total_bytes) AS size, f.oldest, f.newest,
+	CASE WHEN f.target = 'anomalies_archive' THEN p.archive_retention_days ELSE p.retention_days END AS retention_days,
+	p.enabled AS policy_enabled,
+	CASE WHEN f.target = 'anomalies_archive'
+		THEN thrillmon._retention_cutoff(p.archive_retention_days, 'archive_retention_days') ELSE p.cutoff END AS cutoff,
+	f.rows_past_retention, lc.last_cleanup_at, lc.last_cleanup_status, lc.last_cleanup_removed
+FROM figures f
+LEFT JOIN policy p ON p.target = (CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END)
+LEFT JOIN LATERAL thrillmon._last_cleanup(CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END) lc ON true
+ORDER BY f.target;
+COMMENT ON VIEW thrillmon.retention_stats IS
+	'Per retention target: rows, bytes, oldest/newest record, rows past retention now (what a cleanup would remove now), last cleanup and what it removed. For metrics, rows are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, counted exactly only for never-analysed partitions and the default partition; rows past retention are the rows of the daily partitions whose whole day is older than the cut-off plus the default partition''s older rows (the partition holding the cut-off is dropped only once its day has expired). Other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';
+
+------------------------------------------------------------------------------------------------
+-- Every alert event writes its deliveries (60_alerts_incidents.sql, 65_delivery.sql).
+------------------------------------------------------------------------------------------------
+DROP FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text);
+-- NOTIFY thrillmon_alerts: delivered when (and only if) the transaction commits. NOTIFY refuses a
+-- payload of 8000 bytes or more, and an error here would fail the transaction that resolves or
+-- raises the alert: every later detection pass too, if the alert waits to be resolved. The large
+-- fields are the alert's own (an admin may edit its metadata, metric name and message), so past
+-- 7,900 bytes value and baseline are kept only as short numbers, the texts are cut to 200
+-- characters and the payload says "truncated": true. Every alert event goes through here, so it
+-- also writes the event's deliveries to the outbox (65_delivery.sql), in the same transaction.
+CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	payload text := pg_catalog.jsonb_build_object(
+		'event', p_event,
+		'alert_id', p_alert.id,
+		'alert_type', p_alert.alert_type,
+		'metric', p_alert.metric_name,
+		'severity', p_alert.severity,
+		'value', p_alert.metadata->'value',
+		'baseline', p_alert.metadata->'baseline',
+		'message', pg_catalog.left(p_alert.message, 1000),
+		'created_at', p_alert.created_at,
+		'resolved_at', p_alert.resolved_at)::text;
+BEGIN
+	IF pg_catalog.octet_length(payload) > 7900 THEN
+		payload := pg_catalog.jsonb_build_object(
+			'event', p_event,
+			'alert_id', p_alert.id,
+			'alert_type', pg_catalog.left(p_alert.alert_type, 200),
+			'metric', pg_catalog.left(p_alert.metric_name, 200),
+			'severity', p_alert.severity,
+			'value', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'value') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'value')::text) <= 40 THEN p_alert.metadata->'value' END,
+			'baseline', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'baseline') = 'number'
+				AND pg_catalog.length((p_alert.metadata->'baseline')::text) <= 40 THEN p_alert.metadata->'baseline' END,
+			'message', pg_catalog.left(p_alert.message, 200),
+			'created_at', p_alert.created_at,
+			'resolved_at', p_alert.resolved_at,
+			'truncated', true)::text;
+	END IF;
+	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
+	PERFORM thrillmon._enqueue_deliveries(p_alert, p_event, p_previous_severity);
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text, text) IS
+	'Internal: an alert event (new, escalated, resolved): NOTIFY thrillmon_alerts with a JSON payload, and its deliveries to the outbox';
+
+-- Alert delivery: channels (checked as they are written), the outbox the alert paths fill in
+-- their own transaction (_enqueue_deliveries, called by _notify_alert), what the delivery worker
+-- (src/pg/delivery.cpp) claims and records, Alertmanager's format and re-sends, test_channel(),
+-- and silences and maintenance windows.
+
+-- A URL's problem as a channel's target: NULL when it is an http(s) URL whose host
+-- thrillmon.notify_allowed_hosts allows, else why not. (C: the setting is superuser-only, and the
+-- check is the one the worker repeats before every request.)
+CREATE FUNCTION thrillmon._url_problem(url text)
+RETURNS text
+LANGUAGE C STABLE STRICT
+AS 'MODULE_PATHNAME', 'thrillmon_url_problem';
+COMMENT ON FUNCTION thrillmon._url_problem(text) IS 'Internal: why a URL cannot be a channel''s (NULL: it can)';
+
+-- One POST now, from this backend, with the worker's rules (allow-list, no redirects, timeout,
+-- bounded answer). Only test_channel() calls it: no role is granted it.
+CREATE FUNCTION thrillmon._http_post(url text, header_lines text, body text, timeout_ms integer,
+	OUT http_status integer, OUT latency_ms double precision, OUT error text, OUT response text)
+RETURNS record
+LANGUAGE C VOLATILE
+AS 'MODULE_PATHNAME', 'thrillmon_http_post';
+COMMENT ON FUNCTION thrillmon._http_post(text, text, text, integer) IS 'Internal: one HTTP POST under the delivery rules (test_channel())';
+
+-- The seconds of a delivery setting (pg_settings gives the raw number; without the library
+-- loaded, the default).
+CREATE FUNCTION thrillmon._delivery_setting(p_name text, p_default integer)
+RETURNS integer
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = p_name), p_default)
+$fn$;
+COMMENT ON FUNCTION thrillmon._delivery_setting(text, integer) IS 'Internal: a delivery setting in seconds';
+
+-- Checks a channel as it is written: the bound on channels, a URL that may be reached, headers
+-- that are plain strings and cannot smuggle a second header or replace the ones thrillmon sets.
+CREATE FUNCTION thrillmon._check_channel()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	problem text;
+	h record;
+BEGIN
+	IF TG_OP = 'INSERT' AND (SELECT pg_catalog.count(*) FROM thrillmon.notification_channels) >= 32 THEN
+		RAISE EXCEPTION 'thrillmon: at most 32 notification channels'
+			USING ERRCODE = '54000', HINT = 'Delete or reuse a channel; one channel can carry every alert.';
+	END IF;
+	problem := thrillmon._url_problem(NEW.url);
+	IF problem LIKE '%thrillmon.notify_allowed_hosts%' THEN
+		RAISE EXCEPTION 'thrillmon: channel "%" cannot use this URL: %', NEW.name, problem USING ERRCODE = '42501',
+			HINT = 'A superuser lists the hosts channels may reach in thrillmon.notify_allowed_hosts (ALTER SYSTEM, then reload).';
+	ELSIF problem IS NOT NULL THEN
+		RAISE EXCEPTION 'thrillmon: channel "%" cannot use this URL: %', NEW.name, problem USING ERRCODE = '22023';
+	END IF;
+	IF pg_catalog.octet_length(NEW.headers::text) > 8192 THEN
+		RAISE EXCEPTION 'thrillmon: channel "%" headers take more than 8192 bytes', NEW.name USING ERRCODE = '54000';
+	END IF;
+	FOR h IN SELECT e.key, e.value FROM pg_catalog.jsonb_each(NEW.headers) e LOOP
+		IF pg_catalog.jsonb_typeof(h.value) <> 'string' THEN
+			RAISE EXCEPTION 'thrillmon: channel "%" header "%" must be a string', NEW.name, h.key USING ERRCODE = '22023';
+		ELSIF h.key !~ '^[A-Za-z0-9!#$%&''*+.^_`|~-]{1,128}$' THEN
+			RAISE EXCEPTION 'thrillmon: channel "%" has an invalid header name "%"', NEW.name, h.key USING ERRCODE = '22023';
+		ELSIF (h.value #>> '{}') ~ '[[:cntrl:]]' THEN
+			RAISE EXCEPTION 'thrillmon: channel "%" header "%" contains a control character', NEW.name, h.key USING ERRCODE = '22023';
+		ELSIF pg_catalog.lower(h.key) IN ('host', 'content-length', 'content-type', 'transfer-encoding', 'connection', 'idempotency-key', 'expect') THEN
+			RAISE EXCEPTION 'thrillmon: channel "%" cannot set header "%": thrillmon sets it', NEW.name, h.key USING ERRCODE = '22023';
+		END IF;
+	END LOOP;
+	NEW.updated_at := pg_catalog.now();
+	RETURN NEW;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._check_channel() IS 'Internal: checks a notification channel as it is written';
+CREATE TRIGGER check_channel BEFORE INSERT OR UPDATE ON thrillmon.notification_channels
+	FOR EACH ROW EXECUTE FUNCTION thrillmon._check_channel();
+
+-- What readers may know of the channels: everything but the URL and headers.
+CREATE VIEW thrillmon.channel_status AS
+SELECT c.name, c.kind, c.enabled, c.min_severity, c.metric_pattern, c.timeout_ms,
+	(SELECT pg_catalog.count(*) FROM thrillmon.deliveries d WHERE d.channel = c.name AND d.status = 'pending') AS pending,
+	(SELECT pg_catalog.min(d.created_at) FROM thrillmon.deliveries d WHERE d.channel = c.name AND d.status = 'pending') AS oldest_pending_at,
+	(SELECT pg_catalog.count(*) FROM thrillmon.deliveries d WHERE d.channel = c.name AND d.status = 'dead'
+	   AND d.finished_at > pg_catalog.now() - interval '1 day') AS dead_last_day,
+	coalesce(s.consecutive_failures, 0) AS consecutive_failures,
+	s.last_success_at, s.last_failure_at, s.last_error, s.last_resend_at
+FROM thrillmon.notification_channels c
+LEFT JOIN thrillmon.channel_state s ON s.channel = c.name
+ORDER BY c.name;
+COMMENT ON VIEW thrillmon.channel_status IS
+	'Each notification channel without its URL or headers: deliveries pending and dead in the last day, failures in a row, last success and error';
+
+-- Alertmanager's alertname for an alert type: anomaly -> ThrillmonAnomaly, delivery_failing ->
+-- ThrillmonDeliveryFailing, no_data -> ThrillmonNoData.
+CREATE FUNCTION thrillmon._alertname(p_alert_type text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT 'Thrillmon' || pg_catalog.replace(pg_catalog.initcap(pg_catalog.regexp_replace(p_alert_type, '[^A-Za-z0-9]+', ' ', 'g')), ' ', '')
+$fn$;
+COMMENT ON FUNCTION thrillmon._alertname(text) IS 'Internal: the Alertmanager alertname of an alert type';
+
+-- The idempotency key of an alert event: stable across re-sends, distinct per event (each
+-- escalation has its own, by the severity reached).
+CREATE FUNCTION thrillmon._delivery_key(p_alert thrillmon.system_alerts, p_event text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT p_alert.id::text || ':' || p_event || CASE WHEN p_event = 'escalated' THEN ':' || p_alert.severity ELSE '' END
+$fn$;
+COMMENT ON FUNCTION thrillmon._delivery_key(thrillmon.system_alerts, text) IS 'Internal: an alert event''s idempotency key';
+
+-- The webhook payload: what NOTIFY thrillmon_alerts carries, plus the idempotency key, the
+-- alertname, category, deviation and database (the other kinds are made from it at send time).
+CREATE FUNCTION thrillmon._alert_payload(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+RETURNS jsonb
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+		'event', p_event,
+		'idempotency_key', thrillmon._delivery_key(p_alert, p_event),
+		'alert_id', p_alert.id,
+		'alertname', thrillmon._alertname(p_alert.alert_type),
+		'alert_type', pg_catalog.left(p_alert.alert_type, 128),
+		'metric', pg_catalog.left(p_alert.metric_name, 200),
+		'category', coalesce(p_alert.metadata->>'category',
+			(SELECT d.metric_category FROM thrillmon.anomaly_detections d WHERE d.id = p_alert.anomaly_id),
+			CASE WHEN p_alert.metric_name IS NULL THEN 'monitoring' ELSE 'custom' END),
+		'severity', p_alert.severity,
+		'previous_severity', p_previous_severity,
+		'channel', p_alert.metadata->>'channel',
+		'value', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'value') = 'number' THEN p_alert.metadata->'value' END,
+		'baseline', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'baseline') = 'number' THEN p_alert.metadata->'baseline' END,
+		'deviation', CASE WHEN pg_catalog.jsonb_typeof(p_alert.metadata->'deviation') = 'number' THEN p_alert.metadata->'deviation' END,
+		'message', pg_catalog.left(p_alert.message, 2000),
+		'database', pg_catalog.current_database(),
+		'created_at', p_alert.created_at,
+		'resolved_at', p_alert.resolved_at))
+$fn$;
+COMMENT ON FUNCTION thrillmon._alert_payload(thrillmon.system_alerts, text, text) IS 'Internal: an alert event as a webhook''s JSON';
+
+-- The outbox write: one delivery per enabled channel the alert is for, in the caller's
+-- transaction. A resolution goes only where the alert was announced (an alert the channel never
+-- heard of is not resolved to it); ThrillmonDeliveryFailing never goes to the channel it is about.
+-- Past 100000 pending deliveries (receivers down for long, many alerts) an
+-- event is not queued: the alert says so (metadata deliveries_dropped) and health_check() fails.
+CREATE FUNCTION thrillmon._enqueue_deliveries(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	n integer;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.enabled) THEN
+		RETURN 0;
+	END IF;
+	IF (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM thrillmon.deliveries d WHERE d.status = 'pending'
+	    LIMIT 100000) x) >= 100000 THEN
+		UPDATE thrillmon.system_alerts s SET metadata = coalesce(s.metadata, '{}')
+			|| pg_catalog.jsonb_build_object('deliveries_dropped', coalesce(s.metadata->'deliveries_dropped', '[]') || pg_catalog.to_jsonb(p_event))
+		WHERE s.id = p_alert.id;
+		RAISE WARNING 'thrillmon: % deliveries are pending (the most the outbox holds); the % event of alert % is not delivered',
+			100000, p_event, p_alert.id;
+		RETURN 0;
+	END IF;
+	INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
+	SELECT c.name, p_alert.id, p_event, thrillmon._delivery_key(p_alert, p_event),
+		thrillmon._alert_payload(p_alert, p_event, p_previous_severity)
+	FROM thrillmon.notification_channels c
+	WHERE c.enabled
+	  AND thrillmon._severity_rank(p_alert.severity) >= thrillmon._severity_rank(c.min_severity)
+	  AND (p_alert.metric_name IS NULL OR p_alert.metric_name LIKE c.metric_pattern)
+	  AND (p_event <> 'resolved' OR EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = p_alert.id AND d.channel = c.name))
+	  AND NOT (p_alert.alert_type = 'delivery_failing' AND c.name = p_alert.metadata->>'channel')
+	ON CONFLICT ON CONSTRAINT delivery_key_unique DO NOTHING;
+	GET DIAGNOSTICS n = ROW_COUNT;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._enqueue_deliveries(thrillmon.system_alerts, text, text) IS
+	'Internal: writes an alert event''s deliveries to the outbox (in the caller''s transaction)';
+
+-- What a channel of that kind is sent for a delivery, made at send time (Alertmanager's endsAt
+-- is relative to the moment of sending).
+CREATE FUNCTION thrillmon._delivery_body(p_payload jsonb, p_kind text)
+RETURNS text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	-- An open alert stays open on Alertmanager's side for four re-send intervals past each send.
+	hold interval := pg_catalog.make_interval(secs => 4 * thrillmon._delivery_setting('thrillmon.alertmanager_resend_interval', 60));
+	firing jsonb;
+BEGIN
+	IF p_kind = 'webhook' THEN
+		RETURN p_payload::text;
+	ELSIF p_kind = 'slack' THEN
+		RETURN pg_catalog.jsonb_build_object('text', pg_catalog.format('[thrillmon %s] %s%s%s',
+			p_payload->>'database',
+			CASE p_payload->>'event' WHEN 'resolved' THEN 'RESOLVED: ' WHEN 'escalated' THEN 'ESCALATED to ' || (p_payload->>'severity') || ': '
+				WHEN 'test' THEN 'TEST: ' ELSE pg_catalog.upper(p_payload->>'severity') || ': ' END,
+			p_payload->>'message',
+			CASE WHEN p_payload ? 'alert_id' THEN ' (alert ' || (p_payload->>'alert_id') || ')' ELSE '' END))::text;
+	END IF;
+	-- Alertmanager: an array of alerts, label values and annotations strings.
+	firing := pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+		'labels', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'alertname', p_payload->>'alertname',
+			'metric', p_payload->>'metric',
+			'channel', p_payload->>'channel',
+			'category', p_payload->>'category',
+			'severity', p_payload->>'severity',
+			'database', p_payload->>'database')),
+		'annotations', pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+			'summary', pg_catalog.left(p_payload->>'message', 200),
+			'message', p_payload->>'message',
+			'value', p_payload->>'value',
+			'baseline', p_payload->>'baseline',
+			'deviation', p_payload->>'deviation',
+			'alert_id', p_payload->>'alert_id')),
+		'startsAt', p_payload->'created_at',
+		'endsAt', CASE WHEN p_payload->>'event' = 'resolved' THEN coalesce(p_payload->'resolved_at', pg_catalog.to_jsonb(pg_catalog.now()))
+			ELSE pg_catalog.to_jsonb(pg_catalog.now() + hold) END));
+	IF p_payload->>'event' = 'escalated' AND p_payload ? 'previous_severity' THEN
+		-- The severity is a label, so part of the alert's identity there: the alert at its old
+		-- severity ends now, or it would stay firing beside the new one until it expired.
+		RETURN pg_catalog.jsonb_build_array(
+			pg_catalog.jsonb_set(pg_catalog.jsonb_set(firing, '{labels,severity}', p_payload->'previous_severity'),
+				'{endsAt}', pg_catalog.to_jsonb(pg_catalog.now())),
+			firing)::text;
+	END IF;
+	RETURN pg_catalog.jsonb_build_array(firing)::text;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._delivery_body(jsonb, text) IS 'Internal: the request body a channel of that kind is sent for a delivery';
+
+-- The request headers for a channel, one "Name: value" per line (the worker splits them).
+CREATE FUNCTION thrillmon._header_lines(p_headers jsonb, p_key text)
+RETURNS text
+LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT pg_catalog.concat_ws(E'\n', 'Content-Type: application/json',
+		CASE WHEN p_key IS NOT NULL THEN 'Idempotency-Key: ' || p_key END,
+		(SELECT pg_catalog.string_agg(e.key || ': ' || e.value, E'\n' ORDER BY e.key) FROM pg_catalog.jsonb_each_text(p_headers) e))
+$fn$;
+COMMENT ON FUNCTION thrillmon._header_lines(jsonb, text) IS 'Internal: a request''s header lines';
+
+-- The delivery worker's claim: marks what has waited longer than thrillmon.delivery_max_age dead,
+-- then returns, for each enabled channel with nothing in flight (p_busy), its oldest delivery due,
+-- skipping one whose alert has an earlier delivery to that channel still pending (so a resolved
+-- never overtakes its new; a dead one no longer holds the rest back).
+CREATE FUNCTION thrillmon._deliveries_due(p_busy text[])
+RETURNS TABLE (delivery_id bigint, channel text, kind text, url text, header_lines text, timeout_ms integer, body text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	max_age interval := pg_catalog.make_interval(secs => thrillmon._delivery_setting('thrillmon.delivery_max_age', 86400));
+BEGIN
+	UPDATE thrillmon.deliveries d SET status = 'dead', finished_at = pg_catalog.now(),
+		last_error = pg_catalog.left(coalesce(d.last_error, 'not attempted'), 900) || ' (given up after thrillmon.delivery_max_age)'
+	WHERE d.status = 'pending' AND d.created_at < pg_catalog.now() - max_age;
+	-- A failing channel that was deleted or disabled no longer has a failure to report.
+	PERFORM thrillmon._resolve_delivery_failing(a.metadata->>'channel')
+	FROM thrillmon.system_alerts a
+	WHERE a.alert_type = 'delivery_failing' AND a.resolved_at IS NULL
+	  AND NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.name = a.metadata->>'channel' AND c.enabled);
+	RETURN QUERY
+	SELECT DISTINCT ON (d.channel) d.id, d.channel, c.kind, c.url, thrillmon._header_lines(c.headers, d.idempotency_key),
+		c.timeout_ms, thrillmon._delivery_body(d.payload, c.kind)
+	FROM thrillmon.deliveries d
+	JOIN thrillmon.notification_channels c ON c.name = d.channel AND c.enabled
+	WHERE d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()
+	  AND NOT (d.channel = ANY (coalesce(p_busy, '{}')))
+	  AND NOT EXISTS (SELECT 1 FROM thrillmon.deliveries e
+	                  WHERE e.alert_id = d.alert_id AND e.channel = d.channel AND e.id < d.id AND e.status = 'pending')
+	ORDER BY d.channel, d.id;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._deliveries_due(text[]) IS 'Internal: the delivery worker''s next request per idle channel';
+
+-- Alertmanager forgets an alert it is not told about again before its endsAt: every
+-- thrillmon.alertmanager_resend_interval each Alertmanager channel with nothing in flight is sent
+-- every alert still open that it was told of and has nothing pending for (an alert whose new or
+-- resolved is waiting goes in order through the outbox instead).
+CREATE FUNCTION thrillmon._resends_due(p_busy text[])
+RETURNS TABLE (channel text, url text, header_lines text, timeout_ms integer, body text)
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	every interval := pg_catalog.make_interval(secs => thrillmon._delivery_setting('thrillmon.alertmanager_resend_interval', 60));
+	c thrillmon.notification_channels;
+	alerts jsonb;
+BEGIN
+	FOR c IN SELECT ch.* FROM thrillmon.notification_channels ch
+		LEFT JOIN thrillmon.channel_state s ON s.channel = ch.name
+		WHERE ch.enabled AND ch.kind = 'alertmanager' AND NOT (ch.name = ANY (coalesce(p_busy, '{}')))
+		  AND (s.last_resend_at IS NULL OR s.last_resend_at <= pg_catalog.now() - every)
+		ORDER BY ch.name
+	LOOP
+		INSERT INTO thrillmon.channel_state AS s (channel, last_resend_at) VALUES (c.name, pg_catalog.now())
+		ON CONFLICT (channel) DO UPDATE SET last_resend_at = EXCLUDED.last_resend_at;
+		SELECT pg_catalog.jsonb_agg(b.elem) INTO alerts
+		FROM thrillmon.system_alerts a
+		CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(thrillmon._delivery_body(thrillmon._alert_payload(a, 'new'), 'alertmanager')::jsonb) b(elem)
+		WHERE a.resolved_at IS NULL
+		  AND EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = a.id AND d.channel = c.name AND d.status = 'delivered')
+		  AND NOT EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = a.id AND d.channel = c.name AND d.status = 'pending');
+		IF alerts IS NOT NULL THEN
+			channel := c.name;
+			url := c.url;
+			header_lines := thrillmon._header_lines(c.headers, NULL);
+			timeout_ms := c.timeout_ms;
+			body := alerts::text;
+			RETURN NEXT;
+		END IF;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._resends_due(text[]) IS 'Internal: Alertmanager re-sends of the alerts still open';
+
+CREATE FUNCTION thrillmon._resolve_delivery_failing(p_channel text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	al thrillmon.system_alerts;
+BEGIN
+	FOR al IN UPDATE thrillmon.system_alerts s SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+		WHERE s.fingerprint = 'delivery:' || p_channel AND s.resolved_at IS NULL
+		RETURNING s.*
+	LOOP
+		PERFORM thrillmon._notify_alert(al, 'resolved');
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._resolve_delivery_failing(text) IS 'Internal: resolves a channel''s ThrillmonDeliveryFailing alert';
+
+-- Records one finished request. A delivery's failure is retried after an exponential backoff
+-- with jitter (0.5 to 1 times 2^(attempts-1) seconds, at most thrillmon.delivery_retry_max), and
+-- goes dead once its next try would be past thrillmon.delivery_max_age. Three failures in a row
+-- on a channel raise ThrillmonDeliveryFailing (sent through the other channels); its next success
+-- resolves it.
+CREATE FUNCTION thrillmon._delivery_attempted(p_delivery_id bigint, p_channel text, p_purpose text, p_at timestamptz,
+	p_http_status integer, p_error text, p_latency_ms double precision, p_excerpt text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	ok boolean := p_error IS NULL AND p_http_status BETWEEN 200 AND 299;
+	why text := coalesce(p_error, 'HTTP ' || p_http_status::text);
+	max_age interval := pg_catalog.make_interval(secs => thrillmon._delivery_setting('thrillmon.delivery_max_age', 86400));
+	retry_max integer := thrillmon._delivery_setting('thrillmon.delivery_retry_max', 300);
+	failures integer;
+	al thrillmon.system_alerts;
+BEGIN
+	INSERT INTO thrillmon.delivery_attempts (delivery_id, channel, purpose, attempted_at, http_status, error, latency_ms, response_excerpt)
+	SELECT p_delivery_id, p_channel, p_purpose, p_at, NULLIF(p_http_status, 0), pg_catalog.left(p_error, 1000),
+		pg_catalog.round(p_latency_ms::numeric, 3)::double precision,
+		pg_catalog.left(p_excerpt, 256)
+	WHERE p_delivery_id IS NULL OR EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.id = p_delivery_id);
+	IF p_delivery_id IS NOT NULL THEN
+		UPDATE thrillmon.deliveries d
+		SET attempts = d.attempts + 1, last_http_status = NULLIF(p_http_status, 0),
+			last_error = CASE WHEN ok THEN NULL ELSE pg_catalog.left(why, 1000) END,
+			status = CASE WHEN ok THEN 'delivered' WHEN n.next_at > d.created_at + max_age THEN 'dead' ELSE 'pending' END,
+			finished_at = CASE WHEN ok OR n.next_at > d.created_at + max_age THEN pg_catalog.now() END,
+			next_attempt_at = CASE WHEN ok THEN d.next_attempt_at ELSE n.next_at END
+		FROM (SELECT pg_catalog.now() + pg_catalog.make_interval(secs =>
+				LEAST(retry_max::double precision, pg_catalog.power(2, LEAST(dd.attempts, 30))) * (0.5 + 0.5 * pg_catalog.random())) AS next_at
+		      FROM thrillmon.deliveries dd WHERE dd.id = p_delivery_id) n
+		WHERE d.id = p_delivery_id AND d.status = 'pending';
+	END IF;
+	IF p_purpose = 'test' OR NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.name = p_channel) THEN
+		RETURN;
+	END IF;
+	INSERT INTO thrillmon.channel_state AS s (channel, consecutive_failures, last_success_at, last_failure_at, last_error)
+	VALUES (p_channel, CASE WHEN ok THEN 0 ELSE 1 END, CASE WHEN ok THEN p_at END, CASE WHEN NOT ok THEN p_at END,
+		CASE WHEN NOT ok THEN pg_catalog.left(why, 1000) END)
+	ON CONFLICT (channel) DO UPDATE SET
+		consecutive_failures = CASE WHEN ok THEN 0 ELSE s.consecutive_failures + 1 END,
+		last_success_at = CASE WHEN ok THEN p_at ELSE s.last_success_at END,
+		last_failure_at = CASE WHEN ok THEN s.last_failure_at ELSE p_at END,
+		last_error = CASE WHEN ok THEN s.last_error ELSE pg_catalog.left(why, 1000) END
+	RETURNING s.consecutive_failures INTO failures;
+	IF ok THEN
+		PERFORM thrillmon._resolve_delivery_failing(p_channel);
+	ELSIF failures >= 3 AND NOT EXISTS (SELECT 1 FROM thrillmon.system_alerts s
+	                                    WHERE s.fingerprint = 'delivery:' || p_channel AND s.resolved_at IS NULL) THEN
+		INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, fingerprint)
+		VALUES ('delivery_failing', 'high',
+			pg_catalog.left(pg_catalog.format('thrillmon cannot deliver alerts to channel "%s": %s failures in a row, the last: %s',
+				p_channel, failures, why), 2000),
+			pg_catalog.jsonb_build_object('channel', p_channel, 'error', pg_catalog.left(why, 1000), 'category', 'monitoring'),
+			'delivery:' || p_channel)
+		RETURNING * INTO al;
+		PERFORM thrillmon._notify_alert(al, 'new');
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._delivery_attempted(bigint, text, text, timestamptz, integer, text, double precision, text) IS
+	'Internal: records a request the delivery worker made, schedules a retry or gives up';
+
+CREATE FUNCTION thrillmon.test_channel(channel_name text)
+RETURNS TABLE (http_status integer, latency_ms double precision, error text, response text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	c thrillmon.notification_channels;
+	payload jsonb;
+	r record;
+	at timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+	SELECT * INTO c FROM thrillmon.notification_channels ch WHERE ch.name = channel_name;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'thrillmon: no notification channel "%"', channel_name USING ERRCODE = '42704';
+	END IF;
+	payload := pg_catalog.jsonb_build_object('event', 'test', 'idempotency_key', 'test:' || pg_catalog.gen_random_uuid(),
+		'alertname', 'ThrillmonTest', 'alert_type', 'test', 'category', 'monitoring', 'severity', 'low',
+		'message', pg_catalog.format('Test message from thrillmon in database %s to channel "%s"', pg_catalog.current_database(), c.name),
+		'database', pg_catalog.current_database(), 'created_at', pg_catalog.now());
+	SELECT * INTO r FROM thrillmon._http_post(c.url, thrillmon._header_lines(c.headers, payload->>'idempotency_key'),
+		thrillmon._delivery_body(payload, c.kind), c.timeout_ms);
+	PERFORM thrillmon._delivery_attempted(NULL, c.name, 'test', at, r.http_status, r.error, r.latency_ms, r.response);
+	http_status := r.http_status;
+	latency_ms := r.latency_ms;
+	error := r.error;
+	response := r.response;
+	RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.test_channel(text) IS
+	'Sends a test message to the channel now, from this session, and returns what the receiver answered (recorded in delivery_attempts)';
+
+------------------------------------------------------------------------------------------------
+-- Silences and maintenance windows
+------------------------------------------------------------------------------------------------
+
+CREATE FUNCTION thrillmon._create_silence(p_pattern text, p_starts timestamptz, p_ends timestamptz, p_reason text, p_maintenance boolean)
+RETURNS thrillmon.silence_rules
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	s thrillmon.silence_rules;
+BEGIN
+	IF p_pattern IS NULL OR p_starts IS NULL OR p_ends IS NULL OR p_reason IS NULL OR pg_catalog.btrim(p_reason) = '' THEN
+		RAISE EXCEPTION 'thrillmon: a % needs a metric pattern, a start, an end and a reason',
+			CASE WHEN p_maintenance THEN 'maintenance window' ELSE 'silence' END USING ERRCODE = '22004';
+	ELSIF p_ends <= p_starts THEN
+		RAISE EXCEPTION 'thrillmon: a % must end after it starts (% is not after %)',
+			CASE WHEN p_maintenance THEN 'maintenance window' ELSE 'silence' END, p_ends, p_starts USING ERRCODE = '22023';
+	ELSIF p_ends <= pg_catalog.now() THEN
+		RAISE EXCEPTION 'thrillmon: a % that ended at % would cover nothing', CASE WHEN p_maintenance THEN 'maintenance window' ELSE 'silence' END,
+			p_ends USING ERRCODE = '22023';
+	ELSIF p_ends - p_starts > interval '366 days' THEN
+		RAISE EXCEPTION 'thrillmon: a silence or maintenance window lasts at most 366 days' USING ERRCODE = '22023';
+	END IF;
+	-- One at a time, so two callers cannot both take the last place.
+	LOCK TABLE thrillmon.silence_rules IN SHARE ROW EXCLUSIVE MODE;
+	IF (SELECT pg_catalog.count(*) FROM thrillmon.silence_rules r WHERE r.expired_at IS NULL AND r.ends_at > pg_catalog.now())
+	   >= 1000 THEN
+		RAISE EXCEPTION 'thrillmon: at most 1000 silences and maintenance windows can be active or pending'
+			USING ERRCODE = '54000', HINT = 'Expire some (thrillmon.expire_silence(id)), or cover more metrics with one pattern.';
+	END IF;
+	INSERT INTO thrillmon.silence_rules (metric_pattern, starts_at, ends_at, reason, maintenance)
+	VALUES (p_pattern, p_starts, p_ends, p_reason, p_maintenance)
+	RETURNING * INTO s;
+	RETURN s;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._create_silence(text, timestamptz, timestamptz, text, boolean) IS 'Internal: the body of create_silence() and create_maintenance_window()';
+
+CREATE FUNCTION thrillmon.create_silence(metric_pattern text, starts_at timestamptz, ends_at timestamptz, reason text)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT (thrillmon._create_silence($1, $2, $3, $4, false)).id
+$fn$;
+COMMENT ON FUNCTION thrillmon.create_silence(text, timestamptz, timestamptz, text) IS
+	'Silences metrics LIKE metric_pattern from starts_at to ends_at: their anomalies are recorded (marked with the silence) but raise no alert and deliver nothing; returns its id';
+
+CREATE FUNCTION thrillmon.create_maintenance_window(metric_pattern text, starts_at timestamptz, ends_at timestamptz, reason text)
+RETURNS bigint
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT (thrillmon._create_silence($1, $2, $3, $4, true)).id
+$fn$;
+COMMENT ON FUNCTION thrillmon.create_maintenance_window(text, timestamptz, timestamptz, text) IS
+	'A silence whose metrics'' points inside it are also neither scored nor learned by the detectors (a deploy or migration does not teach them a new normal); returns its id';
+
+-- Ends a silence now: it covers nothing from now on (expired_at cuts it short). A maintenance
+-- window keeps what it covered until then, so a detector rebuilt from history later still skips
+-- those points.
+CREATE FUNCTION thrillmon.expire_silence(silence_id bigint)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM thrillmon.silence_rules r WHERE r.id = silence_id) THEN
+		RAISE EXCEPTION 'thrillmon: no silence or maintenance window %', silence_id USING ERRCODE = '42704';
+	END IF;
+	UPDATE thrillmon.silence_rules r SET expired_at = pg_catalog.now()
+	WHERE r.id = silence_id AND r.expired_at IS NULL AND r.ends_at > pg_catalog.now();
+	RETURN FOUND;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.expire_silence(bigint) IS 'Ends a silence or maintenance window now; false when it had already ended';
+
+CREATE VIEW thrillmon.silences AS
+SELECT r.id, CASE WHEN r.maintenance THEN 'maintenance' ELSE 'silence' END AS kind, r.metric_pattern, r.starts_at, r.ends_at,
+	CASE WHEN r.expired_at IS NOT NULL THEN 'expired'
+		WHEN r.ends_at <= pg_catalog.now() THEN 'ended'
+		WHEN r.starts_at > pg_catalog.now() THEN 'pending'
+		ELSE 'active' END AS state,
+	r.reason, r.created_by, r.created_at, r.expired_at, r.silenced_anomalies
+FROM thrillmon.silence_rules r
+ORDER BY r.starts_at DESC, r.id DESC;
+COMMENT ON VIEW thrillmon.silences IS
+	'Silences and maintenance windows: state pending, active, ended or expired (ended early by expire_silence()), and how many anomalies each silenced';
+
+-- The silence covering a metric's anomaly, if any (a maintenance window first): one in force
+-- now (an anomaly found while it is on, whenever its point was), or one that covered the point
+-- (a pass that runs late, after the silence ended).
+CREATE FUNCTION thrillmon._silence_for(p_metric text, p_at timestamptz)
+RETURNS bigint
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT r.id FROM thrillmon.silence_rules r
+	WHERE ((r.starts_at <= p_at AND r.ends_at > p_at AND (r.expired_at IS NULL OR r.expired_at > p_at))
+	    OR (r.starts_at <= pg_catalog.now() AND r.ends_at > pg_catalog.now() AND r.expired_at IS NULL))
+	  AND p_metric LIKE r.metric_pattern
+	ORDER BY r.maintenance DESC, r.id
+	LIMIT 1
+$fn$;
+COMMENT ON FUNCTION thrillmon._silence_for(text, timestamptz) IS 'Internal: the silence covering a metric''s point, or NULL';
+
+------------------------------------------------------------------------------------------------
+-- Detection (70_detection.sql): silences, and escalations as events of their own.
+------------------------------------------------------------------------------------------------
+-- One pass: score what arrived since the last pass's horizon (the engine reads it through each
+-- partition's BRIN and keeps the detectors between passes), write the anomalies, raise, escalate
+-- and resolve alerts, open incidents, and move the horizon, all in one transaction.
+CREATE OR REPLACE FUNCTION thrillmon._detect_run()
+RETURNS SETOF thrillmon.anomaly_detections
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	prog thrillmon.detector_progress;
+	upto timestamptz;
+	pass bigint;
+	a record;
+	cfg thrillmon.anomaly_detection_config;
+	det thrillmon.anomaly_detections;
+	last_alert thrillmon.system_alerts;
+	al thrillmon.system_alerts;
+	new_alerts uuid[] := '{}';
+	fp text;
+	silence bigint;
+BEGIN
+	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
+	-- what arrived after the first one's horizon.
+	PERFORM 1 FROM thrillmon.job_locks l WHERE l.name = 'detect_pass' FOR UPDATE;
+	SELECT * INTO prog FROM thrillmon.detector_progress;
+	upto := thrillmon._detect_horizon();
+	IF prog.horizon IS NOT NULL AND upto < prog.horizon THEN
+		upto := prog.horizon;
+	END IF;
+	pass := pg_catalog.nextval('thrillmon.detector_pass_seq'::pg_catalog.regclass);
+
+	FOR a IN SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass) s ORDER BY s.ts, s.metric_name LOOP
+		cfg := thrillmon._config_for(a.metric_name);
+		INSERT INTO thrillmon.anomaly_detections AS d (metric_name, metric_category, anomaly_type, severity, baseline_value,
+			anomaly_value, deviation_score, confidence_score, detection_algorithm, time_window_start, time_window_end, metadata)
+		VALUES (a.metric_name, CASE WHEN a.metric_category IN ('performance', 'system', 'security', 'workflow', 'monitoring', 'custom')
+				THEN a.metric_category ELSE 'custom' END,
+			a.anomaly_type, a.severity, a.baseline, a.value, a.deviation, a.score, a.algorithm, a.ts, a.ts,
+			pg_catalog.jsonb_build_object('pass', pass, 'sensitivity', cfg.sensitivity))
+		ON CONFLICT (metric_name, time_window_end) DO NOTHING
+		RETURNING d.* INTO det;
+		IF NOT FOUND THEN
+			CONTINUE;
+		END IF;
+		-- A silence (or maintenance window) covering the point: the anomaly is recorded, marked
+		-- with it, and keeps an open alert from resolving, but raises or escalates nothing.
+		silence := thrillmon._silence_for(a.metric_name, a.ts);
+		IF silence IS NOT NULL THEN
+			UPDATE thrillmon.anomaly_detections d SET metadata = d.metadata || pg_catalog.jsonb_build_object('silence_id', silence)
+			WHERE d.id = det.id RETURNING d.* INTO det;
+			UPDATE thrillmon.silence_rules r SET silenced_anomalies = r.silenced_anomalies + 1 WHERE r.id = silence;
+			UPDATE thrillmon.system_alerts s SET metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+			WHERE s.fingerprint = 'anomaly:' || a.metric_name AND s.resolved_at IS NULL;
+			RETURN NEXT det;
+			CONTINUE;
+		END IF;
+		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score THEN
+			fp := 'anomaly:' || a.metric_name;
+			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp ORDER BY s.created_at DESC LIMIT 1;
+			IF last_alert.id IS NOT NULL
+			   AND (last_alert.resolved_at IS NULL
+			        OR last_alert.resolved_at > pg_catalog.now() - pg_catalog.make_interval(mins => cfg.cooldown_minutes)) THEN
+				-- Same episode: the anomaly joins the alert, which escalates if this one is worse.
+				UPDATE thrillmon.anomaly_detections d SET alert_id = last_alert.id WHERE d.id = det.id RETURNING d.* INTO det;
+				IF last_alert.resolved_at IS NULL THEN
+					-- (An escalation is an event of its own: NOTIFY and the outbox hear of it.)
+					UPDATE thrillmon.system_alerts s
+					SET severity = CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity) THEN a.severity ELSE s.severity END,
+						metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+							|| CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity)
+							   THEN pg_catalog.jsonb_build_object('escalated_at', pg_catalog.now(), 'value', a.value, 'baseline', a.baseline)
+							   ELSE '{}' END
+					WHERE s.id = last_alert.id
+					RETURNING s.* INTO al;
+					IF thrillmon._severity_rank(al.severity) > thrillmon._severity_rank(last_alert.severity) THEN
+						PERFORM thrillmon._notify_alert(al, 'escalated', last_alert.severity);
+					END IF;
+				END IF;
+			ELSE
+				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, anomaly_id, fingerprint)
+				VALUES ('anomaly', a.severity,
+					pg_catalog.left(pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
+						a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
+						pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm), 2000),
+					pg_catalog.jsonb_build_object('value', a.value, 'baseline', a.baseline, 'deviation', a.deviation,
+						'score', a.score, 'anomaly_type', a.anomaly_type, 'algorithm', a.algorithm, 'point_time', a.ts,
+						'last_anomaly_at', a.ts, 'cooldown_minutes', cfg.cooldown_minutes),
+					a.metric_name, det.id, fp)
+				RETURNING * INTO al;
+				UPDATE thrillmon.anomaly_detections d SET alert_created = true, alert_id = al.id WHERE d.id = det.id RETURNING d.* INTO det;
+				PERFORM thrillmon._notify_alert(al, 'new');
+				new_alerts := new_alerts || al.id;
+			END IF;
+		ELSE
+			-- Below the alert threshold: no alert, but the metric is not normal yet either.
+			UPDATE thrillmon.system_alerts s SET metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+			WHERE s.fingerprint = 'anomaly:' || a.metric_name AND s.resolved_at IS NULL;
+		END IF;
+		RETURN NEXT det;
+	END LOOP;
+
+	-- Auto-resolve: an alert raised by detection whose metric has been normal for its cooldown
+	-- (its last anomaly, kept on the alert, is older than that, and points have kept coming
+	-- since). The alert keeps the cooldown it was raised with. One statement; only alerts past
+	-- their cooldown cost an index probe.
+	FOR al IN WITH resolved AS (
+		UPDATE thrillmon.system_alerts s
+		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+		FROM (
+			SELECT o.id
+			FROM thrillmon.system_alerts o
+			-- (An alert made by hand or imported may lack these: its creation and the metric's
+			-- configured cooldown stand in.)
+			CROSS JOIN LATERAL (SELECT coalesce((o.metadata->>'last_anomaly_at')::timestamptz, (o.metadata->>'point_time')::timestamptz, o.created_at)
+			                           + pg_catalog.make_interval(mins => coalesce((o.metadata->>'cooldown_minutes')::integer,
+			                                                                      (thrillmon._config_for(o.metric_name)).cooldown_minutes)) AS quiet_from) q
+			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
+			  AND q.quiet_from <= upto
+			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
+			              WHERE m.metric_name = o.metric_name AND m."timestamp" > q.quiet_from AND m."timestamp" <= upto)
+		) due
+		WHERE s.id = due.id
+		RETURNING s.*
+	) SELECT * FROM resolved
+	LOOP
+		PERFORM thrillmon._notify_alert(al, 'resolved');
+	END LOOP;
+
+	PERFORM thrillmon._auto_incidents(new_alerts);
+
+	INSERT INTO thrillmon.detector_progress (id, pass, horizon, updated_at) VALUES (true, pass, upto, pg_catalog.now())
+	ON CONFLICT (id) DO UPDATE SET pass = EXCLUDED.pass, horizon = EXCLUDED.horizon, updated_at = EXCLUDED.updated_at;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._detect_run() IS 'Internal: one detection pass (anomalies, alerts, auto-resolve, incidents, progress)';
+
+------------------------------------------------------------------------------------------------
+-- Health (80_health.sql): delivery failing, dead or dropped.
+------------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION thrillmon.health_check()
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	w record;
+	reasons text[] := '{}';
+	failing boolean := false;
+	worker_enabled boolean := coalesce(pg_catalog.current_setting('thrillmon.enabled', true), 'on') = 'on';
+	scheduler text := coalesce(pg_catalog.current_setting('thrillmon.scheduler', true), 'internal');
+	interval_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.collect_interval'), 60);
+	by_cron boolean := EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'collect');
+	last_collect timestamptz;
+	last_retention timestamptz;
+	-- The first instant after the last day maintenance makes a partition for.
+	reach timestamptz := (pg_catalog.date_trunc('day', pg_catalog.now() AT TIME ZONE 'UTC')
+		+ pg_catalog.make_interval(days => 1 + coalesce(pg_catalog.current_setting('thrillmon.partition_premake_days', true)::integer, 7)))
+		AT TIME ZONE 'UTC';
+	ahead bigint;
+	detect_s integer := coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = 'thrillmon.detect_interval'), 300);
+	horizon timestamptz;
+	d jsonb;
+	j record;
+	c record;
+BEGIN
+	SELECT * INTO w FROM thrillmon.worker_status();
+	IF by_cron THEN
+		interval_s := 60; -- pg_cron runs collection every minute
+	END IF;
+	IF worker_enabled AND scheduler = 'internal' AND w.pid IS NULL THEN
+		failing := true;
+		reasons := reasons || pg_catalog.format('worker not running (%s)', w.state);
+	ELSIF worker_enabled AND scheduler = 'internal' AND w.database IS DISTINCT FROM pg_catalog.current_database() THEN
+		failing := true;
+		reasons := reasons || pg_catalog.format('worker serves database "%s", not this one (set thrillmon.database)', w.database);
+	END IF;
+	SELECT max(finished_at) INTO last_collect FROM thrillmon.job_runs WHERE job = 'collect' AND status = 'succeeded';
+	-- Collection is expected unless scheduling was turned off: by the worker, or by pg_cron when
+	-- thrillmon.scheduler = pg_cron (if no pg_cron job collects then, that is stale too).
+	IF (worker_enabled AND scheduler <> 'off') OR by_cron THEN
+		IF last_collect IS NULL THEN
+			failing := true;
+			reasons := reasons || 'collection stale: no successful collection yet'::text;
+		ELSIF pg_catalog.now() - last_collect > pg_catalog.make_interval(secs => 3 * interval_s) THEN
+			failing := true;
+			reasons := reasons || pg_catalog.format('collection stale: last successful collection %s ago (more than 3 intervals of %s s)',
+				pg_catalog.date_trunc('second', pg_catalog.now() - last_collect), interval_s);
+		END IF;
+	END IF;
+	-- Retention is expected daily when the worker or pg_cron runs it: a day and an hour without a
+	-- successful full cleanup (and job history older than that, so not a fresh install) is overdue,
+	-- whatever the reason (its lock held, a run failing or cut short).
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'retention') THEN
+		SELECT max(r.started_at) INTO last_retention FROM thrillmon.job_runs r
+		WHERE r.job = 'retention' AND r.target = 'all' AND r.status = 'succeeded';
+		IF (last_retention IS NULL OR last_retention < pg_catalog.now() - interval '25 hours')
+		   AND EXISTS (SELECT 1 FROM thrillmon.job_runs r WHERE r.started_at < pg_catalog.now() - interval '25 hours') THEN
+			reasons := reasons || CASE WHEN last_retention IS NULL THEN 'retention overdue: no successful run_data_retention_cleanup() yet'
+				ELSE pg_catalog.format('retention overdue: last successful run_data_retention_cleanup() %s ago',
+					pg_catalog.date_trunc('second', pg_catalog.now() - last_retention)) END;
+		END IF;
+	END IF;
+	-- Points dated past the last day partitions are made for (a direct INSERT's; record_metric()
+	-- refuses them) wait in the default partition, where the latest values ignore them.
+	SELECT pg_catalog.count(*) INTO ahead FROM ONLY thrillmon.metric_time_series_default d WHERE d."timestamp" >= reach;
+	IF ahead > 0 THEN
+		reasons := reasons || pg_catalog.format('%s points dated %s or later (past thrillmon.partition_premake_days) wait in the default partition',
+			ahead, (reach AT TIME ZONE 'UTC')::date);
+	END IF;
+	-- Detection: stalled (the horizon has not moved for three intervals and ten minutes, the most
+	-- an open transaction may hold it back, while something is to run it), or its last pass left
+	-- metrics unscored or failed to score some.
+	IF (worker_enabled AND scheduler = 'internal') OR EXISTS (SELECT 1 FROM thrillmon.pg_cron_jobs WHERE job = 'detect') THEN
+		SELECT p.horizon INTO horizon FROM thrillmon.detector_progress p;
+		IF horizon < pg_catalog.now() - pg_catalog.make_interval(secs => 3 * detect_s + 600) THEN
+			failing := true;
+			reasons := reasons || pg_catalog.format('detection stalled: points are scored up to %s, %s ago',
+				horizon, pg_catalog.date_trunc('second', pg_catalog.now() - horizon));
+		END IF;
+	END IF;
+	SELECT r.details INTO d FROM thrillmon.job_runs r
+	WHERE r.job = 'detect' AND r.status = 'succeeded' ORDER BY r.started_at DESC LIMIT 1;
+	IF coalesce((d->>'skipped_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection left %s metrics unscored in its last pass (more than thrillmon.max_metrics_per_pass = %s had new points)',
+			d->>'skipped_metrics', pg_catalog.current_setting('thrillmon.max_metrics_per_pass', true));
+	END IF;
+	IF coalesce((d->>'failed_metrics')::bigint, 0) > 0 THEN
+		reasons := reasons || pg_catalog.format('detection could not score %s metrics in its last pass (out of memory)',
+			d->>'failed_metrics');
+	END IF;
+	FOR j IN SELECT DISTINCT ON (r.job) r.job, r.status, r.error, r.finished_at FROM thrillmon.job_runs r
+		WHERE r.status <> 'running' ORDER BY r.job, r.started_at DESC
+	LOOP
+		IF j.status = 'failed' THEN
+			reasons := reasons || pg_catalog.format('job %s failing: %s', j.job, coalesce(j.error, 'see job_runs'));
+		END IF;
+	END LOOP;
+	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc WHERE mc.enabled AND mc.last_error IS NOT NULL ORDER BY mc.name LOOP
+		reasons := reasons || pg_catalog.format('collector %s failing: %s', c.name, c.last_error);
+	END LOOP;
+	FOR c IN SELECT mc.name, mc.last_error FROM thrillmon.metric_collectors mc
+		WHERE NOT mc.enabled AND mc.last_error LIKE 'disabled by thrillmon:%' ORDER BY mc.name
+	LOOP
+		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
+	END LOOP;
+	-- Delivery (65_delivery.sql): with a channel enabled, its worker must run; a delivery given up
+	-- (dead) or an event dropped from a full outbox in the last day means someone was not told:
+	-- failing. A channel failing now, or deliveries waiting for long, is degraded.
+	IF EXISTS (SELECT 1 FROM thrillmon.notification_channels ch WHERE ch.enabled) THEN
+		IF w.database IS NOT DISTINCT FROM pg_catalog.current_database() AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.backend_type = 'thrillmon delivery') THEN
+			failing := true;
+			reasons := reasons || 'delivery worker not running: alerts wait in the outbox'::text;
+		END IF;
+		FOR c IN SELECT cs.channel, cs.consecutive_failures, cs.last_error FROM thrillmon.channel_state cs
+			JOIN thrillmon.notification_channels ch ON ch.name = cs.channel AND ch.enabled
+			WHERE cs.consecutive_failures > 0 ORDER BY cs.channel
+		LOOP
+			reasons := reasons || pg_catalog.format('channel %s failing: %s attempts in a row, the last: %s',
+				c.channel, c.consecutive_failures, c.last_error);
+		END LOOP;
+	END IF;
+	FOR c IN SELECT d.channel, pg_catalog.count(*) AS n FROM thrillmon.deliveries d
+		WHERE d.status = 'dead' AND d.finished_at > pg_catalog.now() - interval '1 day' GROUP BY d.channel ORDER BY d.channel
+	LOOP
+		failing := true;
+		reasons := reasons || pg_catalog.format('deliveries dead: %s to channel %s given up in the last day (see thrillmon.deliveries)', c.n, c.channel);
+	END LOOP;
+	IF EXISTS (SELECT 1 FROM thrillmon.system_alerts a WHERE a.metadata ? 'deliveries_dropped' AND a.created_at > pg_catalog.now() - interval '1 day') THEN
+		failing := true;
+		reasons := reasons || 'deliveries dropped: the outbox was full (100000 pending) when alerts were raised'::text;
+	END IF;
+	SELECT pg_catalog.count(*) INTO ahead FROM thrillmon.deliveries d
+	WHERE d.status = 'pending' AND d.created_at < pg_catalog.now() - interval '10 minutes';
+	IF ahead > 0 THEN
+		reasons := reasons || pg_catalog.format('%s deliveries pending for more than 10 minutes', ahead);
+	END IF;
+	RETURN pg_catalog.jsonb_build_object(
+		'status', CASE WHEN failing THEN 'failing' WHEN pg_catalog.cardinality(reasons) > 0 THEN 'degraded' ELSE 'ok' END,
+		'reasons', pg_catalog.to_jsonb(reasons),
+		'checked_at', pg_catalog.now(),
+		'last_collection_at', last_collect,
+		'worker', pg_catalog.to_jsonb(w));
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.health_check() IS
+	'One call for an external probe: {"status": "ok" | "degraded" | "failing", "reasons": [...]}; failing when the worker is not running or collection is stale (more than 3 intervals), degraded when a job or collector is failing';
+
+------------------------------------------------------------------------------------------------
+-- Grants (99_grants.sql): the new functions are nobody's until granted; readers read the new
+-- tables, except channels.
+------------------------------------------------------------------------------------------------
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA thrillmon FROM PUBLIC;
+GRANT SELECT ON ALL TABLES IN SCHEMA thrillmon TO thrillmon_reader;
+-- ... delivery: channels are admins' alone (a URL or an Authorization header is a secret; readers
+-- see channel_status instead), as are silences, maintenance windows and test_channel(). No role
+-- is granted _http_post() or _url_problem(): only thrillmon's SECURITY DEFINER functions call them.
+REVOKE ALL ON thrillmon.notification_channels FROM thrillmon_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON thrillmon.notification_channels TO thrillmon_admin;
+GRANT EXECUTE ON FUNCTION thrillmon.test_channel(text), thrillmon.create_silence(text, timestamptz, timestamptz, text),
+	thrillmon.create_maintenance_window(text, timestamptz, timestamptz, text), thrillmon.expire_silence(bigint) TO thrillmon_admin;

@@ -344,9 +344,9 @@ CREATE TABLE thrillmon.retention_policies (
 	failed_retention_days integer CONSTRAINT failed_retention_days_range CHECK (failed_retention_days BETWEEN 1 AND @limit:retention_days_max@),
 	enabled boolean NOT NULL DEFAULT true,
 	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
-	-- Only anomalies have an archive, and only job history keeps failures apart.
+	-- Only anomalies have an archive, and only job history and deliveries keep failures apart.
 	CONSTRAINT archive_only_for_anomalies CHECK (target = 'anomalies' OR (archive_after_days IS NULL AND archive_retention_days IS NULL)),
-	CONSTRAINT failed_only_for_job_history CHECK (target = 'job_history' OR failed_retention_days IS NULL)
+	CONSTRAINT failed_only_for_job_history CHECK (target IN ('job_history', 'deliveries') OR failed_retention_days IS NULL)
 );
 COMMENT ON TABLE thrillmon.retention_policies IS
 	'Retention per target, used by run_data_retention_cleanup(); defaults are the origin system''s';
@@ -355,7 +355,8 @@ INSERT INTO thrillmon.retention_policies (target, retention_days, archive_after_
 	('anomalies', 30, 7, 90, NULL),
 	('alerts', 90, NULL, NULL, NULL),
 	('incidents', 90, NULL, NULL, NULL),
-	('job_history', 30, NULL, NULL, 90);
+	('job_history', 30, NULL, NULL, 90),
+	('deliveries', 30, NULL, NULL, 90);
 CREATE TRIGGER upsert_on_insert BEFORE INSERT ON thrillmon.retention_policies
 	FOR EACH ROW EXECUTE FUNCTION thrillmon._upsert_config_row('target');
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.retention_policies', '');
@@ -405,3 +406,118 @@ CREATE TABLE thrillmon.pg_cron_jobs (
 );
 COMMENT ON TABLE thrillmon.pg_cron_jobs IS 'Jobs scheduled in pg_cron by schedule_with_pg_cron(); the worker does not run these itself';
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.pg_cron_jobs', '');
+
+------------------------------------------------------------------------------------------------
+-- Delivery: channels, the outbox and its attempts; silences and maintenance windows
+------------------------------------------------------------------------------------------------
+
+-- Where alerts go. Managed by admins only: readers and writers cannot read a URL or a header (an
+-- Authorization value, a Slack webhook's secret path); channel_status shows them the rest. Checked
+-- when written (_check_channel): a URL thrillmon.notify_allowed_hosts allows, at most
+-- @limit:max_channels@ channels.
+CREATE TABLE thrillmon.notification_channels (
+	name text PRIMARY KEY CONSTRAINT channel_name_format CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$'),
+	kind text NOT NULL CONSTRAINT channel_kind_known CHECK (kind IN (@list:channel_kind@)),
+	url text NOT NULL CONSTRAINT channel_url_length CHECK (pg_catalog.char_length(url) BETWEEN 1 AND @limit:max_url_chars@),
+	headers jsonb NOT NULL DEFAULT '{}' CONSTRAINT channel_headers_object CHECK (pg_catalog.jsonb_typeof(headers) = 'object'),
+	min_severity text NOT NULL DEFAULT 'low' CONSTRAINT channel_severity_known CHECK (min_severity IN (@list:severity@)),
+	metric_pattern text NOT NULL DEFAULT '%'
+		CONSTRAINT channel_pattern_length CHECK (pg_catalog.char_length(metric_pattern) BETWEEN 1 AND @limit:metric_name_chars@),
+	timeout_ms integer NOT NULL DEFAULT 5000 CONSTRAINT channel_timeout_range CHECK (timeout_ms BETWEEN 100 AND 60000),
+	enabled boolean NOT NULL DEFAULT true,
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	updated_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE thrillmon.notification_channels IS
+	'Where alerts are delivered (alertmanager, webhook, slack); admins only. Alerts at or above min_severity whose metric is LIKE metric_pattern';
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.notification_channels', '');
+
+-- The outbox: one row per alert event and channel, written in the transaction that raised,
+-- escalated or resolved the alert (so a rolled-back pass delivers nothing and a committed alert
+-- is always delivered), sent by the delivery worker. The idempotency key (alert id and event) is
+-- what a receiver de-duplicates re-sends by: delivery is at least once.
+CREATE SEQUENCE thrillmon.deliveries_id_seq;
+CREATE TABLE thrillmon.deliveries (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.deliveries_id_seq'::pg_catalog.regclass),
+	channel text NOT NULL REFERENCES thrillmon.notification_channels (name) ON DELETE CASCADE ON UPDATE CASCADE,
+	alert_id uuid,
+	event text NOT NULL CONSTRAINT delivery_event_known CHECK (event IN (@list:delivery_event@)),
+	idempotency_key text NOT NULL,
+	payload jsonb NOT NULL,
+	status text NOT NULL DEFAULT 'pending' CONSTRAINT delivery_status_known CHECK (status IN (@list:delivery_status@)),
+	attempts integer NOT NULL DEFAULT 0,
+	next_attempt_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	finished_at timestamptz,
+	last_http_status integer,
+	last_error text,
+	CONSTRAINT delivery_key_unique UNIQUE (channel, idempotency_key)
+);
+ALTER SEQUENCE thrillmon.deliveries_id_seq OWNED BY thrillmon.deliveries.id;
+COMMENT ON TABLE thrillmon.deliveries IS
+	'The outbox: one row per alert event (new, escalated, resolved) and channel; pending until delivered, dead after thrillmon.delivery_max_age';
+CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_alert_idx ON thrillmon.deliveries (alert_id, channel, id);
+CREATE INDEX deliveries_finished_idx ON thrillmon.deliveries (finished_at) WHERE status <> 'pending';
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries_id_seq', '');
+
+-- Every HTTP request the delivery worker made: an outbox row's attempts, Alertmanager re-sends
+-- (delivery_id NULL) and test_channel() calls. Only the first @limit:response_excerpt_chars@
+-- characters of an answer are kept.
+CREATE SEQUENCE thrillmon.delivery_attempts_id_seq;
+CREATE TABLE thrillmon.delivery_attempts (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.delivery_attempts_id_seq'::pg_catalog.regclass),
+	delivery_id bigint REFERENCES thrillmon.deliveries (id) ON DELETE CASCADE,
+	channel text NOT NULL,
+	purpose text NOT NULL CONSTRAINT attempt_purpose_known CHECK (purpose IN ('delivery', 'resend', 'test')),
+	attempted_at timestamptz NOT NULL,
+	http_status integer,
+	error text,
+	latency_ms double precision NOT NULL,
+	response_excerpt text CONSTRAINT attempt_excerpt_length CHECK (pg_catalog.char_length(response_excerpt) <= @limit:response_excerpt_chars@)
+);
+ALTER SEQUENCE thrillmon.delivery_attempts_id_seq OWNED BY thrillmon.delivery_attempts.id;
+COMMENT ON TABLE thrillmon.delivery_attempts IS 'Every request the delivery worker made: time, HTTP status, error, latency, a short excerpt of the answer';
+CREATE INDEX delivery_attempts_delivery_idx ON thrillmon.delivery_attempts (delivery_id);
+CREATE INDEX delivery_attempts_time_idx ON thrillmon.delivery_attempts (attempted_at);
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.delivery_attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.delivery_attempts_id_seq', '');
+
+-- A channel's running state, kept by the delivery worker (failures in a row raise
+-- ThrillmonDeliveryFailing; last_resend_at paces Alertmanager re-sends).
+CREATE TABLE thrillmon.channel_state (
+	channel text PRIMARY KEY REFERENCES thrillmon.notification_channels (name) ON DELETE CASCADE ON UPDATE CASCADE,
+	consecutive_failures integer NOT NULL DEFAULT 0,
+	last_success_at timestamptz,
+	last_failure_at timestamptz,
+	last_error text,
+	last_resend_at timestamptz
+);
+COMMENT ON TABLE thrillmon.channel_state IS 'Internal: each channel''s delivery state (failures in a row, last success, last re-send)';
+
+-- Silences and maintenance windows (create_silence(), create_maintenance_window(); the silences
+-- view). While one covers a metric its anomalies are recorded, marked with it, but raise no
+-- alert; a maintenance window also keeps the metric's points inside it from being scored or
+-- learned. At most @limit:max_active_silences@ not yet ended.
+CREATE SEQUENCE thrillmon.silence_rules_id_seq;
+CREATE TABLE thrillmon.silence_rules (
+	id bigint PRIMARY KEY DEFAULT pg_catalog.nextval('thrillmon.silence_rules_id_seq'::pg_catalog.regclass),
+	metric_pattern text NOT NULL
+		CONSTRAINT silence_pattern_length CHECK (pg_catalog.char_length(metric_pattern) BETWEEN 1 AND @limit:metric_name_chars@),
+	starts_at timestamptz NOT NULL,
+	ends_at timestamptz NOT NULL,
+	reason text NOT NULL CONSTRAINT silence_reason_length CHECK (pg_catalog.char_length(reason) BETWEEN 1 AND 1000),
+	maintenance boolean NOT NULL DEFAULT false,
+	created_by name NOT NULL DEFAULT SESSION_USER, -- (the login that made it: the functions run as their owner)
+	created_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+	expired_at timestamptz,
+	silenced_anomalies bigint NOT NULL DEFAULT 0,
+	CONSTRAINT silence_ends_after_start CHECK (ends_at > starts_at),
+	CONSTRAINT silence_at_most_a_year CHECK (ends_at - starts_at <= interval '366 days')
+);
+ALTER SEQUENCE thrillmon.silence_rules_id_seq OWNED BY thrillmon.silence_rules.id;
+COMMENT ON TABLE thrillmon.silence_rules IS 'Silences and maintenance windows (see the silences view, create_silence(), create_maintenance_window())';
+CREATE INDEX silence_rules_ends_idx ON thrillmon.silence_rules (ends_at) WHERE expired_at IS NULL;
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.silence_rules', '');
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.silence_rules_id_seq', '');

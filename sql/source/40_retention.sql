@@ -134,6 +134,34 @@ END
 $fn$;
 COMMENT ON FUNCTION thrillmon._cleanup_job_history_run(integer, integer) IS 'Internal: job history retention';
 
+CREATE FUNCTION thrillmon._cleanup_deliveries_run(days integer, failed_days integer)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	cutoff timestamptz := thrillmon._retention_cutoff(days, 'retention_days');
+	failed_cutoff timestamptz := thrillmon._retention_cutoff(coalesce(failed_days, days), 'failed_retention_days');
+	n_ok bigint;
+	n_dead bigint;
+	n_attempts bigint;
+	n_silences bigint;
+BEGIN
+	-- Like job history: dead deliveries (alerts nobody was told of) are kept longer. Pending ones
+	-- are never removed here (they go dead after thrillmon.delivery_max_age first). A delivery's
+	-- attempts go with it; re-sends and tests, and silences that ended, by their own time.
+	DELETE FROM thrillmon.deliveries WHERE status = 'delivered' AND finished_at < cutoff;
+	GET DIAGNOSTICS n_ok = ROW_COUNT;
+	DELETE FROM thrillmon.deliveries WHERE status = 'dead' AND finished_at < failed_cutoff;
+	GET DIAGNOSTICS n_dead = ROW_COUNT;
+	DELETE FROM thrillmon.delivery_attempts WHERE delivery_id IS NULL AND attempted_at < cutoff;
+	GET DIAGNOSTICS n_attempts = ROW_COUNT;
+	DELETE FROM thrillmon.silence_rules WHERE LEAST(ends_at, coalesce(expired_at, ends_at)) < cutoff;
+	GET DIAGNOSTICS n_silences = ROW_COUNT;
+	RETURN pg_catalog.jsonb_build_object('removed', n_ok + n_dead, 'cutoff', cutoff, 'failed_cutoff', failed_cutoff,
+		'attempts_removed', n_attempts, 'silences_removed', n_silences);
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._cleanup_deliveries_run(integer, integer) IS 'Internal: delivery retention (the outbox, re-sends and tests, ended silences)';
+
 -- One retention target with explicit settings: the body shared by the single-target functions
 -- and the full cleanup.
 CREATE FUNCTION thrillmon._cleanup_target(target text, days integer, archive_after integer,
@@ -147,6 +175,7 @@ BEGIN
 		WHEN 'alerts' THEN thrillmon._cleanup_alerts_run(days)
 		WHEN 'incidents' THEN thrillmon._cleanup_incidents_run(days)
 		WHEN 'job_history' THEN thrillmon._cleanup_job_history_run(days, failed_days)
+		WHEN 'deliveries' THEN thrillmon._cleanup_deliveries_run(days, failed_days)
 	END;
 END
 $fn$;
@@ -207,7 +236,7 @@ LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
 	-- Metrics go last: dropping a partition locks the parent table against inserts until
 	-- commit, so the less the transaction does after it, the shorter ingest waits.
-	order_of_targets text[] := ARRAY['anomalies', 'alerts', 'incidents', 'job_history', 'metrics'];
+	order_of_targets text[] := ARRAY['anomalies', 'alerts', 'incidents', 'job_history', 'deliveries', 'metrics'];
 	started timestamptz := pg_catalog.clock_timestamp();
 	target_name text;
 	p thrillmon.retention_policies;
@@ -413,6 +442,13 @@ figures AS (
 		(SELECT count(*) FROM thrillmon.job_runs j, policy p
 		 WHERE p.target = 'job_history' AND ((j.status IN ('succeeded', 'skipped') AND j.started_at < p.cutoff)
 			OR (j.status = 'failed' AND j.started_at < thrillmon._retention_cutoff(coalesce(p.failed_retention_days, p.retention_days), 'failed_retention_days'))))
+	UNION ALL
+	SELECT 'deliveries', 'thrillmon.deliveries', (SELECT count(*) FROM thrillmon.deliveries), false,
+		pg_catalog.pg_total_relation_size('thrillmon.deliveries') + pg_catalog.pg_total_relation_size('thrillmon.delivery_attempts'),
+		(SELECT min(created_at) FROM thrillmon.deliveries), (SELECT max(created_at) FROM thrillmon.deliveries),
+		(SELECT count(*) FROM thrillmon.deliveries d, policy p
+		 WHERE p.target = 'deliveries' AND ((d.status = 'delivered' AND d.finished_at < p.cutoff)
+			OR (d.status = 'dead' AND d.finished_at < thrillmon._retention_cutoff(coalesce(p.failed_retention_days, p.retention_days), 'failed_retention_days'))))
 )
 SELECT f.target, f.table_name, f.row_count AS rows, f.rows_estimated, f.total_bytes AS bytes,
 	pg_catalog.pg_size_pretty(f.total_bytes) AS size, f.oldest, f.newest,

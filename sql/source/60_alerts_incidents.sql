@@ -1,4 +1,5 @@
--- Alerts and incidents: acknowledging and resolving alerts (NOTIFY thrillmon_alerts on commit),
+-- Alerts and incidents: acknowledging and resolving alerts (NOTIFY thrillmon_alerts on commit, and
+-- the outbox of 65_delivery.sql in the same transaction),
 -- incidents by hand, and the incidents detection opens by itself. Alerts are raised by the
 -- detection pass (70_detection.sql).
 
@@ -15,8 +16,9 @@ COMMENT ON FUNCTION thrillmon._severity_rank(text) IS 'Internal: orders severiti
 -- raises the alert: every later detection pass too, if the alert waits to be resolved. The large
 -- fields are the alert's own (an admin may edit its metadata, metric name and message), so past
 -- 7,900 bytes value and baseline are kept only as short numbers, the texts are cut to 200
--- characters and the payload says "truncated": true.
-CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text)
+-- characters and the payload says "truncated": true. Every alert event goes through here, so it
+-- also writes the event's deliveries to the outbox (65_delivery.sql), in the same transaction.
+CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -49,9 +51,11 @@ BEGIN
 			'truncated', true)::text;
 	END IF;
 	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
+	PERFORM thrillmon._enqueue_deliveries(p_alert, p_event, p_previous_severity);
 END
 $fn$;
-COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text) IS 'Internal: NOTIFY thrillmon_alerts with a JSON payload';
+COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text, text) IS
+	'Internal: an alert event (new, escalated, resolved): NOTIFY thrillmon_alerts with a JSON payload, and its deliveries to the outbox';
 
 CREATE FUNCTION thrillmon.acknowledge_alert(alert_id uuid)
 RETURNS thrillmon.system_alerts

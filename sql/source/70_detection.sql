@@ -113,6 +113,7 @@ DECLARE
 	al thrillmon.system_alerts;
 	new_alerts uuid[] := '{}';
 	fp text;
+	silence bigint;
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -137,6 +138,18 @@ BEGIN
 		IF NOT FOUND THEN
 			CONTINUE;
 		END IF;
+		-- A silence (or maintenance window) covering the point: the anomaly is recorded, marked
+		-- with it, and keeps an open alert from resolving, but raises or escalates nothing.
+		silence := thrillmon._silence_for(a.metric_name, a.ts);
+		IF silence IS NOT NULL THEN
+			UPDATE thrillmon.anomaly_detections d SET metadata = d.metadata || pg_catalog.jsonb_build_object('silence_id', silence)
+			WHERE d.id = det.id RETURNING d.* INTO det;
+			UPDATE thrillmon.silence_rules r SET silenced_anomalies = r.silenced_anomalies + 1 WHERE r.id = silence;
+			UPDATE thrillmon.system_alerts s SET metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
+			WHERE s.fingerprint = 'anomaly:' || a.metric_name AND s.resolved_at IS NULL;
+			RETURN NEXT det;
+			CONTINUE;
+		END IF;
 		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score THEN
 			fp := 'anomaly:' || a.metric_name;
 			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp ORDER BY s.created_at DESC LIMIT 1;
@@ -146,13 +159,18 @@ BEGIN
 				-- Same episode: the anomaly joins the alert, which escalates if this one is worse.
 				UPDATE thrillmon.anomaly_detections d SET alert_id = last_alert.id WHERE d.id = det.id RETURNING d.* INTO det;
 				IF last_alert.resolved_at IS NULL THEN
+					-- (An escalation is an event of its own: NOTIFY and the outbox hear of it.)
 					UPDATE thrillmon.system_alerts s
 					SET severity = CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity) THEN a.severity ELSE s.severity END,
 						metadata = s.metadata || pg_catalog.jsonb_build_object('last_anomaly_at', a.ts)
 							|| CASE WHEN thrillmon._severity_rank(a.severity) > thrillmon._severity_rank(s.severity)
 							   THEN pg_catalog.jsonb_build_object('escalated_at', pg_catalog.now(), 'value', a.value, 'baseline', a.baseline)
 							   ELSE '{}' END
-					WHERE s.id = last_alert.id;
+					WHERE s.id = last_alert.id
+					RETURNING s.* INTO al;
+					IF thrillmon._severity_rank(al.severity) > thrillmon._severity_rank(last_alert.severity) THEN
+						PERFORM thrillmon._notify_alert(al, 'escalated', last_alert.severity);
+					END IF;
 				END IF;
 			ELSE
 				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, anomaly_id, fingerprint)

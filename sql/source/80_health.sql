@@ -114,6 +114,38 @@ BEGIN
 	LOOP
 		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
 	END LOOP;
+	-- Delivery (65_delivery.sql): with a channel enabled, its worker must run; a delivery given up
+	-- (dead) or an event dropped from a full outbox in the last day means someone was not told:
+	-- failing. A channel failing now, or deliveries waiting for long, is degraded.
+	IF EXISTS (SELECT 1 FROM thrillmon.notification_channels ch WHERE ch.enabled) THEN
+		IF w.database IS NOT DISTINCT FROM pg_catalog.current_database() AND NOT EXISTS (
+			SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.backend_type = 'thrillmon delivery') THEN
+			failing := true;
+			reasons := reasons || 'delivery worker not running: alerts wait in the outbox'::text;
+		END IF;
+		FOR c IN SELECT cs.channel, cs.consecutive_failures, cs.last_error FROM thrillmon.channel_state cs
+			JOIN thrillmon.notification_channels ch ON ch.name = cs.channel AND ch.enabled
+			WHERE cs.consecutive_failures > 0 ORDER BY cs.channel
+		LOOP
+			reasons := reasons || pg_catalog.format('channel %s failing: %s attempts in a row, the last: %s',
+				c.channel, c.consecutive_failures, c.last_error);
+		END LOOP;
+	END IF;
+	FOR c IN SELECT d.channel, pg_catalog.count(*) AS n FROM thrillmon.deliveries d
+		WHERE d.status = 'dead' AND d.finished_at > pg_catalog.now() - interval '1 day' GROUP BY d.channel ORDER BY d.channel
+	LOOP
+		failing := true;
+		reasons := reasons || pg_catalog.format('deliveries dead: %s to channel %s given up in the last day (see thrillmon.deliveries)', c.n, c.channel);
+	END LOOP;
+	IF EXISTS (SELECT 1 FROM thrillmon.system_alerts a WHERE a.metadata ? 'deliveries_dropped' AND a.created_at > pg_catalog.now() - interval '1 day') THEN
+		failing := true;
+		reasons := reasons || 'deliveries dropped: the outbox was full (@limit:max_pending_deliveries@ pending) when alerts were raised'::text;
+	END IF;
+	SELECT pg_catalog.count(*) INTO ahead FROM thrillmon.deliveries d
+	WHERE d.status = 'pending' AND d.created_at < pg_catalog.now() - interval '10 minutes';
+	IF ahead > 0 THEN
+		reasons := reasons || pg_catalog.format('%s deliveries pending for more than 10 minutes', ahead);
+	END IF;
 	RETURN pg_catalog.jsonb_build_object(
 		'status', CASE WHEN failing THEN 'failing' WHEN pg_catalog.cardinality(reasons) > 0 THEN 'degraded' ELSE 'ok' END,
 		'reasons', pg_catalog.to_jsonb(reasons),

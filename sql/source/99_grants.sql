@@ -51,3 +51,10 @@ GRANT EXECUTE ON FUNCTION thrillmon.detect_anomalies(), thrillmon.acknowledge_al
 GRANT EXECUTE ON FUNCTION thrillmon._check_detection_config(text[], double precision, integer, integer,
 	double precision, integer) TO thrillmon_admin;
 GRANT UPDATE ON thrillmon.incident_policy TO thrillmon_admin;
+-- ... delivery: channels are admins' alone (a URL or an Authorization header is a secret; readers
+-- see channel_status instead), as are silences, maintenance windows and test_channel(). No role
+-- is granted _http_post() or _url_problem(): only thrillmon's SECURITY DEFINER functions call them.
+REVOKE ALL ON thrillmon.notification_channels FROM thrillmon_reader;
+GRANT SELECT, INSERT, UPDATE, DELETE ON thrillmon.notification_channels TO thrillmon_admin;
+GRANT EXECUTE ON FUNCTION thrillmon.test_channel(text), thrillmon.create_silence(text, timestamptz, timestamptz, text),
+	thrillmon.create_maintenance_window(text, timestamptz, timestamptz, text), thrillmon.expire_silence(bigint) TO thrillmon_admin;

@@ -1,6 +1,7 @@
 // The detection pass's policy and scoring (see detect_pass.hpp).
 #include "core/detect_pass.hpp"
 
+#include "core/delivery.hpp"
 #include "core/thread_pool.hpp"
 
 #include <algorithm>
@@ -246,6 +247,16 @@ Replay::Feed(const PassPoint *points, std::size_t n, std::vector<PassPoint> *sco
 		scored->push_back(p);
 		scores->push_back(det_.Update(ToPoint(p)));
 	}
+}
+
+Intervals
+WindowsFor(const std::vector<Window> &windows, std::string_view name)
+{
+	Intervals out;
+	for (const Window &w : windows)
+		if (w.end > w.start && delivery::LikeMatch(w.pattern, name))
+			out.emplace_back(w.start, w.end);
+	return out;
 }
 
 } // namespace thrillmon::detect

@@ -20,7 +20,9 @@
 #include <deque>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace thrillmon::detect {
@@ -52,12 +54,35 @@ struct PassPoint {
 	std::int32_t utc_offset; // seconds east of UTC in the session's time zone at t
 };
 
+// A maintenance window: the metrics LIKE pattern, from start to end (epoch seconds, end
+// excluded). Their points inside it are neither scored nor learned.
+struct Window {
+	std::string pattern;
+	double start;
+	double end;
+};
+using Intervals = std::vector<std::pair<double, double>>;
+
+// The intervals of the windows that cover a metric's name.
+Intervals WindowsFor(const std::vector<Window> &windows, std::string_view name);
+
+// Whether t falls inside one of the intervals.
+inline bool
+InWindows(const Intervals &intervals, double t)
+{
+	for (const auto &[start, end] : intervals)
+		if (t >= start && t < end)
+			return true;
+	return false;
+}
+
 // One metric of a pass: what it scores (fresh), and, when its detector must be rebuilt in a
 // steady pass, the history before the previous horizon.
 struct PassMetric {
 	std::string name;
 	std::string category;
 	MetricSettings settings;
+	Intervals excluded; // maintenance windows: points inside are dropped before scoring
 	bool needs_history = false;
 	std::vector<PassPoint> history;
 	std::vector<PassPoint> fresh;

@@ -26,7 +26,12 @@ inline constexpr std::string_view kIncidentStatuses[] = {"open", "investigating"
 inline constexpr std::string_view kIncidentStatusesUnfinished[] = {"open", "investigating"};
 inline constexpr std::string_view kJobs[] = {"collect", "detect", "retention", "maintenance"};
 inline constexpr std::string_view kJobStatuses[] = {"running", "succeeded", "failed", "skipped"};
-inline constexpr std::string_view kRetentionTargets[] = {"metrics", "anomalies", "alerts", "incidents", "job_history"};
+inline constexpr std::string_view kRetentionTargets[] = {"metrics",   "anomalies",   "alerts",
+                                                         "incidents", "job_history", "deliveries"};
+inline constexpr std::string_view kChannelKinds[] = {"alertmanager", "webhook", "slack"};
+// What a delivery tells a channel, in the order an alert goes through them.
+inline constexpr std::string_view kDeliveryEvents[] = {"new", "escalated", "resolved", "test"};
+inline constexpr std::string_view kDeliveryStatuses[] = {"pending", "delivered", "dead"};
 
 // One enumeration: its name in the SQL sources (@list:NAME@) and its words.
 struct Vocabulary {
@@ -62,10 +67,22 @@ inline constexpr Vocabulary kIncidentStatusUnfinished = Of("incident_status_unfi
 inline constexpr Vocabulary kJob = Of("job", kJobs);
 inline constexpr Vocabulary kJobStatus = Of("job_status", kJobStatuses);
 inline constexpr Vocabulary kRetentionTarget = Of("retention_target", kRetentionTargets);
+inline constexpr Vocabulary kChannelKind = Of("channel_kind", kChannelKinds);
+inline constexpr Vocabulary kDeliveryEvent = Of("delivery_event", kDeliveryEvents);
+inline constexpr Vocabulary kDeliveryStatus = Of("delivery_status", kDeliveryStatuses);
 
-inline constexpr Vocabulary kAll[] = {kMetricCategory, kDetectionAlgorithm,       kAnomalyType, kSeverity,
-                                      kIncidentStatus, kIncidentStatusUnfinished, kJob,         kJobStatus,
-                                      kRetentionTarget};
+inline constexpr Vocabulary kAll[] = {kMetricCategory,
+                                      kDetectionAlgorithm,
+                                      kAnomalyType,
+                                      kSeverity,
+                                      kIncidentStatus,
+                                      kIncidentStatusUnfinished,
+                                      kJob,
+                                      kJobStatus,
+                                      kRetentionTarget,
+                                      kChannelKind,
+                                      kDeliveryEvent,
+                                      kDeliveryStatus};
 
 // The position of word in v, or nullopt.
 std::optional<std::size_t> IndexOf(const Vocabulary &v, std::string_view word);

@@ -40,6 +40,7 @@ struct Run {
 	std::vector<detect::PassPoint> points; // the batch's scored points
 	std::vector<detect::Score> scores;
 	std::vector<detect::PassPoint> batch; // the rows a batch read, as points
+	detect::Intervals excluded;           // the metric's maintenance windows
 };
 Run *run = nullptr;
 
@@ -123,8 +124,13 @@ THRILLMON_FUNCTION(thrillmon_backtest)
 	const thrillmon::pg::SettingsTable &settings = thrillmon::pg::ReadSettings();
 	const std::string_view metric_name(VARDATA_ANY(metric), VARSIZE_ANY_EXHDR(metric));
 	detect::MetricSettings s;
+	detect::Intervals *excluded = nullptr;
 	RunCore([&] {
 		s = settings.For(metric_name);
+		if (run == nullptr)
+			run = new Run();
+		run->excluded = detect::WindowsFor(settings.windows, metric_name);
+		excluded = &run->excluded;
 		if (override_algorithms)
 			s.algorithms = mask;
 		if (override_sensitivity)
@@ -145,7 +151,8 @@ THRILLMON_FUNCTION(thrillmon_backtest)
 	auto feed = [&](const ScanRow *rows, int n) {
 		run->batch.clear();
 		for (int i = 0; i < n; i++)
-			run->batch.push_back(rows[i].point);
+			if (excluded->empty() || !detect::InWindows(*excluded, rows[i].point.t))
+				run->batch.push_back(rows[i].point); // (a maintenance window's points are not replayed)
 		run->replay->Feed(run->batch.data(), run->batch.size(), &run->points, &run->scores);
 	};
 	thrillmon::pg::ScanPoints("SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "

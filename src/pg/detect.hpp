@@ -83,15 +83,16 @@ thrillmon::detect::AlgorithmList AlgorithmsArg(ArrayType *array);
 // anomaly_detection_config as the pass and backtest() use it.
 struct SettingsTable {
 	std::unordered_map<std::string, thrillmon::detect::MetricSettings> by_name;
-	thrillmon::detect::MetricSettings defaults; // the row '*'
+	thrillmon::detect::MetricSettings defaults;     // the row '*'
+	std::vector<thrillmon::detect::Window> windows; // maintenance windows (silence_rules)
 
 	// Builds a std::string: call it in the compute phase.
 	const thrillmon::detect::MetricSettings &For(std::string_view name) const;
 	std::int64_t MaxLookbackMinutes() const;
 };
 
-// Reads anomaly_detection_config into the backend's SettingsTable (made on first use, never
-// freed: it is small) and returns it. Needs an SPI connection.
+// Reads anomaly_detection_config and the maintenance windows into the backend's SettingsTable
+// (made on first use, never freed: it is small) and returns it. Needs an SPI connection.
 const SettingsTable &ReadSettings();
 
 } // namespace thrillmon::pg

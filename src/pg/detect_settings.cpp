@@ -77,8 +77,29 @@ ReadSettings()
 		if (table == nullptr)
 			table = new SettingsTable();
 		table->by_name.clear();
+		table->windows.clear();
 		table->defaults = thrillmon::detect::MetricSettings {};
 	});
+	// Maintenance windows (0.8.0 on: a library newer than the installed SQL reads none), each cut
+	// short where it was expired.
+	SpiRun("SELECT pg_catalog.to_regclass('thrillmon.silence_rules') IS NOT NULL", SPI_OK_SELECT);
+	bool isnull_w;
+	if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_w))) {
+		SpiRun("SELECT metric_pattern, EXTRACT(EPOCH FROM starts_at)::float8, "
+		       "EXTRACT(EPOCH FROM LEAST(ends_at, coalesce(expired_at, ends_at)))::float8 "
+		       "FROM thrillmon.silence_rules WHERE maintenance",
+		       SPI_OK_SELECT);
+		for (uint64 i = 0; i < SPI_processed; i++) {
+			HeapTuple tup = SPI_tuptable->vals[i];
+			TupleDesc desc = SPI_tuptable->tupdesc;
+			bool isnull;
+			text *pattern = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
+			const double start = DatumGetFloat8(SPI_getbinval(tup, desc, 2, &isnull));
+			const double end = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull));
+			const std::string_view p(VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
+			RunCore([&] { table->windows.push_back(thrillmon::detect::Window {std::string(p), start, end}); });
+		}
+	}
 	SpiRun("SELECT metric_name, enabled, sensitivity, lookback_window_minutes, detection_algorithms, "
 	       "min_data_points FROM thrillmon.anomaly_detection_config",
 	       SPI_OK_SELECT);

@@ -200,6 +200,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 					detect::PassMetric &nm = scratch->metrics.back();
 					nm.name.assign(name);
 					nm.settings = settings.For(name);
+					if (!settings.windows.empty())
+						nm.excluded = detect::WindowsFor(settings.windows, name);
 					m = scratch->metrics.size() - 1;
 					scratch->index.emplace(std::string_view(nm.name), m);
 				} else {
@@ -210,6 +212,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 					continue;
 				if (!steady && !detect::InLookback(rows[i].point.t, upto_s, pm.settings.lookback_minutes))
 					continue;
+				if (!pm.excluded.empty() && detect::InWindows(pm.excluded, rows[i].point.t))
+					continue; // inside a maintenance window: neither scored nor learned
 				pm.category.assign(rows[i].category, rows[i].category_len);
 				pm.fresh.push_back(rows[i].point);
 			}
@@ -259,7 +263,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 				if (it == scratch->index.end())
 					continue;
 				detect::PassMetric &pm = scratch->metrics[it->second];
-				if (pm.needs_history && detect::InLookback(rows[i].point.t, prev_s, pm.settings.lookback_minutes))
+				if (pm.needs_history && detect::InLookback(rows[i].point.t, prev_s, pm.settings.lookback_minutes) &&
+				    (pm.excluded.empty() || !detect::InWindows(pm.excluded, rows[i].point.t)))
 					pm.history.push_back(rows[i].point);
 			}
 		};

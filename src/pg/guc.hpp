@@ -17,5 +17,9 @@ extern int max_observed_metrics_per_database;
 extern int detect_threads;
 extern int detector_cache_size;
 extern int max_metrics_per_pass;
+extern char *notify_allowed_hosts;
+extern int delivery_max_age_s;
+extern int delivery_retry_max_s;
+extern int alertmanager_resend_interval_s;
 
 } // namespace thrillmon::pg

@@ -30,6 +30,10 @@ int max_observed_metrics_per_database = 64;
 int detect_threads = 2;
 int detector_cache_size = 10000;
 int max_metrics_per_pass = 10000;
+char *notify_allowed_hosts = nullptr;
+int delivery_max_age_s = 86400;
+int delivery_retry_max_s = 300;
+int alertmanager_resend_interval_s = 60;
 
 namespace {
 
@@ -102,6 +106,24 @@ InitGucs()
 	                        "quarter of it.",
 	                        &max_observed_metrics_per_database, Max(1, max_observed_metrics / 4), 0, 100000, PGC_SIGHUP,
 	                        0, nullptr, nullptr, nullptr);
+	// Delivery. The allow-list is a superuser's: it decides which hosts an admin's channels (and
+	// so the server, from inside the network) may send requests to; hidden from others.
+	DefineCustomStringVariable("thrillmon.notify_allowed_hosts",
+	                           "Hosts notification channels may reach: names, *.domain, addresses, CIDR networks, "
+	                           "each optionally with :port; * for any. Empty: none.",
+	                           "Checked when a channel is written and again before every request; redirects are not "
+	                           "followed.",
+	                           &notify_allowed_hosts, "", PGC_SUSET, GUC_SUPERUSER_ONLY, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.delivery_max_age", "How long a delivery is retried before it is marked dead.",
+	                        nullptr, &delivery_max_age_s, 86400, 60, 30 * 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr,
+	                        nullptr, nullptr);
+	DefineCustomIntVariable("thrillmon.delivery_retry_max", "The longest wait between two attempts of a delivery.",
+	                        "Retries back off exponentially from one second, with jitter, up to this.",
+	                        &delivery_retry_max_s, 300, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
+	DefineCustomIntVariable(
+	    "thrillmon.alertmanager_resend_interval", "Seconds between re-sends of open alerts to Alertmanager channels.",
+	    "Each send holds the alert open there for four intervals (its endsAt).", &alertmanager_resend_interval_s, 60, 5,
+	    3600, PGC_SIGHUP, GUC_UNIT_S, nullptr, nullptr, nullptr);
 #if PG_VERSION_NUM >= 150000
 	MarkGUCPrefixReserved("thrillmon");
 #else
@@ -121,6 +143,12 @@ RegisterWorker()
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "thrillmon_worker_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "thrillmon collector");
 	snprintf(worker.bgw_type, BGW_MAXLEN, "thrillmon collector");
+	RegisterBackgroundWorker(&worker);
+
+	// The delivery worker: its own process, so a receiver that is slow or down delays nothing else.
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "thrillmon_delivery_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "thrillmon delivery");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "thrillmon delivery");
 	RegisterBackgroundWorker(&worker);
 }
 

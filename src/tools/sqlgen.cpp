@@ -13,6 +13,7 @@
 // VOCABULARY is a name of src/core/vocabulary.hpp, NAME one of src/core/locks.hpp. An unknown
 // placeholder fails the build (exit status 1, with file and line), so a typo cannot reach SQL.
 // Built and run by the Makefile with the host compiler; it is not part of the extension.
+#include "core/delivery.hpp"
 #include "core/detect_config.hpp"
 #include "core/locks.hpp"
 #include "core/validation.hpp"
@@ -47,6 +48,12 @@ const Limit kLimits[] = {
     {"lookback_minutes_min", std::to_string(detect::kLookbackMinutesMin)},
     {"lookback_minutes_max", std::to_string(detect::kLookbackMinutesMax)},
     {"cooldown_minutes_max", std::to_string(detect::kCooldownMinutesMax)},
+    {"max_channels", std::to_string(delivery::kMaxChannels)},
+    {"max_active_silences", std::to_string(delivery::kMaxActiveSilences)},
+    {"max_pending_deliveries", std::to_string(delivery::kMaxPendingDeliveries)},
+    {"max_url_chars", std::to_string(delivery::kMaxUrlChars)},
+    {"max_headers_bytes", std::to_string(delivery::kMaxHeadersBytes)},
+    {"response_excerpt_chars", std::to_string(delivery::kResponseExcerptChars)},
 };
 
 std::string

@@ -27,7 +27,7 @@ INSERT INTO fn VALUES
 	('thrillmon._detect_scan(timestamptz, timestamptz, bigint, bigint)', false, false, false, false),
 	('thrillmon._backtest(text, timestamptz, timestamptz, text[], double precision)', false, false, false, false),
 	('thrillmon._severity_rank(text)', false, false, false, false),
-	('thrillmon._notify_alert(thrillmon.system_alerts, text)', false, false, false, false),
+	('thrillmon._notify_alert(thrillmon.system_alerts, text, text)', false, false, false, false),
 	('thrillmon._check_alert_ids(uuid[])', false, false, false, false),
 	('thrillmon._auto_incidents(uuid[])', false, false, false, false),
 	('thrillmon._config_for(text)', false, true, false, true), -- (0.8.0: report() runs as its caller)

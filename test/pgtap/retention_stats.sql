@@ -3,7 +3,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(27);
+SELECT plan(28);
 
 -- Clean slate.
 \ir fixtures/clean_slate.sql
@@ -52,6 +52,13 @@ INSERT INTO thrillmon.job_runs (job, target, started_at, finished_at, status) VA
 	('collect', 'a', now() - interval '31 days', now() - interval '31 days', 'succeeded'),
 	('collect', 'b', now() - interval '31 days', now() - interval '31 days', 'failed'),
 	('collect', 'c', now() - interval '91 days', now() - interval '91 days', 'failed');
+-- Deliveries (0.8.0): 3 (past retention: the one delivered 31 days ago; the dead one is kept 90 days).
+SET LOCAL thrillmon.notify_allowed_hosts = '127.0.0.1';
+INSERT INTO thrillmon.notification_channels (name, kind, url) VALUES ('hook', 'webhook', 'http://127.0.0.1:9/');
+INSERT INTO thrillmon.deliveries (channel, event, idempotency_key, payload, status, created_at, finished_at) VALUES
+	('hook', 'new', 'k1', '{}', 'delivered', now() - interval '32 days', now() - interval '31 days'),
+	('hook', 'new', 'k2', '{}', 'dead', now() - interval '33 days', now() - interval '31 days'),
+	('hook', 'new', 'k3', '{}', 'delivered', now() - interval '2 days', now() - interval '2 days');
 
 -- Before ANALYZE, never-analysed partitions are counted exactly.
 SELECT is((SELECT rows FROM thrillmon.retention_stats WHERE target = 'metrics'), 12::bigint,
@@ -60,12 +67,13 @@ ANALYZE thrillmon.metric_time_series;
 
 CREATE TEMP TABLE before AS SELECT * FROM thrillmon.retention_stats;
 
-SELECT set_eq('SELECT target FROM before', ARRAY['metrics', 'anomalies', 'anomalies_archive', 'alerts', 'incidents', 'job_history'],
-	'one row per target');
-SELECT is((SELECT count(*)::int FROM before), 6, 'exactly six rows');
+SELECT set_eq('SELECT target FROM before', ARRAY['metrics', 'anomalies', 'anomalies_archive', 'alerts', 'incidents', 'job_history',
+	'deliveries'], 'one row per target');
+SELECT is((SELECT count(*)::int FROM before), 7, 'exactly seven rows');
 SELECT results_eq($$SELECT target, table_name, rows, rows_estimated, oldest, newest, retention_days, policy_enabled,
 		cutoff, rows_past_retention
-	FROM before ORDER BY array_position(ARRAY['metrics', 'anomalies', 'anomalies_archive', 'alerts', 'incidents', 'job_history'], target)$$,
+	FROM before ORDER BY array_position(ARRAY['metrics', 'anomalies', 'anomalies_archive', 'alerts', 'incidents', 'job_history',
+		'deliveries'], target)$$,
 	$$VALUES
 	('metrics'::text, 'thrillmon.metric_time_series'::text, 12::bigint, true, now() - interval '60 days', now(), 30, true,
 		now() - interval '30 days', 6::bigint),
@@ -78,7 +86,9 @@ SELECT results_eq($$SELECT target, table_name, rows, rows_estimated, oldest, new
 	('incidents', 'thrillmon.incidents', 2, false, now() - interval '300 days', now() - interval '100 days', 90, true,
 		now() - interval '90 days', 1),
 	('job_history', 'thrillmon.job_runs', 4, false, now() - interval '91 days',
-		(SELECT max(started_at) FROM thrillmon.job_runs), 30, true, now() - interval '30 days', 2)$$,
+		(SELECT max(started_at) FROM thrillmon.job_runs), 30, true, now() - interval '30 days', 2),
+	('deliveries', 'thrillmon.deliveries', 3, false, now() - interval '33 days', now() - interval '2 days', 30, true,
+		now() - interval '30 days', 1)$$,
 	'rows, oldest, newest, policy, cut-off and rows past retention per target');
 SELECT ok((SELECT bool_and(bytes > 0 AND size IS NOT NULL) FROM before), 'bytes and size reported');
 SELECT is_empty($$SELECT target FROM before WHERE last_cleanup_at IS NOT NULL OR last_cleanup_status IS NOT NULL
@@ -104,7 +114,8 @@ ANALYZE thrillmon.metric_time_series;
 CREATE TEMP TABLE after AS SELECT * FROM thrillmon.retention_stats;
 SELECT is_empty($$SELECT target FROM after WHERE rows_past_retention <> 0$$, 'nothing past retention after the cleanup');
 SELECT results_eq($$SELECT target, rows FROM after ORDER BY target COLLATE "C"$$,
-	$$VALUES ('alerts'::text, 3::bigint), ('anomalies', 2), ('anomalies_archive', 2), ('incidents', 1), ('job_history', 3), ('metrics', 6)$$,
+	$$VALUES ('alerts'::text, 3::bigint), ('anomalies', 2), ('anomalies_archive', 2), ('deliveries', 2), ('incidents', 1), ('job_history', 3),
+		('metrics', 6)$$,
 	'rows after the cleanup');
 -- The straddling partition keeps its row from just before the cut-off until its day has expired.
 SELECT is((SELECT oldest FROM after WHERE target = 'metrics'), now() - interval '30 days' - interval '1 microsecond',
@@ -117,7 +128,7 @@ SELECT is((SELECT newest FROM after WHERE target = 'metrics'), now(), 'metrics n
 SELECT results_eq($$SELECT target, last_cleanup_at, last_cleanup_status, last_cleanup_removed FROM after
 	ORDER BY target COLLATE "C"$$,
 	$$SELECT t, j.finished_at, 'succeeded'::text, (j.details->'targets'->(CASE t WHEN 'anomalies_archive' THEN 'anomalies' ELSE t END)->>'removed')::bigint
-	FROM unnest(ARRAY['alerts', 'anomalies', 'anomalies_archive', 'incidents', 'job_history', 'metrics']) t,
+	FROM unnest(ARRAY['alerts', 'anomalies', 'anomalies_archive', 'deliveries', 'incidents', 'job_history', 'metrics']) t,
 		thrillmon.job_runs j WHERE j.job = 'retention' AND j.target = 'all'
 	ORDER BY t COLLATE "C"$$,
 	'last_cleanup_* filled from the run_data_retention_cleanup job');

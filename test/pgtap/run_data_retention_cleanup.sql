@@ -3,7 +3,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC'; -- the fixtures' 'N days' are then exactly N x 24 h
-SELECT plan(45);
+SELECT plan(46);
 
 -- Clean slate.
 \ir fixtures/clean_slate.sql
@@ -44,8 +44,17 @@ BEGIN
 		('collect', 'fail31', now() - interval '31 days', now() - interval '31 days', 'failed'),
 		('collect', 'fail91', now() - interval '91 days', now() - interval '91 days', 'failed'),
 		('collect', 'ok29', now() - interval '29 days', now() - interval '29 days', 'succeeded');
+	-- deliveries (0.8.0): delivered 31 days ago (deleted), 29 (kept); dead 31 days ago (kept 90), 91
+	-- (deleted); pending for 40 days (never removed by retention: it goes dead first).
+	INSERT INTO thrillmon.notification_channels (name, kind, url) VALUES ('hook', 'webhook', 'http://127.0.0.1:9/')
+	ON CONFLICT DO NOTHING;
+	INSERT INTO thrillmon.deliveries (channel, event, idempotency_key, payload, status, created_at, finished_at)
+	SELECT 'hook', 'new', gen_random_uuid()::text, '{}', st, now() - age - interval '1 hour', CASE WHEN st <> 'pending' THEN now() - age END
+	FROM (VALUES ('delivered', interval '31 days'), ('delivered', interval '29 days'), ('dead', interval '31 days'),
+		('dead', interval '91 days'), ('pending', interval '40 days')) v(st, age);
 END
 $$;
+SET LOCAL thrillmon.notify_allowed_hosts = '127.0.0.1';
 
 SELECT pg_temp.add_fixture();
 -- Partitions are made only for days the metrics policy keeps: as if the policy had kept 100 days
@@ -60,17 +69,18 @@ CREATE TEMP TABLE runs (step text PRIMARY KEY, r jsonb);
 INSERT INTO runs SELECT 'all', thrillmon.run_data_retention_cleanup();
 
 SELECT is((SELECT r->>'status' FROM runs WHERE step = 'all'), 'succeeded', 'status succeeded');
-SELECT is((SELECT r->'removed' FROM runs WHERE step = 'all'), '10'::jsonb, 'removed = 10 in all');
+SELECT is((SELECT r->'removed' FROM runs WHERE step = 'all'), '12'::jsonb, 'removed = 12 in all');
 SELECT is((SELECT jsonb_object_agg(k, v->'removed') FROM runs, jsonb_each(r->'targets') e(k, v) WHERE step = 'all'),
-	'{"metrics": 3, "anomalies": 2, "alerts": 1, "incidents": 1, "job_history": 3}'::jsonb,
+	'{"metrics": 3, "anomalies": 2, "alerts": 1, "incidents": 1, "job_history": 3, "deliveries": 2}'::jsonb,
 	'per-target counts (metrics with the policy''s 10 days)');
 SELECT is((SELECT sum((v->>'removed')::bigint) FROM runs, jsonb_each(r->'targets') e(k, v) WHERE step = 'all'),
 	(SELECT (r->>'removed')::numeric FROM runs WHERE step = 'all'), 'removed is the sum of the targets');
 SELECT is((SELECT jsonb_object_agg(k, v->'status') FROM runs, jsonb_each(r->'targets') e(k, v) WHERE step = 'all'),
-	'{"metrics": "succeeded", "anomalies": "succeeded", "alerts": "succeeded", "incidents": "succeeded", "job_history": "succeeded"}'::jsonb,
+	'{"metrics": "succeeded", "anomalies": "succeeded", "alerts": "succeeded", "incidents": "succeeded", "job_history": "succeeded",
+	  "deliveries": "succeeded"}'::jsonb,
 	'every target succeeded');
 SELECT is((SELECT jsonb_object_agg(k, v->'retention_days') FROM runs, jsonb_each(r->'targets') e(k, v) WHERE step = 'all'),
-	'{"metrics": 10, "anomalies": 30, "alerts": 90, "incidents": 90, "job_history": 30}'::jsonb,
+	'{"metrics": 10, "anomalies": 30, "alerts": 90, "incidents": 90, "job_history": 30, "deliveries": 30}'::jsonb,
 	'each target reports the policy''s retention_days');
 SELECT is((SELECT r->'targets'->'anomalies'->'archived' FROM runs WHERE step = 'all'), '1'::jsonb, 'anomalies: 1 archived');
 SELECT is((SELECT r->'targets'->'anomalies'->'deleted' FROM runs WHERE step = 'all'), '1'::jsonb, 'anomalies: 1 deleted');
@@ -86,11 +96,14 @@ SELECT set_eq('SELECT alert_type FROM thrillmon.system_alerts', ARRAY['open_aler
 SELECT set_eq('SELECT title FROM thrillmon.incidents', ARRAY['inc_open'], 'incidents: the 91-day one gone');
 SELECT set_eq($$SELECT target FROM thrillmon.job_runs WHERE job <> 'retention' AND job <> 'maintenance'$$, ARRAY['fail31', 'ok29'],
 	'job history: old successes and skips gone, failures kept 90 days');
+SELECT bag_eq($$SELECT status, date_part('day', now() - finished_at)::int FROM thrillmon.deliveries$$,
+	$$VALUES ('delivered'::text, 29), ('dead', 31), ('pending', NULL)$$,
+	'deliveries: delivered ones past 30 days gone, dead ones kept 90 days, pending ones kept');
 
 -- One job_runs row for the whole run.
 SELECT results_eq($$SELECT run_id, target, status, rows_affected, error FROM thrillmon.job_runs WHERE job = 'retention'$$,
-	$$SELECT (r->>'run_id')::bigint, 'all'::text, 'succeeded'::text, 10::bigint, NULL::text FROM runs WHERE step = 'all'$$,
-	'one job_runs row: retention / all / succeeded / 10, its run_id returned');
+	$$SELECT (r->>'run_id')::bigint, 'all'::text, 'succeeded'::text, 12::bigint, NULL::text FROM runs WHERE step = 'all'$$,
+	'one job_runs row: retention / all / succeeded / 12, its run_id returned');
 SELECT is((SELECT details FROM thrillmon.job_runs WHERE job = 'retention'), (SELECT r - 'run_id' FROM runs WHERE step = 'all'),
 	'job details hold the result');
 
@@ -110,7 +123,7 @@ SELECT is((SELECT r->'targets'->'alerts' FROM runs WHERE step = 'disabled'), '{"
 SELECT is((SELECT r->'targets'->'metrics' FROM runs WHERE step = 'disabled'), '{"status": "disabled"}'::jsonb,
 	'metrics reported as disabled');
 SELECT is((SELECT r->>'status' FROM runs WHERE step = 'disabled'), 'succeeded', 'the run still succeeds');
-SELECT is((SELECT r->'removed' FROM runs WHERE step = 'disabled'), '6'::jsonb, 'removed counts only the enabled targets (2+1+3)');
+SELECT is((SELECT r->'removed' FROM runs WHERE step = 'disabled'), '8'::jsonb, 'removed counts only the enabled targets (2+1+3+2)');
 SELECT bag_eq('SELECT alert_type FROM thrillmon.system_alerts', ARRAY['open_alert', 'alert89', 'open_alert', 'alert91', 'alert89'],
 	'disabled alerts: the 91-day alert is still there');
 SELECT is((SELECT count(*)::int FROM thrillmon.metric_time_series), 7, 'disabled metrics: every metric row still there');
@@ -141,8 +154,8 @@ SELECT is((SELECT (r->'targets'->'incidents') - 'duration_ms' FROM runs WHERE st
 SELECT is((SELECT r->'targets'->'anomalies'->>'status' FROM runs WHERE step = 'failing'), 'failed', 'anomalies: failed');
 SELECT is((SELECT jsonb_object_agg(k, v->'removed') FROM runs, jsonb_each(r->'targets') e(k, v)
 	WHERE step = 'failing' AND v->>'status' = 'succeeded'),
-	'{"metrics": 6, "alerts": 2, "job_history": 3}'::jsonb, 'the other targets ran and removed their rows');
-SELECT is((SELECT r->'removed' FROM runs WHERE step = 'failing'), '11'::jsonb, 'removed counts the succeeded targets only');
+	'{"metrics": 6, "alerts": 2, "job_history": 3, "deliveries": 2}'::jsonb, 'the other targets ran and removed their rows');
+SELECT is((SELECT r->'removed' FROM runs WHERE step = 'failing'), '13'::jsonb, 'removed counts the succeeded targets only');
 SELECT is((SELECT count(*)::int FROM thrillmon.incidents WHERE title = 'inc91'), 1, 'incidents: nothing deleted');
 SELECT bag_eq('SELECT * FROM thrillmon.anomaly_detections', 'SELECT * FROM live_before',
 	'anomalies: the live table is exactly as before (the partial delete rolled back)');
@@ -152,7 +165,7 @@ SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts WHERE alert_type = 
 SELECT is((SELECT count(*)::int FROM thrillmon.metric_time_series WHERE "timestamp" < now() - interval '240 hours'), 0,
 	'metrics: old rows removed');
 SELECT results_eq($$SELECT target, status, rows_affected FROM thrillmon.job_runs WHERE job = 'retention'$$,
-	$$VALUES ('all'::text, 'failed'::text, 11::bigint)$$, 'one job_runs row, status failed, rows_affected 11');
+	$$VALUES ('all'::text, 'failed'::text, 13::bigint)$$, 'one job_runs row, status failed, rows_affected 13');
 SELECT is((SELECT error FROM thrillmon.job_runs WHERE job = 'retention'),
 	'anomalies: refused by test trigger on anomaly_detections_archive; incidents: refused by test trigger on incidents',
 	'job error names the failed targets and their errors');

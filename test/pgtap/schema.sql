@@ -85,10 +85,11 @@ SELECT results_eq($$
 	FROM thrillmon.retention_policies ORDER BY target$$,
 	$$VALUES ('alerts'::text, 90, NULL::int, NULL::int, NULL::int, true),
 	         ('anomalies', 30, 7, 90, NULL, true),
+	         ('deliveries', 30, NULL, NULL, 90, true),
 	         ('incidents', 90, NULL, NULL, NULL, true),
 	         ('job_history', 30, NULL, NULL, 90, true),
 	         ('metrics', 30, NULL, NULL, NULL, true)$$,
-	'the five default retention policies');
+	'the six default retention policies (deliveries since 0.8.0)');
 
 -- CHECK constraints refuse impossible states (23514) ------------------------------------------------
 
