@@ -576,6 +576,16 @@ GRANT EXECUTE ON FUNCTION thrillmon.report(timestamptz, timestamptz, text[]), th
 ------------------------------------------------------------------------------------------------
 
 ------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
+
+------------------------------------------------------------------------------------------------
 -- Alert delivery (issue 14): channels, the outbox, silences and maintenance windows.
 ------------------------------------------------------------------------------------------------
 
@@ -625,7 +635,8 @@ CREATE TABLE thrillmon.deliveries (
 ALTER SEQUENCE thrillmon.deliveries_id_seq OWNED BY thrillmon.deliveries.id;
 COMMENT ON TABLE thrillmon.deliveries IS
 	'The outbox: one row per alert event (new, escalated, resolved) and channel; pending until delivered, dead after thrillmon.delivery_max_age';
-CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (channel, id) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_age_idx ON thrillmon.deliveries (created_at) WHERE status = 'pending';
 CREATE INDEX deliveries_alert_idx ON thrillmon.deliveries (alert_id, channel, id);
 CREATE INDEX deliveries_finished_idx ON thrillmon.deliveries (finished_at) WHERE status <> 'pending';
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries', '');
@@ -1091,10 +1102,12 @@ BEGIN
 			100000, p_event, p_alert.id;
 		RETURN 0;
 	END IF;
+	-- (The payload and key are made once, whatever the number of channels.)
 	INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
-	SELECT c.name, p_alert.id, p_event, thrillmon._delivery_key(p_alert, p_event),
-		thrillmon._alert_payload(p_alert, p_event, p_previous_severity)
-	FROM thrillmon.notification_channels c
+	SELECT c.name, p_alert.id, p_event, e.key, e.payload
+	FROM (SELECT thrillmon._delivery_key(p_alert, p_event) AS key,
+	             thrillmon._alert_payload(p_alert, p_event, p_previous_severity) AS payload OFFSET 0) e,
+	     thrillmon.notification_channels c
 	WHERE c.enabled
 	  AND thrillmon._severity_rank(p_alert.severity) >= thrillmon._severity_rank(c.min_severity)
 	  AND (p_alert.metric_name IS NULL OR p_alert.metric_name LIKE c.metric_pattern)
@@ -1171,10 +1184,12 @@ $fn$;
 COMMENT ON FUNCTION thrillmon._header_lines(jsonb, text) IS 'Internal: a request''s header lines';
 
 -- The delivery worker's claim: marks what has waited longer than thrillmon.delivery_max_age dead,
--- then returns, for each enabled channel with nothing in flight (p_busy), its oldest delivery due,
--- skipping one whose alert has an earlier delivery to that channel still pending (so a resolved
--- never overtakes its new; a dead one no longer holds the rest back).
-CREATE FUNCTION thrillmon._deliveries_due(p_busy text[])
+-- then returns, for each enabled channel, its oldest deliveries due, up to
+-- 4 in flight per channel (those in flight, p_in_flight, count
+-- and are skipped), never one whose alert has an earlier delivery to that channel still pending
+-- (so an alert's events go one at a time, in order: a resolved never overtakes its new; a dead one
+-- no longer holds the rest back).
+CREATE FUNCTION thrillmon._deliveries_due(p_in_flight bigint[])
 RETURNS TABLE (delivery_id bigint, channel text, kind text, url text, header_lines text, timeout_ms integer, body text)
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -1188,19 +1203,26 @@ BEGIN
 	FROM thrillmon.system_alerts a
 	WHERE a.alert_type = 'delivery_failing' AND a.resolved_at IS NULL
 	  AND NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.name = a.metadata->>'channel' AND c.enabled);
+	-- Per channel, its pending deliveries in order (deliveries_pending_idx), the first ones due; the
+	-- bodies are made for the chosen rows only.
 	RETURN QUERY
-	SELECT DISTINCT ON (d.channel) d.id, d.channel, c.kind, c.url, thrillmon._header_lines(c.headers, d.idempotency_key),
-		c.timeout_ms, thrillmon._delivery_body(d.payload, c.kind)
-	FROM thrillmon.deliveries d
-	JOIN thrillmon.notification_channels c ON c.name = d.channel AND c.enabled
-	WHERE d.status = 'pending' AND d.next_attempt_at <= pg_catalog.now()
-	  AND NOT (d.channel = ANY (coalesce(p_busy, '{}')))
-	  AND NOT EXISTS (SELECT 1 FROM thrillmon.deliveries e
-	                  WHERE e.alert_id = d.alert_id AND e.channel = d.channel AND e.id < d.id AND e.status = 'pending')
-	ORDER BY d.channel, d.id;
+	SELECT d.id, c.name, c.kind, c.url, thrillmon._header_lines(c.headers, d.idempotency_key), c.timeout_ms,
+		thrillmon._delivery_body(d.payload, c.kind)
+	FROM thrillmon.notification_channels c
+	CROSS JOIN LATERAL (SELECT pg_catalog.count(*) AS n FROM thrillmon.deliveries f
+	                    WHERE f.id = ANY (coalesce(p_in_flight, '{}')) AND f.channel = c.name) busy
+	CROSS JOIN LATERAL (
+		SELECT x.id, x.idempotency_key, x.payload FROM thrillmon.deliveries x
+		WHERE x.channel = c.name AND x.status = 'pending' AND x.next_attempt_at <= pg_catalog.now()
+		  AND NOT (x.id = ANY (coalesce(p_in_flight, '{}')))
+		  AND NOT EXISTS (SELECT 1 FROM thrillmon.deliveries e
+		                  WHERE e.alert_id = x.alert_id AND e.channel = x.channel AND e.id < x.id AND e.status = 'pending')
+		ORDER BY x.id LIMIT GREATEST(4 - busy.n, 0)) d
+	WHERE c.enabled
+	ORDER BY c.name, d.id;
 END
 $fn$;
-COMMENT ON FUNCTION thrillmon._deliveries_due(text[]) IS 'Internal: the delivery worker''s next request per idle channel';
+COMMENT ON FUNCTION thrillmon._deliveries_due(bigint[]) IS 'Internal: the delivery worker''s next requests per channel';
 
 -- Alertmanager forgets an alert it is not told about again before its endsAt: every
 -- thrillmon.alertmanager_resend_interval each Alertmanager channel with nothing in flight is sent
@@ -1220,8 +1242,9 @@ BEGIN
 		  AND (s.last_resend_at IS NULL OR s.last_resend_at <= pg_catalog.now() - every)
 		ORDER BY ch.name
 	LOOP
+		-- (ON CONSTRAINT: the output column "channel" would make a column list ambiguous.)
 		INSERT INTO thrillmon.channel_state AS s (channel, last_resend_at) VALUES (c.name, pg_catalog.now())
-		ON CONFLICT (channel) DO UPDATE SET last_resend_at = EXCLUDED.last_resend_at;
+		ON CONFLICT ON CONSTRAINT channel_state_pkey DO UPDATE SET last_resend_at = EXCLUDED.last_resend_at;
 		SELECT pg_catalog.jsonb_agg(b.elem) INTO alerts
 		FROM thrillmon.system_alerts a
 		CROSS JOIN LATERAL pg_catalog.jsonb_array_elements(thrillmon._delivery_body(thrillmon._alert_payload(a, 'new'), 'alertmanager')::jsonb) b(elem)

@@ -456,7 +456,8 @@ CREATE TABLE thrillmon.deliveries (
 ALTER SEQUENCE thrillmon.deliveries_id_seq OWNED BY thrillmon.deliveries.id;
 COMMENT ON TABLE thrillmon.deliveries IS
 	'The outbox: one row per alert event (new, escalated, resolved) and channel; pending until delivered, dead after thrillmon.delivery_max_age';
-CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (next_attempt_at) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_idx ON thrillmon.deliveries (channel, id) WHERE status = 'pending';
+CREATE INDEX deliveries_pending_age_idx ON thrillmon.deliveries (created_at) WHERE status = 'pending';
 CREATE INDEX deliveries_alert_idx ON thrillmon.deliveries (alert_id, channel, id);
 CREATE INDEX deliveries_finished_idx ON thrillmon.deliveries (finished_at) WHERE status <> 'pending';
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.deliveries', '');

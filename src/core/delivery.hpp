@@ -15,6 +15,8 @@ namespace thrillmon::delivery {
 inline constexpr int kMaxChannels = 32;
 inline constexpr int kMaxActiveSilences = 1000;
 inline constexpr int kMaxPendingDeliveries = 100000;
+// Requests in flight to one channel at once (for different alerts: one alert's go one at a time).
+inline constexpr int kMaxInFlightPerChannel = 4;
 inline constexpr int kMaxUrlChars = 2048;
 inline constexpr int kMaxHeadersBytes = 8192;
 // What is kept of a receiver's answer (the rest is read up to kMaxResponseBytes, then dropped).

@@ -56,7 +56,7 @@ namespace {
 
 namespace delivery = thrillmon::delivery;
 
-constexpr int kMaxTransfers = 2 * delivery::kMaxChannels;
+constexpr int kMaxTransfers = (delivery::kMaxInFlightPerChannel + 1) * delivery::kMaxChannels;
 constexpr long kClaimEveryMs = 1000;
 constexpr long kIdleSleepMs = 10000;
 constexpr long kWaitExtensionMs = 2000;
@@ -402,13 +402,10 @@ Harvest(DeliveryState *st)
 	}
 }
 
-// Writes the finished requests' outcomes, in one transaction.
+// Writes the finished requests' outcomes (in the claim's transaction: one transaction a turn).
 void
 Record(DeliveryState *st)
 {
-	if (st->n_done == 0)
-		return;
-	BeginTx("thrillmon delivery: recording");
 	for (int i = 0; i < st->n_done; i++) {
 		const Outcome &o = st->done[i];
 		Oid types[8] = {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID, TEXTOID, FLOAT8OID, TEXTOID};
@@ -434,7 +431,6 @@ Record(DeliveryState *st)
 			elog(ERROR, "thrillmon: recording a delivery attempt failed");
 	}
 	st->n_done = 0;
-	EndTx();
 }
 
 Transfer *
@@ -498,8 +494,21 @@ StartFromRow(DeliveryState *st, HeapTuple tup, TupleDesc desc, int c_id, int c_c
 	t->in_multi = true;
 }
 
-// The channels with a request in flight, as a text[] (claims skip them: one request per channel at
-// a time keeps each alert's events in order).
+// The outbox rows in flight, as a bigint[] (the claim skips them, and counts them against their
+// channel's limit).
+Datum
+InFlightDeliveries(DeliveryState *st)
+{
+	Datum elems[kMaxTransfers];
+	int n = 0;
+	for (const Transfer &t : st->transfers)
+		if (t.used && t.delivery_id != 0)
+			elems[n++] = Int64GetDatum(t.delivery_id);
+	return PointerGetDatum(construct_array(elems, n, INT8OID, 8, true, TYPALIGN_DOUBLE));
+}
+
+// The channels with a request in flight, as a text[]: a re-send waits until its channel is idle,
+// so it never crosses an alert's resolution on the way.
 Datum
 BusyChannels(DeliveryState *st)
 {
@@ -511,13 +520,14 @@ BusyChannels(DeliveryState *st)
 	return PointerGetDatum(construct_array(elems, n, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
-// Claims what is due and starts it. False when the extension is not there (or too old).
+// Records what finished, then claims what is due and starts it, in one transaction. False when
+// the extension is not there (or too old).
 bool
 Claim(DeliveryState *st)
 {
 	bool ready = false;
-	BeginTx("thrillmon delivery: claiming");
-	if (SPI_execute("SELECT pg_catalog.to_regprocedure('thrillmon._deliveries_due(text[])') IS NOT NULL "
+	BeginTx("thrillmon delivery: recording and claiming");
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('thrillmon._deliveries_due(bigint[])') IS NOT NULL "
 	                "FROM pg_catalog.pg_extension WHERE extname OPERATOR(pg_catalog.=) 'thrillmon'",
 	                true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "thrillmon: checking the extension failed");
@@ -525,9 +535,12 @@ Claim(DeliveryState *st)
 		bool isnull;
 		ready = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
+	if (!ready)
+		st->n_done = 0; // (the extension is gone: nothing to record them in)
 	if (ready) {
-		Oid types[1] = {TEXTARRAYOID};
-		Datum values[1] = {BusyChannels(st)};
+		Record(st);
+		Oid types[1] = {INT8ARRAYOID};
+		Datum values[1] = {InFlightDeliveries(st)};
 		if (SPI_execute_with_args("SELECT delivery_id, channel, url, header_lines, timeout_ms, body "
 		                          "FROM thrillmon._deliveries_due($1)",
 		                          1, types, values, nullptr, false, 0) != SPI_OK_SELECT)
@@ -535,6 +548,7 @@ Claim(DeliveryState *st)
 		SPITupleTable *tt = SPI_tuptable;
 		for (uint64 i = 0; i < SPI_processed; i++)
 			StartFromRow(st, tt->vals[i], tt->tupdesc, 1, 2, 3, 4, 5, 6, "delivery");
+		types[0] = TEXTARRAYOID;
 		values[0] = BusyChannels(st);
 		if (SPI_execute_with_args("SELECT channel, url, header_lines, timeout_ms, body FROM thrillmon._resends_due($1)",
 		                          1, types, values, nullptr, false, 0) != SPI_OK_SELECT)
@@ -556,7 +570,6 @@ DeliveryTick(DeliveryState *st)
 		return kIdleSleepMs; // a standby raises no alert and may not write the outbox
 	Harvest(st);
 	const bool finished = st->n_done > 0;
-	Record(st);
 	const TimestampTz now = GetCurrentTimestamp();
 	if (finished || now >= st->next_claim) {
 		st->next_claim = TimestampTzPlusMilliseconds(now, kClaimEveryMs);
@@ -574,6 +587,8 @@ DeliveryTick(DeliveryState *st)
 		st->logged_waiting = false;
 		Harvest(st); // start the new requests at once
 	}
+	if (st->n_done > 0)
+		return 0; // a request finished already (a fast receiver): record it and claim again now
 	const long until = static_cast<long>((st->next_claim - GetCurrentTimestamp()) / 1000);
 	return until < 1 ? 1 : until;
 }
@@ -738,7 +753,9 @@ thrillmon_delivery_main(Datum main_arg)
 		}
 		PG_END_TRY();
 
-		if (InFlight(st) > 0) {
+		if (sleep_ms == 0) {
+			continue;
+		} else if (InFlight(st) > 0) {
 			// Requests in flight: wait on their sockets, a tenth of a second at most, so a SIGTERM
 			// or a reload is seen soon.
 			const long wait = sleep_ms < 100 ? sleep_ms : 100;

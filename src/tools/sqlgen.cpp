@@ -51,6 +51,7 @@ const Limit kLimits[] = {
     {"max_channels", std::to_string(delivery::kMaxChannels)},
     {"max_active_silences", std::to_string(delivery::kMaxActiveSilences)},
     {"max_pending_deliveries", std::to_string(delivery::kMaxPendingDeliveries)},
+    {"max_in_flight_per_channel", std::to_string(delivery::kMaxInFlightPerChannel)},
     {"max_url_chars", std::to_string(delivery::kMaxUrlChars)},
     {"max_headers_bytes", std::to_string(delivery::kMaxHeadersBytes)},
     {"response_excerpt_chars", std::to_string(delivery::kResponseExcerptChars)},

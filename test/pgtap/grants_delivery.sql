@@ -16,7 +16,7 @@ INSERT INTO fn VALUES
 	('thrillmon.expire_silence(bigint)', false, false, false, true),
 	('thrillmon._http_post(text, text, text, integer)', false, false, false, false),
 	('thrillmon._url_problem(text)', false, false, false, false),
-	('thrillmon._deliveries_due(text[])', false, false, false, false),
+	('thrillmon._deliveries_due(bigint[])', false, false, false, false),
 	('thrillmon._resends_due(text[])', false, false, false, false),
 	('thrillmon._delivery_attempted(bigint, text, text, timestamptz, integer, text, double precision, text)', false, false, false, false),
 	('thrillmon._enqueue_deliveries(thrillmon.system_alerts, text, text)', false, false, false, false),
