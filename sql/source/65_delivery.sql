@@ -147,8 +147,15 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.enabled) THEN
 		RETURN 0;
 	END IF;
-	IF (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM thrillmon.deliveries d WHERE d.status = 'pending'
-	    LIMIT @limit:max_pending_deliveries@) x) >= @limit:max_pending_deliveries@ THEN
+	-- The pending rows lie between the oldest pending id and the sequence's last: when that span is
+	-- below the bound, so is their number, and nothing is counted (counting on every alert would
+	-- cost a pass time in proportion to the outbox). Only a span past the bound is counted.
+	IF (SELECT q.last_value FROM thrillmon.deliveries_id_seq q) - coalesce((
+	        SELECT pg_catalog.min(f.id) FROM thrillmon.notification_channels c
+	        CROSS JOIN LATERAL (SELECT x.id FROM thrillmon.deliveries x WHERE x.channel = c.name AND x.status = 'pending'
+	                            ORDER BY x.id LIMIT 1) f), 2^62) >= @limit:max_pending_deliveries@ - 1
+	   AND (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM thrillmon.deliveries d WHERE d.status = 'pending'
+	        LIMIT @limit:max_pending_deliveries@) x) >= @limit:max_pending_deliveries@ THEN
 		UPDATE thrillmon.system_alerts s SET metadata = coalesce(s.metadata, '{}')
 			|| pg_catalog.jsonb_build_object('deliveries_dropped', coalesce(s.metadata->'deliveries_dropped', '[]') || pg_catalog.to_jsonb(p_event))
 		WHERE s.id = p_alert.id;
