@@ -35,7 +35,7 @@ state_change=$(sql "SELECT state_change FROM pg_stat_activity WHERE pid = ($work
 for _ in 1 2 3; do sql "SELECT pg_reload_conf()" >/dev/null; sleep 0.5; done
 is "$(sql "SELECT state_change > '$state_change' FROM pg_stat_activity WHERE pid = ($worker_pid_sql)")" "t" \
 	"the worker ticked again meanwhile (woken by SIGHUP)"
-is "$(log_count "waiting for CREATE EXTENSION thrillmon")" "1" "it says it waits once, not once per tick"
+is "$(log_count "thrillmon worker: waiting for CREATE EXTENSION thrillmon")" "1" "it says it waits once, not once per tick"
 
 # ---------------------------------------------------------------------------------------------
 # 2. CREATE EXTENSION: in the same transaction (invisible to the worker until commit) check the
@@ -259,10 +259,10 @@ is "$(sql "SELECT state FROM thrillmon.worker_status()" | sed 's/running/idle/')
 # ---------------------------------------------------------------------------------------------
 # 5. DROP EXTENSION, CREATE EXTENSION: back to waiting, then serving the new extension.
 # ---------------------------------------------------------------------------------------------
-waiting_before=$(log_count "waiting for CREATE EXTENSION thrillmon")
+waiting_before=$(log_count "thrillmon worker: waiting for CREATE EXTENSION thrillmon")
 sql "DROP EXTENSION thrillmon"
 ok $? "DROP EXTENSION thrillmon while the worker collects"
-wait_log 10 "waiting for CREATE EXTENSION thrillmon" $((waiting_before + 1))
+wait_log 10 "thrillmon worker: waiting for CREATE EXTENSION thrillmon" $((waiting_before + 1))
 ok $? "the worker goes back to waiting for CREATE EXTENSION"
 wait_for 5 "SELECT EXISTS ($worker_pid_sql)"
 ok $? "the worker is still alive without the extension"
