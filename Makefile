@@ -97,7 +97,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak detect-memory test demo bench bench-nodiscard nab deb dist package-test \
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak detect-memory test demo bench bench-nodiscard nab deb dist package-test \
 	report-screenshot
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
@@ -127,6 +127,10 @@ concurrency:
 # The fault tests with the full 10-minute soak (make test runs a 60 s one); own cluster.
 soak:
 	SOAK_S=600 bash test/scripts/faults.sh
+
+# Delivery through a 10-minute receiver outage (make test runs 2 minutes); own cluster.
+delivery-soak:
+	DELIVERY_OUTAGE_S=600 bash test/scripts/delivery.sh
 
 # Detection's memory under 100,000 one-point names and backtest() over a million points, the
 # issue's cases (make test runs 20,000 and 300,000); own cluster.
