@@ -21,12 +21,13 @@ LANGUAGE C VOLATILE
 AS 'MODULE_PATHNAME', 'thrillmon_http_post';
 COMMENT ON FUNCTION thrillmon._http_post(text, text, text, integer) IS 'Internal: one HTTP POST under the delivery rules (test_channel())';
 
--- The seconds of a delivery setting (pg_settings gives the raw number; without the library
--- loaded, the default).
+-- The seconds of a delivery setting; without the library loaded, the default. (current_setting()
+-- shows a value in its unit, '1d' or '5min', which reads as an interval: it is called on every
+-- claim and attempt, where a scan of pg_settings would cost more than the rest.)
 CREATE FUNCTION thrillmon._delivery_setting(p_name text, p_default integer)
 RETURNS integer
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
-	SELECT coalesce((SELECT s.setting::integer FROM pg_catalog.pg_settings s WHERE s.name = p_name), p_default)
+	SELECT coalesce(EXTRACT(EPOCH FROM pg_catalog.current_setting(p_name, true)::interval)::integer, p_default)
 $fn$;
 COMMENT ON FUNCTION thrillmon._delivery_setting(text, integer) IS 'Internal: a delivery setting in seconds';
 
@@ -163,11 +164,10 @@ BEGIN
 			@limit:max_pending_deliveries@, p_event, p_alert.id;
 		RETURN 0;
 	END IF;
-	-- (The payload and key are made once, whatever the number of channels.)
+	-- (The payload, which holds the key, is made once, whatever the number of channels.)
 	INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
-	SELECT c.name, p_alert.id, p_event, e.key, e.payload
-	FROM (SELECT thrillmon._delivery_key(p_alert, p_event) AS key,
-	             thrillmon._alert_payload(p_alert, p_event, p_previous_severity) AS payload OFFSET 0) e,
+	SELECT c.name, p_alert.id, p_event, e.payload->>'idempotency_key', e.payload
+	FROM (SELECT thrillmon._alert_payload(p_alert, p_event, p_previous_severity) AS payload OFFSET 0) e,
 	     thrillmon.notification_channels c
 	WHERE c.enabled
 	  AND thrillmon._severity_rank(p_alert.severity) >= thrillmon._severity_rank(c.min_severity)
@@ -260,9 +260,11 @@ BEGIN
 		last_error = pg_catalog.left(coalesce(d.last_error, 'not attempted'), 900) || ' (given up after thrillmon.delivery_max_age)'
 	WHERE d.status = 'pending' AND d.created_at < pg_catalog.now() - max_age;
 	-- A failing channel that was deleted or disabled no longer has a failure to report.
+	-- (Through the index of open fingerprints: the open alerts, not the whole table, every claim.)
 	PERFORM thrillmon._resolve_delivery_failing(a.metadata->>'channel')
 	FROM thrillmon.system_alerts a
-	WHERE a.alert_type = 'delivery_failing' AND a.resolved_at IS NULL
+	WHERE a.resolved_at IS NULL AND a.fingerprint IS NOT NULL AND a.fingerprint LIKE 'delivery:%'
+	  AND a.alert_type = 'delivery_failing'
 	  AND NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.name = a.metadata->>'channel' AND c.enabled);
 	-- Per channel, its pending deliveries in order (deliveries_pending_idx), the first ones due; the
 	-- bodies are made for the chosen rows only.

@@ -24,6 +24,24 @@ Lowered(std::string_view s)
 	return out;
 }
 
+// A decimal number from lo to hi, digits only (no sign, no space); false otherwise.
+bool
+ParseNumber(std::string_view text, int lo, int hi, int *out)
+{
+	if (text.empty())
+		return false;
+	int n = 0;
+	for (char c : text) {
+		if (c < '0' || c > '9' || n > hi)
+			return false;
+		n = n * 10 + (c - '0');
+	}
+	if (n < lo || n > hi)
+		return false;
+	*out = n;
+	return true;
+}
+
 // An address as 16 bytes (IPv4 mapped into ::ffff:0:0/96, so one comparison serves both).
 struct Address {
 	unsigned char bytes[16];
@@ -98,17 +116,8 @@ ParseEntry(std::string_view text, Entry *e)
 			port = text.substr(colon + 1);
 		}
 	}
-	if (!port.empty()) {
-		int p = 0;
-		for (char c : port) {
-			if (c < '0' || c > '9' || p > 65535)
-				return false;
-			p = p * 10 + (c - '0');
-		}
-		if (p < 1 || p > 65535)
-			return false;
-		e->port = p;
-	}
+	if (!port.empty() && !ParseNumber(port, 1, 65535, &e->port))
+		return false;
 	std::string_view bits;
 	const std::size_t slash = host.find('/');
 	if (slash != std::string_view::npos) {
@@ -122,12 +131,7 @@ ParseEntry(std::string_view text, Entry *e)
 		e->prefix_bits = 128;
 		if (!bits.empty()) {
 			int b = 0;
-			for (char c : bits) {
-				if (c < '0' || c > '9' || b > 128)
-					return false;
-				b = b * 10 + (c - '0');
-			}
-			if (b > (v4 ? 32 : 128))
+			if (!ParseNumber(bits, 0, v4 ? 32 : 128, &b))
 				return false;
 			e->prefix_bits = v4 ? 96 + b : b;
 		}
@@ -249,20 +253,9 @@ ParseUrl(std::string_view url, Url *out, std::string *error)
 	}
 	out->host = Lowered(host);
 	out->port = out->scheme == "https" ? 443 : 80;
-	if (!port.empty()) {
-		int p = 0;
-		for (char c : port) {
-			if (c < '0' || c > '9' || p > 65535) {
-				*error = "URL port is not a number from 1 to 65535";
-				return false;
-			}
-			p = p * 10 + (c - '0');
-		}
-		if (p < 1 || p > 65535) {
-			*error = "URL port is not a number from 1 to 65535";
-			return false;
-		}
-		out->port = p;
+	if (!port.empty() && !ParseNumber(port, 1, 65535, &out->port)) {
+		*error = "URL port is not a number from 1 to 65535";
+		return false;
 	}
 	return true;
 }

@@ -22,6 +22,7 @@
 #include "core/delivery.hpp"
 #include "pg/boundary.hpp"
 #include "pg/guc.hpp"
+#include "pg/worker.hpp"
 
 extern "C" {
 #include "postgres.h"
@@ -67,8 +68,10 @@ constexpr int kNameBytes = 64;
 
 // Whether url may be reached under allowlist: false with the reason in why. *by_address: the host
 // is a name allowed only through network entries, so the address connected to must be checked.
+// host and port, when given, receive the URL's (host_len bytes at most).
 bool
-CheckUrl(const char *url, const char *allowlist, char *why, size_t why_len, bool *by_address) noexcept
+CheckUrl(const char *url, const char *allowlist, char *why, size_t why_len, bool *by_address, char *host = nullptr,
+         size_t host_len = 0, int *port = nullptr) noexcept
 {
 	try {
 		delivery::Url u;
@@ -77,6 +80,10 @@ CheckUrl(const char *url, const char *allowlist, char *why, size_t why_len, bool
 			snprintf(why, why_len, "%s", error.c_str());
 			return false;
 		}
+		if (host != nullptr)
+			snprintf(host, host_len, "%s", u.host.c_str());
+		if (port != nullptr)
+			*port = u.port;
 		if (!delivery::HostAllowed(allowlist == nullptr ? "" : allowlist, u, by_address)) {
 			snprintf(why, why_len, "host \"%s\" port %d is not in thrillmon.notify_allowed_hosts", u.host.c_str(),
 			         u.port);
@@ -350,26 +357,8 @@ struct DeliveryState {
 	MemoryContext loop_ctx;
 };
 
-void
-BeginTx(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "thrillmon: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-void
-EndTx()
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, nullptr);
-}
+using thrillmon::pg::BeginTx;
+using thrillmon::pg::EndTx;
 
 int
 InFlight(const DeliveryState *st)
@@ -595,23 +584,6 @@ DeliveryTick(DeliveryState *st)
 
 } // namespace
 
-// The host and port of a URL CheckUrl accepted (plain values).
-bool
-UrlHostPort(const char *url, char *host, size_t host_len, int *port) noexcept
-{
-	try {
-		delivery::Url u;
-		std::string error;
-		if (!delivery::ParseUrl(url, &u, &error))
-			return false;
-		snprintf(host, host_len, "%s", u.host.c_str());
-		*port = u.port;
-		return true;
-	} catch (...) {
-		return false;
-	}
-}
-
 // _url_problem(url): NULL when a channel may use url, else why not. A host name allowed only
 // through network entries is resolved now, and must have an address inside them (the worker
 // checks the address it connects to again, every time).
@@ -620,15 +592,13 @@ THRILLMON_FUNCTION(thrillmon_url_problem)
 	char *url = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	char why[512] = "";
 	bool by_address = false;
+	char host[delivery::kMaxUrlChars + 1]; // (a host is never longer than its URL)
+	int port = 0;
 	const char *allow = thrillmon::pg::notify_allowed_hosts;
-	if (!CheckUrl(url, allow, why, sizeof why, &by_address))
+	if (!CheckUrl(url, allow, why, sizeof why, &by_address, host, sizeof host, &port))
 		PG_RETURN_TEXT_P(cstring_to_text(why));
 	if (!by_address)
 		PG_RETURN_NULL();
-	char host[256];
-	int port = 0;
-	if (!UrlHostPort(url, host, sizeof host, &port))
-		PG_RETURN_TEXT_P(cstring_to_text("URL cannot be parsed"));
 	struct addrinfo hints;
 	memset(&hints, 0, sizeof hints);
 	hints.ai_family = AF_UNSPEC;

@@ -47,6 +47,29 @@ thrillmon::pg::IsThrillmonWorker()
 	return in_worker;
 }
 
+// One transaction, one SPI connection, one snapshot: the bracket every job runs in (the delivery
+// worker's turns too).
+void
+thrillmon::pg::BeginTx(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "thrillmon: SPI_connect failed");
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+void
+thrillmon::pg::EndTx()
+{
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, nullptr);
+}
+
 namespace {
 
 using thrillmon::EpochMicros;
@@ -86,27 +109,8 @@ LogOnce(WorkerState *st, Logged what, const char *message)
 	ereport(LOG, (errmsg("thrillmon worker: %s", message)));
 }
 
-// One transaction, one SPI connection, one snapshot: the bracket every job runs in.
-void
-BeginTx(const char *activity)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "thrillmon: SPI_connect failed");
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, activity);
-}
-
-void
-EndTx()
-{
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, nullptr);
-}
+using thrillmon::pg::BeginTx;
+using thrillmon::pg::EndTx;
 
 void
 Exec(const char *sql, int nargs, Oid *types, Datum *values, const char *nulls, int expected)

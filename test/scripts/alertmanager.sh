@@ -6,6 +6,7 @@
 # notifications while thrillmon keeps recording and delivering. Speaks TAP.
 set -uo pipefail
 . "$(dirname "$0")/lib/cluster.sh"
+. "$(dirname "$0")/lib/spike.sh"
 receiver=$(cd "$(dirname "$0")/../lib" && pwd)/receiver.py
 
 if ! command -v prometheus-alertmanager >/dev/null || ! command -v amtool >/dev/null; then
@@ -72,13 +73,6 @@ PY
 wait_rcv() {
 	local end=$(($(now_ms) + $1 * 1000))
 	while [ "$(rcv_q "$2")" != True ]; do [ "$(now_ms)" -ge "$end" ] && return 1; sleep 0.25; done
-}
-spike() {
-	sql "SELECT count(thrillmon.record_metric('$1', CASE WHEN g = 300 THEN 140 ELSE 100 + ((g * 37) % 11 - 5) * 0.2 END,
-		'performance', NULL, clock_timestamp() - make_interval(mins => 300 - g))) FROM generate_series(1, 300) g" >/dev/null
-	sql "DELETE FROM thrillmon.detector_progress" >/dev/null
-	sql "SELECT count(*) FROM thrillmon.detect_anomalies()" >/dev/null
-	sql "SELECT id FROM thrillmon.system_alerts WHERE metric_name = '$1' ORDER BY created_at DESC LIMIT 1"
 }
 
 echo "1..17"

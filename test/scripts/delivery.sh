@@ -10,6 +10,7 @@
 # DELIVERY_OUTAGE_S sets the outage (default 120 s; `make delivery-soak` runs 600 s).
 set -uo pipefail
 . "$(dirname "$0")/lib/cluster.sh"
+. "$(dirname "$0")/lib/spike.sh"
 outage_s=${DELIVERY_OUTAGE_S:-120}
 receiver=$(cd "$(dirname "$0")/../lib" && pwd)/receiver.py
 
@@ -48,15 +49,6 @@ wait_recv() {
 stop_receivers() { for k in "${!rpid[@]}"; do kill "${rpid[$k]}" 2>/dev/null; done; }
 cleanup_hook=stop_receivers
 
-# spike METRIC: 300 points a minute apart ending now, around 100, the last one +40; then a cold
-# detection pass (the test's metrics are all in the past of any earlier horizon). Prints the alert id.
-spike() {
-	sql "SELECT count(thrillmon.record_metric('$1', CASE WHEN g = 300 THEN 140 ELSE 100 + ((g * 37) % 11 - 5) * 0.2 END,
-		'performance', NULL, clock_timestamp() - make_interval(mins => 300 - g))) FROM generate_series(1, 300) g" >/dev/null
-	sql "DELETE FROM thrillmon.detector_progress" >/dev/null
-	sql "SELECT count(*) FROM thrillmon.detect_anomalies()" >/dev/null
-	sql "SELECT id FROM thrillmon.system_alerts WHERE metric_name = '$1' ORDER BY created_at DESC LIMIT 1"
-}
 status_of() { sql "SELECT string_agg(channel || ':' || event || ':' || status, ' ' ORDER BY channel, id) FROM thrillmon.deliveries WHERE alert_id = '$1'"; }
 
 echo "1..44"
