@@ -16,9 +16,8 @@ COMMENT ON FUNCTION thrillmon._severity_rank(text) IS 'Internal: orders severiti
 -- raises the alert: every later detection pass too, if the alert waits to be resolved. The large
 -- fields are the alert's own (an admin may edit its metadata, metric name and message), so past
 -- 7,900 bytes value and baseline are kept only as short numbers, the texts are cut to 200
--- characters and the payload says "truncated": true. Every alert event goes through here, so it
--- also writes the event's deliveries to the outbox (65_delivery.sql), in the same transaction.
-CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+-- characters and the payload says "truncated": true.
+CREATE FUNCTION thrillmon._notify_listeners(p_alert thrillmon.system_alerts, p_event text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
@@ -51,7 +50,20 @@ BEGIN
 			'truncated', true)::text;
 	END IF;
 	PERFORM pg_catalog.pg_notify('thrillmon_alerts', payload);
-	PERFORM thrillmon._enqueue_deliveries(p_alert, p_event, p_previous_severity);
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._notify_listeners(thrillmon.system_alerts, text) IS
+	'Internal: NOTIFY thrillmon_alerts of an alert event, with a JSON payload';
+
+-- An alert event (new, escalated, resolved) outside the detection pass: NOTIFY, and the event's
+-- deliveries to the outbox (65_delivery.sql), in the same transaction. (The pass notifies each
+-- event as it happens and writes the deliveries of all of them at once.)
+CREATE FUNCTION thrillmon._notify_alert(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	PERFORM thrillmon._notify_listeners(p_alert, p_event);
+	PERFORM thrillmon._enqueue_deliveries(ARRAY[p_alert], ARRAY[p_event], ARRAY[p_previous_severity]);
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon._notify_alert(thrillmon.system_alerts, text, text) IS

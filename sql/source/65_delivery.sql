@@ -88,34 +88,19 @@ ORDER BY c.name;
 COMMENT ON VIEW thrillmon.channel_status IS
 	'Each notification channel without its URL or headers: deliveries pending and dead in the last day, failures in a row, last success and error';
 
--- Alertmanager's alertname for an alert type: anomaly -> ThrillmonAnomaly, delivery_failing ->
--- ThrillmonDeliveryFailing, no_data -> ThrillmonNoData.
-CREATE FUNCTION thrillmon._alertname(p_alert_type text)
-RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-	SELECT 'Thrillmon' || pg_catalog.replace(pg_catalog.initcap(pg_catalog.regexp_replace(p_alert_type, '[^A-Za-z0-9]+', ' ', 'g')), ' ', '')
-$fn$;
-COMMENT ON FUNCTION thrillmon._alertname(text) IS 'Internal: the Alertmanager alertname of an alert type';
-
--- The idempotency key of an alert event: stable across re-sends, distinct per event (each
--- escalation has its own, by the severity reached).
-CREATE FUNCTION thrillmon._delivery_key(p_alert thrillmon.system_alerts, p_event text)
-RETURNS text
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $fn$
-	SELECT p_alert.id::text || ':' || p_event || CASE WHEN p_event = 'escalated' THEN ':' || p_alert.severity ELSE '' END
-$fn$;
-COMMENT ON FUNCTION thrillmon._delivery_key(thrillmon.system_alerts, text) IS 'Internal: an alert event''s idempotency key';
-
 -- The webhook payload: what NOTIFY thrillmon_alerts carries, plus the idempotency key, the
 -- alertname, category, deviation and database (the other kinds are made from it at send time).
+-- The idempotency key is stable across re-sends and distinct per event (each escalation has its
+-- own, by the severity reached). Alertmanager's alertname is the alert type in camel case:
+-- anomaly -> ThrillmonAnomaly, delivery_failing -> ThrillmonDeliveryFailing.
 CREATE FUNCTION thrillmon._alert_payload(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
 RETURNS jsonb
 LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 	SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
 		'event', p_event,
-		'idempotency_key', thrillmon._delivery_key(p_alert, p_event),
+		'idempotency_key', p_alert.id::text || ':' || p_event || CASE WHEN p_event = 'escalated' THEN ':' || p_alert.severity ELSE '' END,
 		'alert_id', p_alert.id,
-		'alertname', thrillmon._alertname(p_alert.alert_type),
+		'alertname', 'Thrillmon' || pg_catalog.replace(pg_catalog.initcap(pg_catalog.regexp_replace(p_alert.alert_type, '[^A-Za-z0-9]+', ' ', 'g')), ' ', ''),
 		'alert_type', pg_catalog.left(p_alert.alert_type, 128),
 		'metric', pg_catalog.left(p_alert.metric_name, 200),
 		'category', coalesce(p_alert.metadata->>'category',
@@ -134,53 +119,80 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
 $fn$;
 COMMENT ON FUNCTION thrillmon._alert_payload(thrillmon.system_alerts, text, text) IS 'Internal: an alert event as a webhook''s JSON';
 
--- The outbox write: one delivery per enabled channel the alert is for, in the caller's
--- transaction. A resolution goes only where the alert was announced (an alert the channel never
--- heard of is not resolved to it); ThrillmonDeliveryFailing never goes to the channel it is about.
--- Past @limit:max_pending_deliveries@ pending deliveries (receivers down for long, many alerts) an
--- event is not queued: the alert says so (metadata deliveries_dropped) and health_check() fails.
-CREATE FUNCTION thrillmon._enqueue_deliveries(p_alert thrillmon.system_alerts, p_event text, p_previous_severity text DEFAULT NULL)
+-- The outbox write: one delivery per enabled channel each alert event is for, in the caller's
+-- transaction. The events come as arrays so that a detection pass writes all of its own with one
+-- statement, made and planned once per pass, rather than once per alert. A resolution goes only
+-- where the alert was announced (an alert the channel never heard of is not resolved to it), so a
+-- batch must not hold a resolution after another event of the same alert (the pass writes its
+-- resolutions in a batch of their own); ThrillmonDeliveryFailing never goes to the channel it is
+-- about. Past @limit:max_pending_deliveries@ pending deliveries (receivers down for long, many
+-- alerts) an event is not queued: the alert says so (metadata deliveries_dropped) and
+-- health_check() fails.
+-- (jit off: the planner, which knows no channel count, prices the resolution check once per
+-- event and guessed channel, past jit_above_cost, and compiling would cost more than the insert.)
+CREATE FUNCTION thrillmon._enqueue_deliveries(p_alerts thrillmon.system_alerts[], p_events text[], p_previous_severities text[])
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp SET jit = off AS $fn$
 DECLARE
+	total integer := coalesce(pg_catalog.cardinality(p_alerts), 0);
+	channels integer;
+	one_by_one boolean;
+	i integer := 1;
+	j integer;
 	n integer;
+	written integer := 0;
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM thrillmon.notification_channels c WHERE c.enabled) THEN
+	SELECT pg_catalog.count(*) INTO channels FROM thrillmon.notification_channels c WHERE c.enabled;
+	IF total = 0 OR channels = 0 THEN
 		RETURN 0;
 	END IF;
-	-- The pending rows lie between the oldest pending id and the sequence's last: when that span is
-	-- below the bound, so is their number, and nothing is counted (counting on every alert would
-	-- cost a pass time in proportion to the outbox). Only a span past the bound is counted.
-	IF (SELECT q.last_value FROM thrillmon.deliveries_id_seq q) - coalesce((
+	-- The pending rows lie between the oldest pending id and the sequence's last: when that span,
+	-- with all this batch could add, stays below the bound, so does their number, and nothing is
+	-- counted (counting on every pass would cost it time in proportion to the outbox). Near the
+	-- bound the events go one at a time, each after a count.
+	one_by_one := (SELECT q.last_value FROM thrillmon.deliveries_id_seq q) - coalesce((
 	        SELECT pg_catalog.min(f.id) FROM thrillmon.notification_channels c
 	        CROSS JOIN LATERAL (SELECT x.id FROM thrillmon.deliveries x WHERE x.channel = c.name AND x.status = 'pending'
-	                            ORDER BY x.id LIMIT 1) f), 2^62) >= @limit:max_pending_deliveries@ - 1
-	   AND (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM thrillmon.deliveries d WHERE d.status = 'pending'
-	        LIMIT @limit:max_pending_deliveries@) x) >= @limit:max_pending_deliveries@ THEN
-		UPDATE thrillmon.system_alerts s SET metadata = coalesce(s.metadata, '{}')
-			|| pg_catalog.jsonb_build_object('deliveries_dropped', coalesce(s.metadata->'deliveries_dropped', '[]') || pg_catalog.to_jsonb(p_event))
-		WHERE s.id = p_alert.id;
-		RAISE WARNING 'thrillmon: % deliveries are pending (the most the outbox holds); the % event of alert % is not delivered',
-			@limit:max_pending_deliveries@, p_event, p_alert.id;
-		RETURN 0;
-	END IF;
-	-- (The payload, which holds the key, is made once, whatever the number of channels.)
-	INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
-	SELECT c.name, p_alert.id, p_event, e.payload->>'idempotency_key', e.payload
-	FROM (SELECT thrillmon._alert_payload(p_alert, p_event, p_previous_severity) AS payload OFFSET 0) e,
-	     thrillmon.notification_channels c
-	WHERE c.enabled
-	  AND thrillmon._severity_rank(p_alert.severity) >= thrillmon._severity_rank(c.min_severity)
-	  AND (p_alert.metric_name IS NULL OR p_alert.metric_name LIKE c.metric_pattern)
-	  AND (p_event <> 'resolved' OR EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = p_alert.id AND d.channel = c.name))
-	  AND NOT (p_alert.alert_type = 'delivery_failing' AND c.name = p_alert.metadata->>'channel')
-	ON CONFLICT ON CONSTRAINT delivery_key_unique DO NOTHING;
-	GET DIAGNOSTICS n = ROW_COUNT;
-	RETURN n;
+	                            ORDER BY x.id LIMIT 1) f), 2^62) + total::bigint * channels >= @limit:max_pending_deliveries@ - 1;
+	WHILE i <= total LOOP
+		j := CASE WHEN one_by_one THEN i ELSE total END;
+		IF one_by_one AND (SELECT pg_catalog.count(*) FROM (SELECT 1 FROM thrillmon.deliveries d WHERE d.status = 'pending'
+		                   LIMIT @limit:max_pending_deliveries@) x) >= @limit:max_pending_deliveries@ THEN
+			UPDATE thrillmon.system_alerts s SET metadata = coalesce(s.metadata, '{}')
+				|| pg_catalog.jsonb_build_object('deliveries_dropped', coalesce(s.metadata->'deliveries_dropped', '[]') || pg_catalog.to_jsonb(p_events[i]))
+			WHERE s.id = (p_alerts[i]).id;
+			RAISE WARNING 'thrillmon: % deliveries are pending (the most the outbox holds); the % event of alert % is not delivered',
+				@limit:max_pending_deliveries@, p_events[i], (p_alerts[i]).id;
+		ELSE
+			-- Each event's payload, which holds its key, is made once, whatever the number of channels
+			-- (materialized: joined first, it would be made once per channel). The alerts are read by
+			-- unnest(): subscripting an array of rows walks it from its start on each access.
+			WITH e AS MATERIALIZED (
+				SELECT o.alert, o.ord, p_events[i - 1 + o.ord] AS event,
+					thrillmon._alert_payload(o.alert, p_events[i - 1 + o.ord], p_previous_severities[i - 1 + o.ord]) AS payload
+				FROM (SELECT a AS alert, pg_catalog.row_number() OVER () AS ord FROM pg_catalog.unnest(p_alerts[i:j]) a) o
+			)
+			INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
+			SELECT c.name, (e.alert).id, e.event, e.payload->>'idempotency_key', e.payload
+			FROM e
+			JOIN (SELECT c.name, c.metric_pattern, pg_catalog.array_position(@array:severity@::text[], c.min_severity) AS min_rank
+			      FROM thrillmon.notification_channels c WHERE c.enabled) c
+			  ON pg_catalog.array_position(@array:severity@::text[], (e.alert).severity) >= c.min_rank
+			 AND ((e.alert).metric_name IS NULL OR (e.alert).metric_name LIKE c.metric_pattern)
+			 AND (e.event <> 'resolved' OR EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = (e.alert).id AND d.channel = c.name))
+			 AND NOT ((e.alert).alert_type = 'delivery_failing' AND c.name = (e.alert).metadata->>'channel')
+			ORDER BY e.ord, c.name
+			ON CONFLICT ON CONSTRAINT delivery_key_unique DO NOTHING;
+			GET DIAGNOSTICS n = ROW_COUNT;
+			written := written + n;
+		END IF;
+		i := j + 1;
+	END LOOP;
+	RETURN written;
 END
 $fn$;
-COMMENT ON FUNCTION thrillmon._enqueue_deliveries(thrillmon.system_alerts, text, text) IS
-	'Internal: writes an alert event''s deliveries to the outbox (in the caller''s transaction)';
+COMMENT ON FUNCTION thrillmon._enqueue_deliveries(thrillmon.system_alerts[], text[], text[]) IS
+	'Internal: writes alert events'' deliveries to the outbox (in the caller''s transaction)';
 
 -- What a channel of that kind is sent for a delivery, made at send time (Alertmanager's endsAt
 -- is relative to the moment of sending).

@@ -114,6 +114,10 @@ DECLARE
 	new_alerts uuid[] := '{}';
 	fp text;
 	silence bigint;
+	-- The pass's alert events, their deliveries written at once (see _enqueue_deliveries).
+	ev_alerts thrillmon.system_alerts[] := '{}';
+	ev_events text[] := '{}';
+	ev_previous text[] := '{}';
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -169,7 +173,10 @@ BEGIN
 					WHERE s.id = last_alert.id
 					RETURNING s.* INTO al;
 					IF thrillmon._severity_rank(al.severity) > thrillmon._severity_rank(last_alert.severity) THEN
-						PERFORM thrillmon._notify_alert(al, 'escalated', last_alert.severity);
+						PERFORM thrillmon._notify_listeners(al, 'escalated');
+						ev_alerts := ev_alerts || al;
+						ev_events := ev_events || 'escalated'::text;
+						ev_previous := ev_previous || last_alert.severity;
 					END IF;
 				END IF;
 			ELSE
@@ -184,7 +191,10 @@ BEGIN
 					a.metric_name, det.id, fp)
 				RETURNING * INTO al;
 				UPDATE thrillmon.anomaly_detections d SET alert_created = true, alert_id = al.id WHERE d.id = det.id RETURNING d.* INTO det;
-				PERFORM thrillmon._notify_alert(al, 'new');
+				PERFORM thrillmon._notify_listeners(al, 'new');
+				ev_alerts := ev_alerts || al;
+				ev_events := ev_events || 'new'::text;
+				ev_previous := ev_previous || NULL::text;
 				new_alerts := new_alerts || al.id;
 			END IF;
 		ELSE
@@ -194,6 +204,10 @@ BEGIN
 		END IF;
 		RETURN NEXT det;
 	END LOOP;
+	PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
+	ev_alerts := '{}';
+	ev_events := '{}';
+	ev_previous := '{}';
 
 	-- Auto-resolve: an alert raised by detection whose metric has been normal for its cooldown
 	-- (its last anomaly, kept on the alert, is older than that, and points have kept coming
@@ -220,8 +234,13 @@ BEGIN
 		RETURNING s.*
 	) SELECT * FROM resolved
 	LOOP
-		PERFORM thrillmon._notify_alert(al, 'resolved');
+		PERFORM thrillmon._notify_listeners(al, 'resolved');
+		ev_alerts := ev_alerts || al;
+		ev_events := ev_events || 'resolved'::text;
+		ev_previous := ev_previous || NULL::text;
 	END LOOP;
+	-- (A batch of their own, after the others: a resolution goes only where the alert was announced.)
+	PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
 
 	PERFORM thrillmon._auto_incidents(new_alerts);
 

@@ -5,7 +5,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(72);
+SELECT plan(76);
 
 \ir fixtures/clean_slate.sql
 UPDATE thrillmon.anomaly_detection_config SET cooldown_minutes = 1440 WHERE metric_name = '*';
@@ -157,8 +157,8 @@ SELECT ok((SELECT attempts = 2 AND next_attempt_at BETWEEN now() + interval '1 s
 SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts WHERE alert_type = 'delivery_failing'), 0, 'two failures raise nothing yet');
 SELECT thrillmon._delivery_attempted((SELECT id FROM d_hook), 'hook', 'delivery', now(), 302, NULL, 1, 'moved') \g /dev/null
 SELECT is((SELECT last_error FROM thrillmon.deliveries WHERE id = (SELECT id FROM d_hook)), 'HTTP 302', 'a redirect is a failure');
-SELECT is((SELECT alertname FROM (SELECT thrillmon._alertname(alert_type) alertname FROM thrillmon.system_alerts
-	WHERE alert_type = 'delivery_failing' AND resolved_at IS NULL) x), 'ThrillmonDeliveryFailing',
+SELECT is((SELECT DISTINCT d.payload->>'alertname' FROM thrillmon.deliveries d JOIN thrillmon.system_alerts a ON a.id = d.alert_id
+	WHERE a.alert_type = 'delivery_failing' AND a.resolved_at IS NULL), 'ThrillmonDeliveryFailing',
 	'three failures in a row raise ThrillmonDeliveryFailing');
 SELECT is((SELECT array_agg(channel ORDER BY channel) FROM thrillmon.deliveries d JOIN thrillmon.system_alerts a ON a.id = d.alert_id
 	WHERE a.alert_type = 'delivery_failing'), ARRAY['am', 'chat', 'dbonly'],
@@ -197,6 +197,32 @@ SELECT is((SELECT array_agg(DISTINCT idempotency_key || ' ' || (payload->>'previ
 SELECT is((SELECT jsonb_array_length(thrillmon._delivery_body(d.payload, 'alertmanager')::jsonb) FROM thrillmon.deliveries d
 	JOIN thrillmon.system_alerts a ON a.id = d.alert_id WHERE a.metric_name = 'esc' AND d.channel = 'am'), 2,
 	'Alertmanager: the alert at its old severity ends, the new one fires');
+
+-- One pass, many events: written together, in the order they happened --------------------------------------
+INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, fingerprint, created_at)
+VALUES ('anomaly', 'medium', 'old', jsonb_build_object('last_anomaly_at', now() - interval '200 minutes', 'cooldown_minutes', 1),
+	'batch_old', 'anomaly:batch_old', now() - interval '200 minutes')
+RETURNING id AS old_id \gset
+SELECT thrillmon._notify_alert(a, 'new') FROM thrillmon.system_alerts a WHERE id = :'old_id' \g /dev/null
+SELECT pg_temp.history('batch_old', 0, 0) \g /dev/null
+SELECT pg_temp.history('batch' || g, 295, 8 + g) FROM generate_series(1, 3) g \g /dev/null
+SELECT max(id) AS before_batch FROM thrillmon.deliveries \gset
+DELETE FROM thrillmon.detector_progress;
+SELECT count(*) FROM thrillmon.detect_anomalies() \g /dev/null
+CREATE TEMP TABLE batch AS SELECT d.*, a.metric_name, a.severity FROM thrillmon.deliveries d JOIN thrillmon.system_alerts a ON a.id = d.alert_id
+	WHERE d.id > :before_batch;
+SELECT is((SELECT array_agg(DISTINCT metric_name || ':' || event ORDER BY metric_name || ':' || event) FROM batch),
+	ARRAY['batch1:new', 'batch2:new', 'batch3:new', 'batch_old:resolved'],
+	'one pass: three new alerts and a resolution, all in the outbox');
+SELECT is((SELECT count(*)::int FROM batch WHERE event = 'new'),
+	(SELECT sum(CASE WHEN severity = 'critical' THEN 4 ELSE 3 END)::int FROM thrillmon.system_alerts WHERE metric_name LIKE 'batch_'),
+	'... each new alert to every channel it is for');
+SELECT is((SELECT array_agg(channel ORDER BY channel) FROM batch WHERE event = 'resolved'),
+	(SELECT array_agg(channel ORDER BY channel) FROM thrillmon.deliveries WHERE alert_id = :'old_id' AND event = 'new'),
+	'... the resolution where that alert was announced');
+SELECT ok((SELECT max(id) FILTER (WHERE event = 'new') < min(id) FILTER (WHERE event = 'resolved') FROM batch)
+	AND (SELECT bool_and(n = hi - lo + 1) FROM (SELECT count(*) n, min(id) lo, max(id) hi FROM batch WHERE event = 'new' GROUP BY alert_id) x),
+	'... in the order of the events: each alert''s deliveries together, the resolution after the new alerts');
 
 -- Silences and maintenance windows ----------------------------------------------------------------------
 SELECT throws_ok($$SELECT thrillmon.create_silence('x', now(), now() - interval '1 hour', 'r')$$, '22023', NULL, 'a silence ending before it starts');

@@ -4,7 +4,7 @@
 -- test_channel() are admins'; nobody is granted the internal functions that send or claim.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(39);
+SELECT plan(40);
 
 \ir fixtures/clean_slate.sql
 
@@ -19,7 +19,8 @@ INSERT INTO fn VALUES
 	('thrillmon._deliveries_due(bigint[])', false, false, false, false),
 	('thrillmon._resends_due(text[])', false, false, false, false),
 	('thrillmon._delivery_attempted(bigint, text, text, timestamptz, integer, text, double precision, text)', false, false, false, false),
-	('thrillmon._enqueue_deliveries(thrillmon.system_alerts, text, text)', false, false, false, false),
+	('thrillmon._enqueue_deliveries(thrillmon.system_alerts[], text[], text[])', false, false, false, false),
+	('thrillmon._notify_listeners(thrillmon.system_alerts, text)', false, false, false, false),
 	('thrillmon._create_silence(text, timestamptz, timestamptz, text, boolean)', false, false, false, false);
 SELECT is(ARRAY[has_function_privilege('public', f, 'EXECUTE'), has_function_privilege('thrillmon_reader', f, 'EXECUTE'),
 		has_function_privilege('thrillmon_writer', f, 'EXECUTE'), has_function_privilege('thrillmon_admin', f, 'EXECUTE')],
