@@ -1570,7 +1570,8 @@ BEGIN
 			RETURN NEXT det;
 			CONTINUE;
 		END IF;
-		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score THEN
+		-- (thrillmon's own alert and incident counts are never alerted on: an alert moves them.)
+		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score AND a.metric_name NOT IN ('unresolved_alerts', 'active_incidents') THEN
 			fp := 'anomaly:' || a.metric_name;
 			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp ORDER BY s.created_at DESC LIMIT 1;
 			IF last_alert.id IS NOT NULL

@@ -32,6 +32,9 @@ inline constexpr std::string_view kChannelKinds[] = {"alertmanager", "webhook", 
 // What a delivery tells a channel, in the order an alert goes through them.
 inline constexpr std::string_view kDeliveryEvents[] = {"new", "escalated", "resolved", "test"};
 inline constexpr std::string_view kDeliveryStatuses[] = {"pending", "delivered", "dead"};
+// Built-in metrics that count thrillmon's own alerts and incidents: an alert moves them, so an
+// alert on them would be an alert about alerts (and raise the next one). Scored, never alerted.
+inline constexpr std::string_view kSelfMetrics[] = {"unresolved_alerts", "active_incidents"};
 
 // One enumeration: its name in the SQL sources (@list:NAME@) and its words.
 struct Vocabulary {
@@ -70,6 +73,7 @@ inline constexpr Vocabulary kRetentionTarget = Of("retention_target", kRetention
 inline constexpr Vocabulary kChannelKind = Of("channel_kind", kChannelKinds);
 inline constexpr Vocabulary kDeliveryEvent = Of("delivery_event", kDeliveryEvents);
 inline constexpr Vocabulary kDeliveryStatus = Of("delivery_status", kDeliveryStatuses);
+inline constexpr Vocabulary kSelfMetric = Of("self_metric", kSelfMetrics);
 
 inline constexpr Vocabulary kAll[] = {kMetricCategory,
                                       kDetectionAlgorithm,
@@ -82,7 +86,8 @@ inline constexpr Vocabulary kAll[] = {kMetricCategory,
                                       kRetentionTarget,
                                       kChannelKind,
                                       kDeliveryEvent,
-                                      kDeliveryStatus};
+                                      kDeliveryStatus,
+                                      kSelfMetric};
 
 // The position of word in v, or nullopt.
 std::optional<std::size_t> IndexOf(const Vocabulary &v, std::string_view word);
