@@ -97,7 +97,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak detect-memory test demo bench bench-nodiscard nab deb dist package-test \
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak detect-memory test demo bench bench-nodiscard nab nab-loco deb dist package-test \
 	report-screenshot
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
@@ -154,6 +154,10 @@ bench-nodiscard:
 # Detection quality on NAB's development subset, through SQL (backtest()), in its own cluster.
 nab:
 	bash scripts/nab.sh
+
+# The same per category, and leave one category out (tune the sensitivity on four, score the fifth).
+nab-loco:
+	bash scripts/nab.sh bench/nab_loco.sh
 
 # The Debian package postgresql-15-thrillmon (debian/, pg_buildext), built unprivileged with
 # dpkg-buildpackage -us -uc -b in a copy of the tree; the .deb goes to build/deb/.
