@@ -22,6 +22,7 @@ extern "C" {
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/timestamp.h"
 }
 
 namespace thrillmon::pg {
@@ -85,8 +86,10 @@ ReadSettings()
 	SpiRun("SELECT pg_catalog.to_regclass('thrillmon.silence_rules') IS NOT NULL", SPI_OK_SELECT);
 	bool isnull_w;
 	if (SPI_processed == 1 && DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull_w))) {
-		SpiRun("SELECT metric_pattern, EXTRACT(EPOCH FROM starts_at)::float8, "
-		       "EXTRACT(EPOCH FROM LEAST(ends_at, coalesce(expired_at, ends_at)))::float8 "
+		// (The bounds as timestamps, made seconds by EpochSeconds() like the points they are
+		// compared with: EXTRACT(EPOCH)::float8 rounds once where EpochSeconds() rounds twice, so a
+		// point exactly on a bound could fall on either side of it.)
+		SpiRun("SELECT metric_pattern, starts_at, LEAST(ends_at, coalesce(expired_at, ends_at)) "
 		       "FROM thrillmon.silence_rules WHERE maintenance",
 		       SPI_OK_SELECT);
 		for (uint64 i = 0; i < SPI_processed; i++) {
@@ -94,8 +97,8 @@ ReadSettings()
 			TupleDesc desc = SPI_tuptable->tupdesc;
 			bool isnull;
 			text *pattern = DatumGetTextPP(SPI_getbinval(tup, desc, 1, &isnull));
-			const double start = DatumGetFloat8(SPI_getbinval(tup, desc, 2, &isnull));
-			const double end = DatumGetFloat8(SPI_getbinval(tup, desc, 3, &isnull));
+			const double start = EpochSeconds(DatumGetTimestampTz(SPI_getbinval(tup, desc, 2, &isnull)));
+			const double end = EpochSeconds(DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull)));
 			const std::string_view p(VARDATA_ANY(pattern), VARSIZE_ANY_EXHDR(pattern));
 			RunCore([&] { table->windows.push_back(thrillmon::detect::Window {std::string(p), start, end}); });
 		}
