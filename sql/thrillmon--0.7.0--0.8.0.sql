@@ -1534,6 +1534,8 @@ DECLARE
 	ev_alerts thrillmon.system_alerts[] := '{}';
 	ev_events text[] := '{}';
 	ev_previous text[] := '{}';
+	would_alert boolean;
+	label uuid;
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -1571,9 +1573,22 @@ BEGIN
 			CONTINUE;
 		END IF;
 		-- (thrillmon's own alert and incident counts are never alerted on: an alert moves them.)
-		IF cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score AND a.metric_name NOT IN ('unresolved_alerts', 'active_incidents') THEN
+		would_alert := cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score AND a.metric_name NOT IN ('unresolved_alerts', 'active_incidents');
+		-- A shape a person labelled a false positive on this metric (same type and direction, at
+		-- most a quarter further out) is recorded, marked with the label, and raises nothing.
+		IF would_alert THEN
+			label := thrillmon._false_positive_for(a.metric_name, a.anomaly_type, a.deviation);
+			IF label IS NOT NULL THEN
+				UPDATE thrillmon.anomaly_detections d SET metadata = d.metadata || pg_catalog.jsonb_build_object('suppressed_by_label', label)
+				WHERE d.id = det.id RETURNING d.* INTO det;
+				would_alert := false;
+			END IF;
+		END IF;
+		IF would_alert THEN
 			fp := 'anomaly:' || a.metric_name;
-			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp ORDER BY s.created_at DESC LIMIT 1;
+			-- (The open one first: two passes in one transaction stamp their alerts with one now().)
+			SELECT s.* INTO last_alert FROM thrillmon.system_alerts s WHERE s.fingerprint = fp
+			ORDER BY s.resolved_at IS NULL DESC, s.created_at DESC LIMIT 1;
 			IF last_alert.id IS NOT NULL
 			   AND (last_alert.resolved_at IS NULL
 			        OR last_alert.resolved_at > pg_catalog.now() - pg_catalog.make_interval(mins => cfg.cooldown_minutes)) THEN
@@ -1830,3 +1845,209 @@ REVOKE ALL ON thrillmon.notification_channels FROM thrillmon_reader;
 GRANT SELECT, INSERT, UPDATE, DELETE ON thrillmon.notification_channels TO thrillmon_admin;
 GRANT EXECUTE ON FUNCTION thrillmon.test_channel(text), thrillmon.create_silence(text, timestamptz, timestamptz, text),
 	thrillmon.create_maintenance_window(text, timestamptz, timestamptz, text), thrillmon.expire_silence(bigint) TO thrillmon_admin;
+
+------------------------------------------------------------------------------------------------
+-- Feedback (issue 13): labels on anomalies (sql/source/10_schema.sql), label_anomaly(),
+-- tune_detection() and the pass's false-positive rule (sql/source/70_detection.sql).
+------------------------------------------------------------------------------------------------
+-- A person's verdict on an anomaly (label_anomaly(), 70_detection.sql). The anomaly's shape is
+-- copied in and there is no foreign key: the anomaly moves to the archive and is purged, and the
+-- label must outlive it, since a false positive keeps its shape from alerting again and
+-- tune_detection() replays the labels against the stored history. Bounded (label_anomaly()
+-- raises at 100000); admins delete labels they no longer want.
+CREATE TABLE thrillmon.anomaly_labels (
+	anomaly_id uuid PRIMARY KEY,
+	metric_name text NOT NULL
+		CONSTRAINT label_metric_name_length CHECK (pg_catalog.char_length(metric_name) BETWEEN 1 AND 128),
+	point_time timestamptz NOT NULL,
+	anomaly_type text NOT NULL CONSTRAINT label_anomaly_type_known CHECK (anomaly_type IN ('spike', 'drop', 'level_shift', 'trend_change', 'outlier')),
+	deviation double precision NOT NULL
+		CONSTRAINT label_deviation_finite CHECK (deviation <> 'NaN'::float8 AND deviation <> 'Infinity'::float8 AND deviation <> '-Infinity'::float8),
+	label text NOT NULL CONSTRAINT label_known CHECK (label IN ('false_positive', 'true_positive')),
+	note text CONSTRAINT label_note_length CHECK (pg_catalog.char_length(note) <= 2000),
+	labelled_by text NOT NULL DEFAULT CURRENT_USER,
+	labelled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE thrillmon.anomaly_labels IS
+	'People''s verdicts on anomalies (label_anomaly()): a false positive keeps its shape from alerting again on its metric; tune_detection() replays them';
+CREATE INDEX anomaly_labels_metric_idx ON thrillmon.anomaly_labels (metric_name, label);
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.anomaly_labels', '');
+
+------------------------------------------------------------------------------------------------
+-- Feedback: a person's verdict on an anomaly, and the sensitivity the verdicts call for.
+------------------------------------------------------------------------------------------------
+
+-- The false-positive label whose shape covers this anomaly, if any: the same metric, anomaly type
+-- and direction, and a deviation at most 1.25 times the labelled one (a clearly larger deviation
+-- is news, and alerts). The pass asks only for an anomaly about to alert.
+CREATE FUNCTION thrillmon._false_positive_for(p_metric text, p_type text, p_deviation double precision)
+RETURNS uuid
+LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+	SELECT l.anomaly_id FROM thrillmon.anomaly_labels l
+	WHERE l.metric_name = p_metric AND l.label = 'false_positive' AND l.anomaly_type = p_type
+	  AND pg_catalog.sign(l.deviation) = pg_catalog.sign(p_deviation)
+	  AND pg_catalog.abs(p_deviation) <= 1.25 * pg_catalog.abs(l.deviation)
+	ORDER BY pg_catalog.abs(l.deviation) DESC, l.anomaly_id LIMIT 1
+$fn$;
+COMMENT ON FUNCTION thrillmon._false_positive_for(text, text, double precision) IS
+	'Internal: the false-positive label covering an anomaly of this metric, type and deviation (same direction, at most 1.25 times as far out), or NULL';
+
+CREATE FUNCTION thrillmon.label_anomaly(anomaly_id uuid, label text, note text DEFAULT NULL)
+RETURNS thrillmon.anomaly_labels
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	an record;
+	result thrillmon.anomaly_labels;
+BEGIN
+	IF $1 IS NULL OR $2 IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: label_anomaly needs an anomaly_id and a label' USING ERRCODE = '22004';
+	END IF;
+	IF $2 NOT IN ('false_positive', 'true_positive') THEN
+		RAISE EXCEPTION 'thrillmon: unknown anomaly label "%"', $2 USING ERRCODE = '22023',
+			HINT = 'A label is one of: false_positive, true_positive.';
+	END IF;
+	IF pg_catalog.char_length($3) > 2000 THEN
+		RAISE EXCEPTION 'thrillmon: a label''s note is at most 2000 characters (got %)', pg_catalog.char_length($3)
+			USING ERRCODE = '22001';
+	END IF;
+	SELECT d.metric_name, d.time_window_end, d.anomaly_type, d.deviation_score INTO an
+	FROM (SELECT x.metric_name, x.time_window_end, x.anomaly_type, x.deviation_score FROM thrillmon.anomaly_detections x WHERE x.id = $1
+	      UNION ALL
+	      SELECT x.metric_name, x.time_window_end, x.anomaly_type, x.deviation_score FROM thrillmon.anomaly_detections_archive x WHERE x.id = $1) d
+	LIMIT 1;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'thrillmon: no anomaly with id %', $1 USING ERRCODE = 'P0002';
+	END IF;
+	-- Labellers queue behind each other here (readers and the pass do not), so the bound is exact.
+	LOCK TABLE thrillmon.anomaly_labels IN SHARE ROW EXCLUSIVE MODE;
+	IF NOT EXISTS (SELECT 1 FROM thrillmon.anomaly_labels l WHERE l.anomaly_id = $1)
+	   AND (SELECT pg_catalog.count(*) FROM thrillmon.anomaly_labels) >= 100000 THEN
+		RAISE EXCEPTION 'thrillmon: too many anomaly labels (at most 100000)' USING ERRCODE = '54000',
+			HINT = 'Delete labels no longer wanted from thrillmon.anomaly_labels.';
+	END IF;
+	INSERT INTO thrillmon.anomaly_labels AS l (anomaly_id, metric_name, point_time, anomaly_type, deviation, label, note, labelled_by)
+	VALUES ($1, an.metric_name, an.time_window_end, an.anomaly_type, an.deviation_score, $2, $3, SESSION_USER)
+	ON CONFLICT ON CONSTRAINT anomaly_labels_pkey DO UPDATE
+	SET label = EXCLUDED.label, note = EXCLUDED.note, labelled_by = EXCLUDED.labelled_by, labelled_at = pg_catalog.now()
+	RETURNING l.* INTO result;
+	RETURN result;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.label_anomaly(uuid, text, text) IS
+	'Stores a person''s verdict on an anomaly (''false_positive'' or ''true_positive''; a second call replaces the first). A false positive keeps anomalies of its shape on its metric from alerting; tune_detection() replays the labels';
+
+-- Replays the labelled stretch of the metric's history through backtest() at each sensitivity of
+-- a grid (2 to 12 by 0.25, and the current one) and suggests the one that best separates the
+-- labels: the most true positives caught less false positives caught, and of the sensitivities
+-- doing that, the one closest to the current (the smallest change). A label counts as caught when
+-- the replay reports an anomaly within the metric's cooldown of its point (the same alert). The
+-- replay runs from a day before the first label (backtest() warms the detector on the lookback
+-- window before that) to the last stored point, so the counts of anomalies include what came
+-- after the labels.
+CREATE FUNCTION thrillmon.tune_detection(metric_name text, apply boolean DEFAULT false)
+RETURNS TABLE (current_sensitivity double precision, suggested_sensitivity double precision,
+	true_positives integer, false_positives integer,
+	true_positives_caught_before integer, false_positives_caught_before integer,
+	true_positives_caught_after integer, false_positives_caught_after integer,
+	anomalies_before bigint, anomalies_after bigint, points bigint, applied boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+#variable_conflict use_column
+DECLARE
+	cfg thrillmon.anomaly_detection_config;
+	first_point timestamptz;
+	last_point timestamptz;
+	first_label timestamptz;
+	replay_from timestamptz;
+	episode interval;
+	grid double precision[];
+	s double precision;
+	r record;
+	sens double precision[] := '{}';
+	tp_caught integer[] := '{}';
+	fp_caught integer[] := '{}';
+	found_anomalies bigint[] := '{}';
+	replayed bigint;
+	best_objective integer;
+	i_best integer;
+	i_current integer;
+BEGIN
+	IF $1 IS NULL OR $2 IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: tune_detection needs a metric_name (and apply true or false)' USING ERRCODE = '22004';
+	END IF;
+	cfg := thrillmon._config_for($1);
+	SELECT pg_catalog.min(m."timestamp"), pg_catalog.max(m."timestamp") INTO first_point, last_point
+	FROM thrillmon.metric_time_series m WHERE m.metric_name = $1;
+	IF first_point IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: metric "%" has no stored points to replay', $1 USING ERRCODE = 'P0002';
+	END IF;
+	SELECT pg_catalog.min(l.point_time) INTO first_label FROM thrillmon.anomaly_labels l
+	WHERE l.metric_name = $1 AND l.point_time BETWEEN first_point AND last_point;
+	IF first_label IS NULL THEN
+		RAISE EXCEPTION 'thrillmon: metric "%" has no labelled anomaly within its stored points', $1 USING ERRCODE = '22023',
+			HINT = 'Label its anomalies first: thrillmon.label_anomaly(anomaly_id, ''false_positive'' | ''true_positive'').';
+	END IF;
+	replay_from := GREATEST(first_point, first_label - interval '1 day');
+	episode := pg_catalog.make_interval(mins => GREATEST(cfg.cooldown_minutes, 1));
+	SELECT pg_catalog.array_agg(DISTINCT g.v ORDER BY g.v) INTO grid
+	FROM (SELECT x / 4.0::float8 AS v FROM pg_catalog.generate_series(8, 48) x UNION ALL SELECT cfg.sensitivity) g;
+
+	-- (The results go into arrays, not a temporary table a caller could have made first.)
+	FOREACH s IN ARRAY grid LOOP
+		WITH b AS MATERIALIZED (
+			SELECT x."timestamp" AS ts, x.is_anomaly FROM thrillmon._backtest($1, replay_from, last_point, NULL, s) x
+		)
+		SELECT
+			(SELECT pg_catalog.count(*) FROM thrillmon.anomaly_labels l
+			 WHERE l.metric_name = $1 AND l.label = 'true_positive' AND l.point_time BETWEEN replay_from AND last_point
+			   AND EXISTS (SELECT 1 FROM b WHERE b.is_anomaly AND b.ts BETWEEN l.point_time - episode AND l.point_time + episode)) AS tp,
+			(SELECT pg_catalog.count(*) FROM thrillmon.anomaly_labels l
+			 WHERE l.metric_name = $1 AND l.label = 'false_positive' AND l.point_time BETWEEN replay_from AND last_point
+			   AND EXISTS (SELECT 1 FROM b WHERE b.is_anomaly AND b.ts BETWEEN l.point_time - episode AND l.point_time + episode)) AS fp,
+			(SELECT pg_catalog.count(*) FROM b WHERE b.is_anomaly) AS anomalies,
+			(SELECT pg_catalog.count(*) FROM b) AS n
+		INTO r;
+		sens := sens || s;
+		tp_caught := tp_caught || r.tp::integer;
+		fp_caught := fp_caught || r.fp::integer;
+		found_anomalies := found_anomalies || r.anomalies;
+		replayed := r.n;
+	END LOOP;
+	SELECT pg_catalog.max(t.tp - t.fp) INTO best_objective FROM ROWS FROM (pg_catalog.unnest(tp_caught), pg_catalog.unnest(fp_caught)) t(tp, fp);
+	i_current := pg_catalog.array_position(sens, cfg.sensitivity);
+	-- The smallest change that separates best (of two as close, the quieter).
+	SELECT t.i INTO i_best FROM ROWS FROM (pg_catalog.unnest(sens), pg_catalog.unnest(tp_caught), pg_catalog.unnest(fp_caught)) WITH ORDINALITY t(v, tp, fp, i)
+	WHERE t.tp - t.fp = best_objective
+	ORDER BY pg_catalog.abs(t.v - cfg.sensitivity), t.v DESC LIMIT 1;
+
+	applied := false;
+	IF $2 AND sens[i_best] IS DISTINCT FROM cfg.sensitivity THEN
+		INSERT INTO thrillmon.anomaly_detection_config AS c (metric_name, enabled, sensitivity, lookback_window_minutes,
+			detection_algorithms, min_data_points, alert_threshold_score, auto_create_alert, cooldown_minutes)
+		VALUES ($1, cfg.enabled, sens[i_best], cfg.lookback_window_minutes, cfg.detection_algorithms,
+			cfg.min_data_points, cfg.alert_threshold_score, cfg.auto_create_alert, cfg.cooldown_minutes)
+		ON CONFLICT ON CONSTRAINT anomaly_detection_config_pkey DO UPDATE SET sensitivity = EXCLUDED.sensitivity;
+		applied := true;
+	END IF;
+	current_sensitivity := cfg.sensitivity;
+	suggested_sensitivity := sens[i_best];
+	SELECT pg_catalog.count(*) FILTER (WHERE l.label = 'true_positive'), pg_catalog.count(*) FILTER (WHERE l.label = 'false_positive')
+	INTO true_positives, false_positives
+	FROM thrillmon.anomaly_labels l WHERE l.metric_name = $1 AND l.point_time >= replay_from AND l.point_time <= last_point;
+	true_positives_caught_before := tp_caught[i_current];
+	false_positives_caught_before := fp_caught[i_current];
+	true_positives_caught_after := tp_caught[i_best];
+	false_positives_caught_after := fp_caught[i_best];
+	anomalies_before := found_anomalies[i_current];
+	anomalies_after := found_anomalies[i_best];
+	points := replayed;
+	RETURN NEXT;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.tune_detection(text, boolean) IS
+	'Replays the metric''s labelled history through backtest() at sensitivities 2 to 12 and returns the one that best separates its true from its false positives, with the counts before and after; apply => true writes it into the metric''s configuration row';
+
+GRANT SELECT ON thrillmon.anomaly_labels TO thrillmon_reader;
+REVOKE ALL ON FUNCTION thrillmon._false_positive_for(text, text, double precision), thrillmon.label_anomaly(uuid, text, text),
+	thrillmon.tune_detection(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION thrillmon.label_anomaly(uuid, text, text), thrillmon.tune_detection(text, boolean) TO thrillmon_admin;
+GRANT DELETE ON thrillmon.anomaly_labels TO thrillmon_admin;

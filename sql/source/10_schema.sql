@@ -248,6 +248,29 @@ COMMENT ON TABLE thrillmon.anomaly_detections_archive IS
 CREATE INDEX anomaly_detections_archive_detected_at_idx ON thrillmon.anomaly_detections_archive (detected_at);
 SELECT pg_catalog.pg_extension_config_dump('thrillmon.anomaly_detections_archive', '');
 
+-- A person's verdict on an anomaly (label_anomaly(), 70_detection.sql). The anomaly's shape is
+-- copied in and there is no foreign key: the anomaly moves to the archive and is purged, and the
+-- label must outlive it, since a false positive keeps its shape from alerting again and
+-- tune_detection() replays the labels against the stored history. Bounded (label_anomaly()
+-- raises at @limit:max_anomaly_labels@); admins delete labels they no longer want.
+CREATE TABLE thrillmon.anomaly_labels (
+	anomaly_id uuid PRIMARY KEY,
+	metric_name text NOT NULL
+		CONSTRAINT label_metric_name_length CHECK (pg_catalog.char_length(metric_name) BETWEEN 1 AND @limit:metric_name_chars@),
+	point_time timestamptz NOT NULL,
+	anomaly_type text NOT NULL CONSTRAINT label_anomaly_type_known CHECK (anomaly_type IN (@list:anomaly_type@)),
+	deviation double precision NOT NULL
+		CONSTRAINT label_deviation_finite CHECK (deviation <> 'NaN'::float8 AND deviation <> 'Infinity'::float8 AND deviation <> '-Infinity'::float8),
+	label text NOT NULL CONSTRAINT label_known CHECK (label IN (@list:anomaly_label@)),
+	note text CONSTRAINT label_note_length CHECK (pg_catalog.char_length(note) <= 2000),
+	labelled_by text NOT NULL DEFAULT CURRENT_USER,
+	labelled_at timestamptz NOT NULL DEFAULT pg_catalog.now()
+);
+COMMENT ON TABLE thrillmon.anomaly_labels IS
+	'People''s verdicts on anomalies (label_anomaly()): a false positive keeps its shape from alerting again on its metric; tune_detection() replays them';
+CREATE INDEX anomaly_labels_metric_idx ON thrillmon.anomaly_labels (metric_name, label);
+SELECT pg_catalog.pg_extension_config_dump('thrillmon.anomaly_labels', '');
+
 CREATE SEQUENCE thrillmon.incident_number_seq;
 CREATE TABLE thrillmon.incidents (
 	id uuid PRIMARY KEY DEFAULT pg_catalog.gen_random_uuid(),

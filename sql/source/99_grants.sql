@@ -51,6 +51,10 @@ GRANT EXECUTE ON FUNCTION thrillmon.detect_anomalies(), thrillmon.acknowledge_al
 GRANT EXECUTE ON FUNCTION thrillmon._check_detection_config(text[], double precision, integer, integer,
 	double precision, integer) TO thrillmon_admin;
 GRANT UPDATE ON thrillmon.incident_policy TO thrillmon_admin;
+-- ... feedback: a label changes what alerts, so labelling and tuning are admins' (readers see the
+-- labels, and can replay backtest() themselves).
+GRANT EXECUTE ON FUNCTION thrillmon.label_anomaly(uuid, text, text), thrillmon.tune_detection(text, boolean) TO thrillmon_admin;
+GRANT DELETE ON thrillmon.anomaly_labels TO thrillmon_admin;
 -- ... delivery: channels are admins' alone (a URL or an Authorization header is a secret; readers
 -- see channel_status instead), as are silences, maintenance windows and test_channel(). No role
 -- is granted _http_post() or _url_problem(): only thrillmon's SECURITY DEFINER functions call them.

@@ -23,6 +23,9 @@ constexpr std::int64_t kLookbackMinutesMin = 1;
 constexpr std::int64_t kLookbackMinutesMax = 527040; // 366 days
 constexpr std::int64_t kCooldownMinutesMax = 527040;
 constexpr double kDefaultSensitivity = 4.5;
+// Labels people give anomalies (label_anomaly()): one per anomaly, and at most this many in all,
+// since a label outlives its anomaly (it keeps suppressing the shape it marks).
+constexpr std::int64_t kMaxAnomalyLabels = 100000;
 
 // An algorithm list as SQL gives it: the array itself may be NULL, and so may each element.
 struct AlgorithmList {

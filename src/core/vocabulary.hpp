@@ -35,6 +35,8 @@ inline constexpr std::string_view kDeliveryStatuses[] = {"pending", "delivered",
 // Built-in metrics that count thrillmon's own alerts and incidents: an alert moves them, so an
 // alert on them would be an alert about alerts (and raise the next one). Scored, never alerted.
 inline constexpr std::string_view kSelfMetrics[] = {"unresolved_alerts", "active_incidents"};
+// A person's verdict on an anomaly (label_anomaly()); tune_detection() separates the two.
+inline constexpr std::string_view kAnomalyLabels[] = {"false_positive", "true_positive"};
 
 // One enumeration: its name in the SQL sources (@list:NAME@) and its words.
 struct Vocabulary {
@@ -74,6 +76,7 @@ inline constexpr Vocabulary kChannelKind = Of("channel_kind", kChannelKinds);
 inline constexpr Vocabulary kDeliveryEvent = Of("delivery_event", kDeliveryEvents);
 inline constexpr Vocabulary kDeliveryStatus = Of("delivery_status", kDeliveryStatuses);
 inline constexpr Vocabulary kSelfMetric = Of("self_metric", kSelfMetrics);
+inline constexpr Vocabulary kAnomalyLabel = Of("anomaly_label", kAnomalyLabels);
 
 inline constexpr Vocabulary kAll[] = {kMetricCategory,
                                       kDetectionAlgorithm,
@@ -87,7 +90,8 @@ inline constexpr Vocabulary kAll[] = {kMetricCategory,
                                       kChannelKind,
                                       kDeliveryEvent,
                                       kDeliveryStatus,
-                                      kSelfMetric};
+                                      kSelfMetric,
+                                      kAnomalyLabel};
 
 // The position of word in v, or nullopt.
 std::optional<std::size_t> IndexOf(const Vocabulary &v, std::string_view word);

@@ -48,6 +48,7 @@ const Limit kLimits[] = {
     {"lookback_minutes_min", std::to_string(detect::kLookbackMinutesMin)},
     {"lookback_minutes_max", std::to_string(detect::kLookbackMinutesMax)},
     {"cooldown_minutes_max", std::to_string(detect::kCooldownMinutesMax)},
+    {"max_anomaly_labels", std::to_string(detect::kMaxAnomalyLabels)},
     {"max_channels", std::to_string(delivery::kMaxChannels)},
     {"max_active_silences", std::to_string(delivery::kMaxActiveSilences)},
     {"max_pending_deliveries", std::to_string(delivery::kMaxPendingDeliveries)},
