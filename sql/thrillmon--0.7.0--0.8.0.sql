@@ -1515,6 +1515,15 @@ COMMENT ON FUNCTION thrillmon._silence_for(text, timestamptz) IS 'Internal: the 
 -- One pass: score what arrived since the last pass's horizon (the engine reads it through each
 -- partition's BRIN and keeps the detectors between passes), write the anomalies, raise, escalate
 -- and resolve alerts, open incidents, and move the horizon, all in one transaction.
+-- The regular metrics (a steady cadence of points) that this backend's last pass found silent:
+-- no point for five of their intervals, two minutes at least (src/core/detect_pass.hpp, Cadence).
+CREATE FUNCTION thrillmon._detect_pass_silent()
+RETURNS TABLE (metric_name text, last_point timestamptz, interval_seconds double precision)
+AS 'MODULE_PATHNAME', 'thrillmon_detect_pass_silent'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION thrillmon._detect_pass_silent() IS
+	'Internal: the regular metrics this backend''s last detection pass found silent (no point for five intervals), each at most every ten minutes';
+
 CREATE OR REPLACE FUNCTION thrillmon._detect_run()
 RETURNS SETOF thrillmon.anomaly_detections
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
@@ -1536,6 +1545,7 @@ DECLARE
 	ev_previous text[] := '{}';
 	would_alert boolean;
 	label uuid;
+	quiet record;
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -1636,6 +1646,33 @@ BEGIN
 		END IF;
 		RETURN NEXT det;
 	END LOOP;
+
+	-- A metric that stops arriving: one no_data alert per silence, never silence itself. Not
+	-- while one is open, nor again for the same last point (a person resolved it); not for a
+	-- metric whose detection or alerts are off, nor under a silence or maintenance window (the
+	-- engine reports it again every ten minutes while it lasts).
+	FOR quiet IN SELECT * FROM thrillmon._detect_pass_silent() s ORDER BY s.metric_name LOOP
+		cfg := thrillmon._config_for(quiet.metric_name);
+		CONTINUE WHEN NOT cfg.enabled OR NOT cfg.auto_create_alert OR thrillmon._silence_for(quiet.metric_name, upto) IS NOT NULL;
+		fp := 'no_data:' || quiet.metric_name;
+		CONTINUE WHEN EXISTS (SELECT 1 FROM thrillmon.system_alerts s WHERE s.fingerprint = fp
+			AND (s.resolved_at IS NULL OR (s.metadata->>'last_point')::timestamptz = quiet.last_point));
+		INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, fingerprint)
+		VALUES ('no_data', 'high',
+			pg_catalog.left(pg_catalog.format('no data from %s since %s (it came every %s s)', quiet.metric_name, quiet.last_point,
+				pg_catalog.round(quiet.interval_seconds::numeric, 1)), 2000),
+			pg_catalog.jsonb_build_object('last_point', quiet.last_point, 'interval_seconds', quiet.interval_seconds,
+				'silent_seconds', EXTRACT(EPOCH FROM upto - quiet.last_point),
+				'category', (SELECT m.metric_category FROM thrillmon.metric_time_series m
+				             WHERE m.metric_name = quiet.metric_name AND m."timestamp" = quiet.last_point LIMIT 1)),
+			quiet.metric_name, fp)
+		RETURNING * INTO al;
+		PERFORM thrillmon._notify_listeners(al, 'new');
+		ev_alerts := ev_alerts || al;
+		ev_events := ev_events || 'new'::text;
+		ev_previous := ev_previous || NULL::text;
+		new_alerts := new_alerts || al.id;
+	END LOOP;
 	PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
 	ev_alerts := '{}';
 	ev_events := '{}';
@@ -1665,6 +1702,21 @@ BEGIN
 		WHERE s.id = due.id
 		RETURNING s.*
 	) SELECT * FROM resolved
+	LOOP
+		PERFORM thrillmon._notify_listeners(al, 'resolved');
+		ev_alerts := ev_alerts || al;
+		ev_events := ev_events || 'resolved'::text;
+		ev_previous := ev_previous || NULL::text;
+	END LOOP;
+	-- A no_data alert resolves when its metric's points come again.
+	FOR al IN UPDATE thrillmon.system_alerts s
+		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+		WHERE s.resolved_at IS NULL AND s.alert_type = 'no_data' AND s.metric_name IS NOT NULL
+		  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
+		              WHERE m.metric_name = s.metric_name AND m."timestamp" > (s.metadata->>'last_point')::timestamptz
+		                AND m."timestamp" <= upto)
+		RETURNING s.*
 	LOOP
 		PERFORM thrillmon._notify_listeners(al, 'resolved');
 		ev_alerts := ev_alerts || al;
@@ -2051,3 +2103,6 @@ REVOKE ALL ON FUNCTION thrillmon._false_positive_for(text, text, double precisio
 	thrillmon.tune_detection(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION thrillmon.label_anomaly(uuid, text, text), thrillmon.tune_detection(text, boolean) TO thrillmon_admin;
 GRANT DELETE ON thrillmon.anomaly_labels TO thrillmon_admin;
+-- The no_data alert (issue 13): what the pass found silent, readable as _detect_pass_stats() is.
+REVOKE ALL ON FUNCTION thrillmon._detect_pass_silent() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_silent() TO thrillmon_reader;

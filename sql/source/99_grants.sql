@@ -14,7 +14,7 @@ GRANT EXECUTE ON FUNCTION thrillmon._retention_cutoff(integer, text), thrillmon.
 	thrillmon._last_cleanup(text) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.backtest(text, timestamptz, timestamptz, text[], double precision) TO thrillmon_reader;
-GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats() TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats(), thrillmon._detect_pass_silent() TO thrillmon_reader;
 -- (dashboard() runs as its caller, so its helpers are granted too.)
 GRANT EXECUTE ON FUNCTION thrillmon.dashboard(timestamptz, integer), thrillmon._dashboard_cell(text, integer),
 	thrillmon._dashboard_number(double precision), thrillmon._dashboard_age(timestamptz, timestamptz) TO thrillmon_reader;

@@ -5,6 +5,8 @@
 #include "core/thread_pool.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 
 namespace thrillmon::detect {
 
@@ -26,14 +28,80 @@ MetricSettings::ForDetector() const
 	return s;
 }
 
-void
+bool
 DetectorCache::BeginPass(std::uint32_t database, std::int64_t prev_pass)
 {
-	if (database_ != database || pass_ < 0 || pass_ != prev_pass)
+	const bool kept = database_ == database && pass_ >= 0 && pass_ == prev_pass;
+	if (!kept) {
 		entries_.clear();
+		cadence_.clear();
+	}
 	database_ = database;
 	current_ = prev_pass + 1;
 	pass_ = -1; // until this pass has finished
+	return kept;
+}
+
+void
+Cadence::Note(const PassPoint &p)
+{
+	if (last_stored != 0 && p.t <= last_t)
+		return;
+	if (last_stored != 0) {
+		double g = p.t - last_t;
+		if (gaps == 0) {
+			gap = g;
+		} else {
+			// A gap far longer than usual (the metric was away, or a collector restarted) is
+			// counted as 4 intervals: one absence must not redefine the interval.
+			if (gaps >= kCadenceMinGaps && g > 4 * gap)
+				g = 4 * gap;
+			constexpr double kAlpha = 0.1;
+			gap_dev += kAlpha * (std::fabs(g - gap) - gap_dev);
+			gap += kAlpha * (g - gap);
+		}
+		if (gaps < UINT32_MAX)
+			gaps++;
+	}
+	last_t = p.t;
+	last_stored = p.stored;
+}
+
+bool
+Cadence::Regular() const
+{
+	return gaps >= kCadenceMinGaps && gap > 0 && gap_dev <= 0.5 * gap;
+}
+
+void
+DetectorCache::NoteArrivals(std::string_view name, const PassPoint *points, std::size_t n,
+                            std::int64_t lookback_minutes)
+{
+	if (n == 0)
+		return;
+	std::string key(name);
+	auto it = cadence_.find(key);
+	if (it == cadence_.end())
+		it = cadence_.emplace(std::move(key), Cadence {}).first;
+	it->second.lookback_minutes = lookback_minutes;
+	for (std::size_t i = 0; i < n; i++)
+		it->second.Note(points[i]);
+}
+
+std::vector<SilentMetric>
+DetectorCache::FindSilent(double upto)
+{
+	std::vector<SilentMetric> out;
+	for (auto &[name, c] : cadence_) {
+		if (!c.Regular() || upto - c.last_t < c.SilentAfter())
+			continue;
+		if (c.reported_at >= 0 && upto - c.reported_at < kSilentRepeatSeconds)
+			continue;
+		c.reported_at = upto;
+		out.push_back(SilentMetric {name, c.last_stored, c.gap});
+	}
+	std::sort(out.begin(), out.end(), [](const SilentMetric &a, const SilentMetric &b) { return a.name < b.name; });
+	return out;
 }
 
 bool
@@ -76,6 +144,21 @@ DetectorCache::detectors() const
 void
 DetectorCache::EndPass(std::int64_t pass, double upto_seconds)
 {
+	for (auto it = cadence_.begin(); it != cadence_.end();) {
+		if (!InLookback(it->second.last_t, upto_seconds, it->second.lookback_minutes))
+			it = cadence_.erase(it);
+		else
+			++it;
+	}
+	if (cadence_.size() > kLazyEntriesPerDetector * capacity_) {
+		// The longest silent go first (by name among equals: the same ones whatever the order).
+		std::vector<std::pair<double, std::string>> by_age;
+		for (const auto &kv : cadence_)
+			by_age.emplace_back(kv.second.last_t, kv.first);
+		std::sort(by_age.begin(), by_age.end());
+		for (std::size_t i = 0; i < by_age.size() - kLazyEntriesPerDetector * capacity_; i++)
+			cadence_.erase(by_age[i].second);
+	}
 	std::size_t with_detector = 0;
 	for (auto it = entries_.begin(); it != entries_.end();) {
 		if (!InLookback(it->second->last_t, upto_seconds, it->second->settings.lookback_minutes)) {

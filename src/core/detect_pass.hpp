@@ -107,6 +107,46 @@ struct PassStats {
 	std::size_t failed = 0;  // metrics whose scoring failed (out of memory): forgotten
 };
 
+// How a metric's points arrive, for the no_data alert (a metric that stops arriving): the gaps
+// between its points, smoothed. A metric is regular when it has shown kCadenceMinGaps gaps and
+// their typical deviation is at most half their typical length (a collector's interval, give or
+// take its jitter); an event-driven metric (points only when something happens) is not, and is
+// never called silent. A regular metric is silent once no point has come for kSilentIntervals of
+// its intervals, and never sooner than kSilentFloorSeconds (a pass that runs late must not call
+// a metric of 2-second points silent).
+constexpr std::uint32_t kCadenceMinGaps = 8;
+constexpr double kSilentIntervals = 5;
+constexpr double kSilentFloorSeconds = 120;
+// A silence is reported again, while it lasts, this often (the pass may have let it pass: a
+// maintenance window, a silence, a pass that rolled back).
+constexpr double kSilentRepeatSeconds = 600;
+
+struct Cadence {
+	double last_t = 0;
+	std::int64_t last_stored = 0; // the stored timestamp of its last point
+	double gap = 0;               // smoothed gap between points (seconds)
+	double gap_dev = 0;           // smoothed |gap - typical gap|
+	std::uint32_t gaps = 0;
+	std::int64_t lookback_minutes = 1440;
+	double reported_at = -1; // when (pass horizon) it was last reported silent
+
+	// Learns a point (in time order; an earlier or simultaneous one only moves nothing back).
+	void Note(const PassPoint &p);
+	bool Regular() const;
+	// Seconds after its last point from which a regular metric is silent.
+	double
+	SilentAfter() const
+	{
+		return gap * kSilentIntervals > kSilentFloorSeconds ? gap * kSilentIntervals : kSilentFloorSeconds;
+	}
+};
+
+struct SilentMetric {
+	std::string name;
+	std::int64_t last_stored;
+	double interval; // its typical gap (seconds)
+};
+
 // The backend's detectors, one per metric, kept between passes. A metric's state is made lazily:
 // until a metric has more than a few points (kLazyPoints, and fewer than its min_data_points, so
 // every one of them only warms up), the cache keeps the points themselves, a few dozen bytes,
@@ -133,7 +173,8 @@ public:
 	// Starts a pass in `database` after the pass numbered prev_pass: the cache serves it only if it
 	// was left by that very pass in that database; otherwise it forgets everything. Until EndPass()
 	// it is marked invalid, so a pass that fails half-way leaves nothing half-built trusted.
-	void BeginPass(std::uint32_t database, std::int64_t prev_pass);
+	// Returns whether the cache was kept (false: it starts empty, and knows no cadence either).
+	bool BeginPass(std::uint32_t database, std::int64_t prev_pass);
 
 	// Whether a steady pass must read the metric's history to score it: nothing is cached for it,
 	// or what is was built under other settings.
@@ -161,6 +202,24 @@ public:
 
 	// Drops the metric's state (a disabled metric, or one whose scoring failed).
 	void Forget(const std::string &name);
+	// Learns that the metric's point p arrived (in time order per metric; called by the pass for
+	// every point it reads, scored or history, in one thread). Kept for as long as the point is
+	// within the lookback; at most kLazyEntriesPerDetector * capacity metrics, the longest
+	// silent going first.
+	void NoteArrivals(std::string_view name, const PassPoint *points, std::size_t n, std::int64_t lookback_minutes);
+	void
+	NoteArrival(std::string_view name, const PassPoint &p, std::int64_t lookback_minutes)
+	{
+		NoteArrivals(name, &p, 1, lookback_minutes);
+	}
+	// The regular metrics silent at upto (seconds), each at most once every kSilentRepeatSeconds,
+	// by name.
+	std::vector<SilentMetric> FindSilent(double upto);
+	std::size_t
+	cadences() const
+	{
+		return cadence_.size();
+	}
 
 	// Ends the pass: forgets the metrics whose last point is older than their lookback before upto
 	// (a rebuild would find no history for them either), then the least recently used detectors
@@ -173,6 +232,7 @@ public:
 	Clear()
 	{
 		entries_.clear();
+		cadence_.clear();
 		pass_ = -1;
 	}
 
@@ -195,6 +255,7 @@ private:
 	std::int64_t pass_ = -1;
 	std::int64_t current_ = 0; // the pass in progress (BeginPass's prev_pass + 1, for `used`)
 	std::unordered_map<std::string, std::unique_ptr<Entry>> entries_;
+	std::unordered_map<std::string, Cadence> cadence_;
 };
 
 // Scores one metric's points with its entry: rebuilds it from history first when new, keeps the

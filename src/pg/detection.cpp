@@ -81,6 +81,8 @@ constexpr std::size_t kSkippedCounted = 100000;
 detect::DetectorCache *cache = nullptr;
 Scratch *scratch = nullptr;
 detect::PassStats *last_pass = nullptr;
+// The regular metrics the last pass found silent (for _detect_pass_silent()).
+std::vector<detect::SilentMetric> *last_silent = nullptr;
 
 void
 EnsureGlobals()
@@ -170,11 +172,41 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 	const thrillmon::pg::SettingsTable &settings = thrillmon::pg::ReadSettings();
 	std::int64_t max_lookback = 0;
 	const std::size_t max_metrics = static_cast<std::size_t>(thrillmon::pg::max_metrics_per_pass);
+	bool kept = false;
 	RunCore([&] {
 		cache->set_capacity(static_cast<std::size_t>(thrillmon::pg::detector_cache_size));
-		cache->BeginPass(MyDatabaseId, prev_pass);
+		kept = cache->BeginPass(MyDatabaseId, prev_pass);
 		max_lookback = settings.MaxLookbackMinutes();
+		if (last_silent == nullptr)
+			last_silent = new std::vector<detect::SilentMetric>();
+		last_silent->clear();
 	});
+	const bool keep = thrillmon::pg::IsThrillmonWorker();
+
+	// The worker, whose cache has just started over in a steady pass (a restart, or a pass run
+	// elsewhere), learns every metric's cadence from its lookback before the new points: a metric
+	// that stopped arriving has no new point to be seen by, and must not be forgotten for that.
+	// Once per start of the cache; other backends give their cache back after each pass, so only
+	// their cold passes (which read every lookback anyway) see silent metrics.
+	if (steady && keep && !kept) {
+		const TimestampTz lo = thrillmon::pg::MinusMinutes(prev, max_lookback);
+		auto learn = [&](const ScanRow *rows, int n) {
+			for (int i = 0; i < n; i++) {
+				const std::string_view name(rows[i].name, rows[i].name_len);
+				const detect::MetricSettings &ms = settings.For(name);
+				if (ms.enabled && detect::InLookback(rows[i].point.t, upto_s, ms.lookback_minutes))
+					cache->NoteArrival(name, rows[i].point, ms.lookback_minutes);
+			}
+		};
+		if (!thrillmon::pg::ScanWindowDirect(lo, prev, thrillmon::pg::SinkOf(learn))) {
+			Oid types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+			Datum values[2] = {TimestampTzGetDatum(lo), TimestampTzGetDatum(prev)};
+			thrillmon::pg::ScanPoints(
+			    "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 ORDER BY \"timestamp\"",
+			    false, 2, types, values, thrillmon::pg::SinkOf(learn));
+		}
+	}
 
 	// New points. Without a previous pass, each metric's lookback window is new.
 	{
@@ -283,10 +315,21 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet. A
 	// backend other than the worker is unlikely to run the next pass (only the pass after the one
 	// that made a cache may use it): it gives its cache back rather than keep it for the session.
-	const bool keep = thrillmon::pg::IsThrillmonWorker();
 	RunCore([&] {
+		// A metric rebuilt from its history learns its cadence from it too (a point it has
+		// already noted is passed over).
+		for (detect::PassMetric &pm : scratch->metrics)
+			if (pm.settings.enabled && pm.needs_history) {
+				detect::SortByTime(pm.history);
+				cache->NoteArrivals(pm.name, pm.history.data(), pm.history.size(), pm.settings.lookback_minutes);
+			}
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
+		// (ScorePass has put each metric's new points in time order.)
+		for (const detect::PassMetric &pm : scratch->metrics)
+			if (pm.settings.enabled)
+				cache->NoteArrivals(pm.name, pm.fresh.data(), pm.fresh.size(), pm.settings.lookback_minutes);
+		*last_silent = cache->FindSilent(upto_s);
 		cache->EndPass(pass, upto_s);
 		if (!keep)
 			cache->Clear();
@@ -343,4 +386,24 @@ THRILLMON_FUNCTION(thrillmon_detect_pass_stats)
 		values[8] = Int64GetDatum(static_cast<int64>(last_pass->failed));
 	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}
+
+// _detect_pass_silent(): the regular metrics this backend's last pass found silent: no point for
+// five of their intervals (two minutes at least). Each is reported at most every ten minutes
+// while it lasts; the pass raises a no_data alert for it (70_detection.sql).
+THRILLMON_FUNCTION(thrillmon_detect_pass_silent)
+{
+	InitMaterializedSRF(fcinfo, 0);
+	ReturnSetInfo *rsinfo = reinterpret_cast<ReturnSetInfo *>(fcinfo->resultinfo);
+	if (last_silent == nullptr)
+		return (Datum) 0;
+	for (const detect::SilentMetric &m : *last_silent) {
+		Datum values[3];
+		bool nulls[3] = {};
+		values[0] = PointerGetDatum(cstring_to_text_with_len(m.name.data(), static_cast<int>(m.name.size())));
+		values[1] = TimestampTzGetDatum(m.last_stored);
+		values[2] = Float8GetDatum(m.interval);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
 }

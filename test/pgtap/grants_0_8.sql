@@ -4,7 +4,7 @@
 -- the three cannot call them. Labels change what alerts: labelling and tuning are admins'.
 BEGIN;
 SET client_min_messages = warning;
-SELECT plan(20);
+SELECT plan(21);
 
 CREATE ROLE tap_nobody_08 NOLOGIN;
 CREATE TEMP TABLE fn (f regprocedure, public boolean, reader boolean, writer boolean, admin boolean);
@@ -19,7 +19,8 @@ INSERT INTO fn VALUES
 	('thrillmon._report_chart(text, timestamptz, timestamptz, integer)', false, true, false, true),
 	('thrillmon.label_anomaly(uuid, text, text)', false, false, false, true),
 	('thrillmon.tune_detection(text, boolean)', false, false, false, true),
-	('thrillmon._false_positive_for(text, text, double precision)', false, false, false, false);
+	('thrillmon._false_positive_for(text, text, double precision)', false, false, false, false),
+	('thrillmon._detect_pass_silent()', false, true, false, true);
 SELECT is(ARRAY[has_function_privilege('public', f, 'EXECUTE'), has_function_privilege('thrillmon_reader', f, 'EXECUTE'),
 		has_function_privilege('thrillmon_writer', f, 'EXECUTE'), has_function_privilege('thrillmon_admin', f, 'EXECUTE')],
 	ARRAY[public, reader, writer, admin],

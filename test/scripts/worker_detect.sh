@@ -4,7 +4,8 @@
 # later (its steady state), raises one alert per episode, scores no point twice across passes,
 # a SIGTERM of the worker (its detector cache is lost: the next pass rebuilds it) and an
 # immediate stop of the whole cluster (a pass in flight is rolled back and marked failed), and
-# schedule_with_pg_cron() hands detection to pg_cron. Speaks TAP.
+# schedule_with_pg_cron() hands detection to pg_cron; metrics that stop arriving raise no_data,
+# across those restarts, and resolve when they come back. Speaks TAP.
 set -uo pipefail
 . "$(dirname "$0")/lib/cluster.sh"
 
@@ -17,7 +18,7 @@ noise() { sql "SELECT setseed(0.5); SELECT count(thrillmon.record_metric('$1', 1
 	ts => clock_timestamp() - ($2 - g) * interval '1 second')) FROM generate_series(1, $2) g" >/dev/null; }
 spike() { sql "SELECT thrillmon.record_metric('$1', $2, 'performance', ts => clock_timestamp())" >/dev/null; }
 
-echo "1..20"
+echo "1..23"
 cluster_init tm
 cluster_conf "shared_preload_libraries = 'thrillmon,pg_cron'" "thrillmon.collect_interval = 3600" \
 	"thrillmon.detect_interval = 1" "thrillmon.enabled = off" "cron.database_name = 'tm'" "cron.host = '$work'"
@@ -46,11 +47,11 @@ wait_runs 20 2
 spike live 140
 wait_for 20 "SELECT EXISTS (SELECT 1 FROM thrillmon.anomaly_detections WHERE metric_name = 'live' AND anomaly_value = 140)"
 ok $? "a spike recorded now is found by the next passes (the worker's cached detectors)"
-is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'live' AND resolved_at IS NULL")" "1" \
+is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'live' AND alert_type = 'anomaly' AND resolved_at IS NULL")" "1" \
 	"one alert for it"
 spike live 141
 wait_runs 20 2
-is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'live'")" "1" \
+is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'live' AND alert_type = 'anomaly'")" "1" \
 	"a second spike in the same episode raises no second alert (de-duplicated within the cooldown)"
 
 # 3. SIGTERM: the worker restarts (after bgw_restart_time), its cache is gone; the next pass
@@ -95,10 +96,22 @@ wait_for 20 "SELECT EXISTS (SELECT 1 FROM thrillmon.anomaly_detections WHERE met
 ok $? "the spike the interrupted pass was about to score is found by the next one"
 is "$(sql "SELECT count(*) FROM (SELECT metric_name, time_window_end FROM thrillmon.anomaly_detections GROUP BY 1, 2 HAVING count(*) > 1) d")" "0" \
 	"still no point scored twice"
-is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'mid_pass'")" "1" "and one alert for it, not two"
+is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name = 'mid_pass' AND alert_type = 'anomaly'")" "1" "and one alert for it, not two"
 : "$anomalies"
 
-# 5. pg_cron takes detection over: the worker stops running it.
+# 5. Metrics that stop arriving. 'live' (a point a second) has had none since section 2, and the
+#    worker has restarted twice since (each start learns every metric's cadence from its lookback:
+#    a silent metric has no new point to be seen by). Its silence is due two minutes (the floor)
+#    after its last point.
+wait_for 200 "SELECT EXISTS (SELECT 1 FROM thrillmon.system_alerts WHERE alert_type = 'no_data' AND metric_name = 'live' AND resolved_at IS NULL)"
+ok $? "a metric that stopped arriving raises a no_data alert, across restarts of the worker"
+is "$(sql "SELECT count(*) = count(DISTINCT metric_name) FROM thrillmon.system_alerts WHERE alert_type = 'no_data'")" "t" \
+	"one no_data alert per silent metric"
+spike live 100
+wait_for 20 "SELECT resolved_at IS NOT NULL FROM thrillmon.system_alerts WHERE alert_type = 'no_data' AND metric_name = 'live'"
+ok $? "its points coming again resolve it"
+
+# 6. pg_cron takes detection over: the worker stops running it.
 sql "CREATE EXTENSION pg_cron" >/dev/null
 is "$(sql "SELECT string_agg(job || '=' || schedule, ',' ORDER BY job) FROM thrillmon.schedule_with_pg_cron()")" \
 	"collect=* * * * *,detect=*/5 * * * *,maintenance=15 * * * *,retention=0 3 * * *" \

@@ -449,3 +449,109 @@ TEST(Replay, InBatchesEqualsTheWholeRangeAtOnce)
 	none.Feed(all.data(), all.size(), &scored, &got);
 	EXPECT_TRUE(got.empty());
 }
+
+// ---- cadence: a metric that stops arriving (the no_data alert) -----------------------------------
+
+namespace {
+
+// Notes n points of `name` `gap` seconds apart from `start` (each gap jittered by up to +-jitter).
+double
+Arrive(DetectorCache &cache, const std::string &name, double start, int n, double gap, double jitter = 0,
+       unsigned seed = 1)
+{
+	std::mt19937_64 rng(seed);
+	std::uniform_real_distribution<double> j(-jitter, jitter);
+	double t = start;
+	double last = start;
+	for (int i = 0; i < n; i++) {
+		cache.NoteArrival(name, At(t, 1), 1440);
+		last = t;
+		t += gap + j(rng);
+	}
+	return last;
+}
+
+std::vector<std::string>
+SilentNames(DetectorCache &cache, double upto)
+{
+	std::vector<std::string> out;
+	for (const SilentMetric &m : cache.FindSilent(upto))
+		out.push_back(m.name);
+	return out;
+}
+
+} // namespace
+
+TEST(Cadence, ARegularMetricIsSilentAfterFiveIntervals)
+{
+	DetectorCache cache;
+	const double last = Arrive(cache, "every_minute", kT0, 60, 60, 3);
+	EXPECT_TRUE(SilentNames(cache, last + 4 * 60).empty()) << "four intervals late is not yet silent";
+	const std::vector<SilentMetric> silent = cache.FindSilent(last + 5.5 * 60);
+	ASSERT_EQ(silent.size(), 1u);
+	EXPECT_EQ(silent[0].name, "every_minute");
+	EXPECT_NEAR(silent[0].interval, 60, 3);
+	EXPECT_EQ(silent[0].last_stored, static_cast<std::int64_t>(last * 1e6)) << "reported with its last point";
+	EXPECT_TRUE(SilentNames(cache, last + 6 * 60).empty()) << "reported once";
+	EXPECT_EQ(SilentNames(cache, last + 5.5 * 60 + kSilentRepeatSeconds).size(), 1u) << "and again ten minutes on";
+}
+
+TEST(Cadence, FastMetricsWaitForTheFloor)
+{
+	DetectorCache cache;
+	const double last = Arrive(cache, "every_2s", kT0, 200, 2, 0.2);
+	EXPECT_TRUE(SilentNames(cache, last + 60).empty()) << "30 intervals, but under two minutes";
+	EXPECT_EQ(SilentNames(cache, last + kSilentFloorSeconds + 1).size(), 1u);
+}
+
+TEST(Cadence, IrregularAndYoungMetricsAreNeverSilent)
+{
+	DetectorCache cache;
+	// Points only when something happens: exponential gaps, mean 5 minutes.
+	std::mt19937_64 rng(7);
+	std::exponential_distribution<double> gap(1.0 / 300);
+	double t = kT0;
+	for (int i = 0; i < 300; i++) {
+		cache.NoteArrival("events", At(t, 1), 1440);
+		t += gap(rng);
+	}
+	Arrive(cache, "young", kT0, kCadenceMinGaps, 60); // one gap short of the minimum
+	for (double upto = t; upto < t + 86400; upto += 60)
+		EXPECT_TRUE(SilentNames(cache, upto).empty()) << "at " << upto - t << " s";
+}
+
+TEST(Cadence, OneLongAbsenceDoesNotRedefineTheInterval)
+{
+	DetectorCache cache;
+	double last = Arrive(cache, "m", kT0, 100, 60);
+	last = Arrive(cache, "m", last + 6 * 3600, 3, 60); // back after six hours, three points
+	const std::vector<SilentMetric> silent = cache.FindSilent(last + 10 * 60);
+	ASSERT_EQ(silent.size(), 1u) << "still regular";
+	EXPECT_LT(silent[0].interval, 90.0) << "the absence counts as at most four intervals";
+}
+
+TEST(Cadence, ForgottenPastTheLookbackAndWithTheCache)
+{
+	DetectorCache cache(2);
+	cache.BeginPass(1, 0);
+	const double last = Arrive(cache, "m", kT0, 20, 60);
+	cache.EndPass(1, last + 1439 * 60);
+	EXPECT_EQ(cache.cadences(), 1u);
+	cache.BeginPass(1, 1);
+	cache.EndPass(2, last + 1441 * 60);
+	EXPECT_EQ(cache.cadences(), 0u) << "a last point older than the lookback";
+	Arrive(cache, "m", kT0, 20, 60);
+	EXPECT_FALSE(cache.BeginPass(1, 7)) << "a cache that is not the previous pass's starts over";
+	EXPECT_EQ(cache.cadences(), 0u);
+}
+
+TEST(Cadence, BoundedToTenEntriesPerDetector)
+{
+	DetectorCache cache(3);
+	cache.BeginPass(1, 0);
+	for (int i = 0; i < 100; i++)
+		cache.NoteArrival("m" + std::to_string(100 + i), At(kT0 + i, 1), 1440);
+	cache.EndPass(1, kT0 + 200);
+	EXPECT_EQ(cache.cadences(), 30u);
+	EXPECT_EQ(cache.FindSilent(kT0 + 200).size(), 0u);
+}
