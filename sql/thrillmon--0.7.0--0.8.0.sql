@@ -1624,9 +1624,13 @@ BEGIN
 			ELSE
 				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, anomaly_id, fingerprint)
 				VALUES ('anomaly', a.severity,
-					pg_catalog.left(pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
-						a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
-						pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm), 2000),
+					-- (A flatline has no deviation to speak of: the engine's is nominal.)
+					pg_catalog.left(CASE WHEN a.anomaly_type = 'flatline'
+						THEN pg_catalog.format('%s flatline on %s: stuck at %s, where it used to vary around %s',
+							a.severity, a.metric_name, a.value, pg_catalog.round(a.baseline::numeric, 4))
+						ELSE pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
+							a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
+							pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm) END, 2000),
 					pg_catalog.jsonb_build_object('value', a.value, 'baseline', a.baseline, 'deviation', a.deviation,
 						'score', a.score, 'anomaly_type', a.anomaly_type, 'algorithm', a.algorithm, 'point_time', a.ts,
 						'last_anomaly_at', a.ts, 'cooldown_minutes', cfg.cooldown_minutes),
@@ -1899,6 +1903,15 @@ GRANT EXECUTE ON FUNCTION thrillmon.test_channel(text), thrillmon.create_silence
 	thrillmon.create_maintenance_window(text, timestamptz, timestamptz, text), thrillmon.expire_silence(bigint) TO thrillmon_admin;
 
 ------------------------------------------------------------------------------------------------
+-- A new anomaly type, flatline (issue 13: a metric that stops changing), in the anomalies' and
+-- the archive's CHECK (sql/source/10_schema.sql; the list is the core's kAnomalyTypes).
+------------------------------------------------------------------------------------------------
+ALTER TABLE thrillmon.anomaly_detections DROP CONSTRAINT anomaly_type_known,
+	ADD CONSTRAINT anomaly_type_known CHECK (anomaly_type IN ('spike', 'drop', 'level_shift', 'trend_change', 'outlier', 'flatline'));
+ALTER TABLE thrillmon.anomaly_detections_archive DROP CONSTRAINT anomaly_type_known,
+	ADD CONSTRAINT anomaly_type_known CHECK (anomaly_type IN ('spike', 'drop', 'level_shift', 'trend_change', 'outlier', 'flatline'));
+
+------------------------------------------------------------------------------------------------
 -- Feedback (issue 13): labels on anomalies (sql/source/10_schema.sql), label_anomaly(),
 -- tune_detection() and the pass's false-positive rule (sql/source/70_detection.sql).
 ------------------------------------------------------------------------------------------------
@@ -1912,7 +1925,7 @@ CREATE TABLE thrillmon.anomaly_labels (
 	metric_name text NOT NULL
 		CONSTRAINT label_metric_name_length CHECK (pg_catalog.char_length(metric_name) BETWEEN 1 AND 128),
 	point_time timestamptz NOT NULL,
-	anomaly_type text NOT NULL CONSTRAINT label_anomaly_type_known CHECK (anomaly_type IN ('spike', 'drop', 'level_shift', 'trend_change', 'outlier')),
+	anomaly_type text NOT NULL CONSTRAINT label_anomaly_type_known CHECK (anomaly_type IN ('spike', 'drop', 'level_shift', 'trend_change', 'outlier', 'flatline')),
 	deviation double precision NOT NULL
 		CONSTRAINT label_deviation_finite CHECK (deviation <> 'NaN'::float8 AND deviation <> 'Infinity'::float8 AND deviation <> '-Infinity'::float8),
 	label text NOT NULL CONSTRAINT label_known CHECK (label IN ('false_positive', 'true_positive')),

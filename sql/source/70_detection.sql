@@ -208,9 +208,13 @@ BEGIN
 			ELSE
 				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, anomaly_id, fingerprint)
 				VALUES ('anomaly', a.severity,
-					pg_catalog.left(pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
-						a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
-						pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm), 2000),
+					-- (A flatline has no deviation to speak of: the engine's is nominal.)
+					pg_catalog.left(CASE WHEN a.anomaly_type = 'flatline'
+						THEN pg_catalog.format('%s flatline on %s: stuck at %s, where it used to vary around %s',
+							a.severity, a.metric_name, a.value, pg_catalog.round(a.baseline::numeric, 4))
+						ELSE pg_catalog.format('%s %s on %s: %s against a baseline of %s (%s robust sd, %s)',
+							a.severity, pg_catalog.replace(a.anomaly_type, '_', ' '), a.metric_name, a.value,
+							pg_catalog.round(a.baseline::numeric, 4), pg_catalog.round(a.deviation::numeric, 1), a.algorithm) END, 2000),
 					pg_catalog.jsonb_build_object('value', a.value, 'baseline', a.baseline, 'deviation', a.deviation,
 						'score', a.score, 'anomaly_type', a.anomaly_type, 'algorithm', a.algorithm, 'point_time', a.ts,
 						'last_anomaly_at', a.ts, 'cooldown_minutes', cfg.cooldown_minutes),

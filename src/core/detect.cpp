@@ -13,7 +13,7 @@ namespace {
 // The enums index the SQL API's vocabularies (their words are the names the API uses).
 static_assert(std::size(vocabulary::kDetectionAlgorithms) == kAlgorithmCount);
 static_assert(vocabulary::kDetectionAlgorithms[static_cast<int>(Algorithm::kEnsemble)] == "ensemble");
-static_assert(std::size(vocabulary::kAnomalyTypes) == static_cast<std::size_t>(AnomalyType::kOutlier) + 1);
+static_assert(std::size(vocabulary::kAnomalyTypes) == static_cast<std::size_t>(AnomalyType::kFlatline) + 1);
 static_assert(std::size(vocabulary::kSeverities) == static_cast<std::size_t>(Severity::kCritical) + 1);
 
 // 1 / Phi^-1(3/4): MAD to standard deviation for Gaussian data.
@@ -648,6 +648,26 @@ Detector::Update(const Point &in)
 		}
 	}
 
+	// ---- flatline --------------------------------------------------------------------------
+	// No deviation shows a metric that stopped changing: every point is its own baseline. So the
+	// run of one repeated value is counted, and reported once, when it is both long
+	// (kFlatMinPoints) and four times the longest this metric has shown (a counter that is often
+	// 0 for hours, or a quiet night's gauge, has shown long runs and is not reported for them).
+	NoteRun(x);
+	if (ensemble && n_ >= settings_.min_data_points && run_start_n_ >= static_cast<std::uint64_t>(kWindow) &&
+	    static_cast<double>(run_length_) >= std::max(static_cast<double>(kFlatMinPoints), 4 * longest_run_) &&
+	    static_cast<double>(run_length_ - 1) < std::max(static_cast<double>(kFlatMinPoints), 4 * longest_run_)) {
+		constexpr double kFlatRatio = 1.5; // medium, and above the default alert threshold (0.8)
+		out.warming_up = false;
+		out.anomaly = true;
+		out.score = ScoreOfRatio(kFlatRatio);
+		out.deviation = kFlatRatio * settings_.sensitivity;
+		out.baseline = m;
+		out.type = AnomalyType::kFlatline;
+		out.severity = Severity::kMedium;
+		out.algorithm = Algorithm::kEnsemble;
+	}
+
 	// ---- learn ----------------------------------------------------------------------------
 	// CUSUM from the pre-point baseline (as scored)
 	if (count_ >= 2) {
@@ -807,9 +827,27 @@ Detector::Warm(const Point &in)
 	Bucket &day = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
 	Bucket &week = week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60];
 	LearnSeason(p, p.value, day, week, false, 0);
+	NoteRun(p.value);
 	last_t_ = p.t;
 	last_value_ = p.value;
 	n_++;
+}
+
+void
+Detector::NoteRun(double x)
+{
+	// (n_ still counts the points before x.) One value: exactly equal, as a stuck sensor or a
+	// collector that repeats its last reading writes it.
+	if (run_length_ > 0 && x == run_value_) {
+		run_length_++;
+	} else {
+		longest_run_ = std::max(longest_run_, static_cast<double>(run_length_));
+		run_value_ = x;
+		run_length_ = 1;
+		run_start_n_ = n_;
+	}
+	constexpr double kRunMemory = 10080; // points (a week at one a minute)
+	longest_run_ *= 1.0 - 1.0 / kRunMemory;
 }
 
 } // namespace thrillmon::detect

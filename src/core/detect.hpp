@@ -27,7 +27,10 @@
 //                    its routine swings); where it explains nothing, it stays out. The largest
 //                    calibrated deviation decides, corrected for being the largest of several,
 //                    and one report per episode: a decaying envelope of reported deviations
-//                    suppresses (halves the score of) what is not clearly larger.
+//                    suppresses (halves the score of) what is not clearly larger. Besides, the
+//                    ensemble reports a flatline: a metric that used to vary repeating one value
+//                    for kFlatMinPoints points and four times its longest run of one value so far
+//                    (a run that decays over about a week of points), once per run.
 //
 // A deviation d is a Gaussian-equivalent number of standard deviations. With r = d /
 // sensitivity the score is 0.5 r^4 up to r = 1 (0.5 exactly at the sensitivity), then
@@ -69,7 +72,7 @@ const char *AlgorithmName(Algorithm a);
 // The score of r = deviation / sensitivity (see the top of this file).
 double ScoreOfRatio(double r);
 
-enum class AnomalyType : std::uint8_t { kSpike, kDrop, kLevelShift, kTrendChange, kOutlier };
+enum class AnomalyType : std::uint8_t { kSpike, kDrop, kLevelShift, kTrendChange, kOutlier, kFlatline };
 const char *AnomalyTypeName(AnomalyType t);
 
 enum class Severity : std::uint8_t { kLow, kMedium, kHigh, kCritical };
@@ -115,6 +118,9 @@ public:
 	// the eight public components plus the ensemble-only burst component (a rise in how often
 	// the metric deviates)
 	static constexpr int kBurst = 8;
+	// A flatline: one value repeated for at least this many points (and four times the metric's
+	// longest run so far), after at least kWindow points.
+	static constexpr std::uint64_t kFlatMinPoints = 60;
 	static constexpr int kComponents = 9;
 
 	explicit Detector(const Settings &settings);
@@ -246,6 +252,14 @@ private:
 
 	// refractory: the recent envelope of deviations (decaying); only a clear excess is reported
 	double envelope_ = 0;
+
+	// flatline: the current run of one repeated value, the longest run so far (decaying), and how
+	// many points came before the current run
+	double run_value_ = 0;
+	std::uint64_t run_length_ = 0;
+	std::uint64_t run_start_n_ = 0;
+	double longest_run_ = 0;
+	void NoteRun(double x);
 };
 
 } // namespace thrillmon::detect

@@ -19,7 +19,8 @@ inline constexpr std::string_view kMetricCategories[] = {"performance", "system"
                                                          "workflow",    "monitoring", "custom"};
 inline constexpr std::string_view kDetectionAlgorithms[] = {
     "z_score", "mad", "moving_average", "rate_of_change", "ewma", "cusum", "seasonal", "predictive", "ensemble"};
-inline constexpr std::string_view kAnomalyTypes[] = {"spike", "drop", "level_shift", "trend_change", "outlier"};
+inline constexpr std::string_view kAnomalyTypes[] = {"spike",        "drop",    "level_shift",
+                                                     "trend_change", "outlier", "flatline"};
 inline constexpr std::string_view kSeverities[] = {"low", "medium", "high", "critical"};
 inline constexpr std::string_view kIncidentStatuses[] = {"open", "investigating", "resolved", "closed"};
 // The statuses of an incident that is not over: it keeps its alerts from retention, takes new ones.

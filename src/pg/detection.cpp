@@ -111,7 +111,7 @@ ReleaseScratch()
 	// glibc keeps freed memory in the process; after a cold pass (tens of MB of points) hand it
 	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild;
 	// and in any other backend, which has just given its cache back too.
-	if (large || !thrillmon::pg::IsThrillmonWorker())
+	if (large || !(thrillmon::pg::IsThrillmonWorker() || thrillmon::pg::session_detector_cache))
 		malloc_trim(0);
 }
 
@@ -181,7 +181,7 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			last_silent = new std::vector<detect::SilentMetric>();
 		last_silent->clear();
 	});
-	const bool keep = thrillmon::pg::IsThrillmonWorker();
+	const bool keep = thrillmon::pg::IsThrillmonWorker() || thrillmon::pg::session_detector_cache;
 
 	// The worker, whose cache has just started over in a steady pass (a restart, or a pass run
 	// elsewhere), learns every metric's cadence from its lookback before the new points: a metric

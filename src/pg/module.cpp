@@ -29,6 +29,7 @@ int max_observed_metrics = 256;
 int max_observed_metrics_per_database = 64;
 int detect_threads = 2;
 int detector_cache_size = 10000;
+bool session_detector_cache = false;
 int max_metrics_per_pass = 10000;
 char *notify_allowed_hosts = nullptr;
 int delivery_max_age_s = 86400;
@@ -85,6 +86,13 @@ InitGucs()
 	                        "Past it, the least recently used go, and are rebuilt from history when their metric comes "
 	                        "back. A metric with only a few points holds no detector yet.",
 	                        &detector_cache_size, 10000, 1, 1000000, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("thrillmon.session_detector_cache",
+	                         "Keeps this session's detectors between its detection passes, as the worker does.",
+	                         "Off, a session other than the worker gives its detectors back after each pass (they "
+	                         "are only valid for the pass after it). On, a session that runs every pass itself "
+	                         "(bench/detect.sh measures the worker's case this way) keeps up to "
+	                         "thrillmon.detector_cache_size of them for its lifetime.",
+	                         &session_detector_cache, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.max_metrics_per_pass", "Distinct metrics one detection pass scores at most.",
 	                        "Metrics past it (those with detectors kept come first) are left unscored in that pass, "
 	                        "and health_check() says how many.",

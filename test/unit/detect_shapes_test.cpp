@@ -1,0 +1,229 @@
+// The shapes ops metrics really have, through the default detector (the ensemble at sensitivity
+// 4.5) at one point a minute: how often each raises an anomaly when nothing is wrong, and the
+// flatline (a metric that stops changing). Series generated here, fixed seeds.
+#include "core/detect.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+using namespace thrillmon::detect;
+
+namespace {
+
+constexpr double kT0 = 1704067200.0; // 2024-01-01 00:00 UTC, a Monday
+constexpr double kMinute = 60.0;
+constexpr int kWeek = 10080; // points
+
+// A shape: the value at minute i (t its UTC time), drawn from rng; and the zone's UTC offset at t.
+struct Shape {
+	const char *name;
+	std::function<double(int i, double t, std::mt19937_64 &rng)> value;
+	std::function<long(double t)> offset = [](double) {
+		return 0L;
+	};
+};
+
+double
+Diurnal(double local_seconds)
+{
+	return 100 + 30 * std::sin(2 * M_PI * std::fmod(local_seconds, 86400.0) / 86400.0);
+}
+
+// Europe-like DST: +1 h, then +2 h from 2024-03-31 01:00 UTC (a week into the series below).
+long
+DstOffset(double t)
+{
+	return t < 1711846800.0 ? 3600L : 7200L;
+}
+
+std::vector<Shape>
+Shapes()
+{
+	std::vector<Shape> s;
+	s.push_back({"gaussian", [](int, double, std::mt19937_64 &r) {
+		             return std::normal_distribution<double>(100, 1)(r);
+	             }});
+	s.push_back({"student_t3", [](int, double, std::mt19937_64 &r) {
+		             return 100 + std::student_t_distribution<double>(3)(r);
+	             }});
+	s.push_back({"lognormal_latency", [](int, double, std::mt19937_64 &r) {
+		             return std::exp(std::normal_distribution<double>(std::log(50.0), 0.5)(r));
+	             }});
+	s.push_back({"poisson_0.3", [](int, double, std::mt19937_64 &r) {
+		             return static_cast<double>(std::poisson_distribution<int>(0.3)(r));
+	             }});
+	s.push_back({"poisson_4", [](int, double, std::mt19937_64 &r) {
+		             return static_cast<double>(std::poisson_distribution<int>(4)(r));
+	             }});
+	s.push_back({"binary_98_2", [](int, double, std::mt19937_64 &r) {
+		             return std::bernoulli_distribution(0.02)(r) ? 1.0 : 0.0;
+	             }});
+	// Mostly 0; now and then (1 in 200 minutes) a burst of 1 to 3 for 1 to 3 minutes.
+	s.push_back({"rare_bursts", [left = 0, level = 0.0](int, double, std::mt19937_64 &r) mutable {
+		             if (left == 0 && std::bernoulli_distribution(0.005)(r)) {
+			             left = std::uniform_int_distribution<int>(1, 3)(r);
+			             level = std::uniform_int_distribution<int>(1, 3)(r);
+		             }
+		             if (left > 0) {
+			             left--;
+			             return level;
+		             }
+		             return 0.0;
+	             }});
+	s.push_back({"integer_gauge", [](int, double, std::mt19937_64 &r) {
+		             return std::round(std::normal_distribution<double>(20, 2)(r));
+	             }});
+	// A table's size: grows by about 10 kB a minute, in steps of a 8 kB page.
+	s.push_back({"growing_size", [size = 1e9](int, double, std::mt19937_64 &r) mutable {
+		             size += 8192.0 * std::poisson_distribution<int>(1.25)(r);
+		             return size;
+	             }});
+	s.push_back({"diurnal_across_dst",
+	             [](int, double t, std::mt19937_64 &r) {
+		             return Diurnal(t + static_cast<double>(DstOffset(t))) + std::normal_distribution<double>(0, 2)(r);
+	             },
+	             DstOffset});
+	return s;
+}
+
+// Anomalies per week of `shape` over `weeks` weeks from kT0 (after the first `skip` points).
+double
+WeeklyRate(const Shape &shape, std::uint64_t seed, int points, int skip = 0)
+{
+	Settings settings; // the defaults: ensemble, 4.5, 30
+	Detector d(settings);
+	std::mt19937_64 rng(seed);
+	Shape s = shape; // (its generator may keep state)
+	int n = 0;
+	for (int i = 0; i < points; i++) {
+		const double t = kT0 + i * kMinute;
+		const Score sc = d.Update(MakePoint(t, s.value(i, t, rng), s.offset(t)));
+		if (i >= skip)
+			n += sc.anomaly;
+		// (SHAPE_DEBUG=1 prints each anomaly: which component found what, where.)
+		if (sc.anomaly && std::getenv("SHAPE_DEBUG"))
+			std::printf("# %s %d %s %s %.2f\n", shape.name, i, AnomalyTypeName(sc.type), AlgorithmName(sc.algorithm),
+			            sc.deviation);
+	}
+	return n * static_cast<double>(kWeek) / (points - skip);
+}
+
+} // namespace
+
+// The rates, printed for bench/README.md (and the table): each shape, two seeds, two weeks
+// (the DST change falls in the second), and the first three days of a diurnal series alone
+// (before any daily profile exists).
+TEST(Shapes, WeeklyRatesOnHealthySeries)
+{
+	std::map<std::string, double> rate;
+	for (const Shape &s : Shapes()) {
+		double sum = 0;
+		for (std::uint64_t seed : {11u, 22u})
+			sum += WeeklyRate(s, seed, 2 * kWeek);
+		rate[s.name] = sum / 2;
+	}
+	Shape first_days {"diurnal_first_3_days", [](int, double t, std::mt19937_64 &r) {
+		                  return Diurnal(t) + std::normal_distribution<double>(0, 2)(r);
+	                  }};
+	rate[first_days.name] = (WeeklyRate(first_days, 11, 3 * 1440) + WeeklyRate(first_days, 22, 3 * 1440)) / 2;
+	for (const auto &[name, r] : rate)
+		std::printf("[ info     ] shape %-22s %5.2f anomalies per week (requirement <= 1)\n", name.c_str(), r);
+	// What holds today. The rest are measured and printed: quieting them by calibrating the far
+	// tail cost 4 to 10 NAB points (bench/README.md), so it is not done yet.
+	for (const char *name : {"gaussian", "integer_gauge", "growing_size", "diurnal_across_dst"})
+		EXPECT_LE(rate[name], 1.0) << name;
+}
+
+// ---- flatline -------------------------------------------------------------------------------
+
+TEST(Flatline, AMetricThatStopsChangingIsReportedOnce)
+{
+	Settings settings;
+	Detector d(settings);
+	std::mt19937_64 rng(5);
+	std::normal_distribution<double> noise(100, 1);
+	double t = kT0;
+	int before = 0;
+	for (int i = 0; i < 2 * 1440; i++, t += kMinute)
+		before += d.Update(MakePoint(t, noise(rng), 0)).anomaly;
+	EXPECT_EQ(before, 0);
+	std::vector<int> at;
+	std::vector<Score> flat;
+	for (int i = 1; i <= 600; i++, t += kMinute) {
+		const Score s = d.Update(MakePoint(t, 100.25, 0));
+		if (s.anomaly && s.type == AnomalyType::kFlatline) {
+			at.push_back(i);
+			flat.push_back(s);
+		}
+	}
+	ASSERT_EQ(at.size(), 1u) << "once per run";
+	EXPECT_EQ(at[0], static_cast<int>(Detector::kFlatMinPoints)) << "after kFlatMinPoints repeats";
+	EXPECT_EQ(flat[0].severity, Severity::kMedium);
+	EXPECT_GE(flat[0].score, 0.8) << "above the default alert threshold";
+	EXPECT_STREQ(AnomalyTypeName(flat[0].type), "flatline");
+}
+
+TEST(Flatline, ALongerRunThanTheMetricHasShownIsNeededAndSeenRunsRaiseTheBar)
+{
+	Settings settings;
+	Detector d(settings);
+	std::mt19937_64 rng(6);
+	std::normal_distribution<double> noise(100, 1);
+	double t = kT0;
+	int flat = 0;
+	auto feed = [&](double v) {
+		flat += d.Update(MakePoint(t, v, 0)).type == AnomalyType::kFlatline;
+		t += kMinute;
+	};
+	for (int i = 0; i < 1440; i++)
+		feed(noise(rng));
+	for (int i = 0; i < 100; i++) // a first flat stretch: reported
+		feed(50);
+	EXPECT_EQ(flat, 1);
+	for (int i = 0; i < 1440; i++)
+		feed(noise(rng));
+	for (int i = 0; i < 300; i++) // 300 < 4 x 100: a run like ones it has shown
+		feed(50);
+	EXPECT_EQ(flat, 1) << "a run no longer than four times the longest seen is not news";
+	for (int i = 0; i < 1440; i++)
+		feed(noise(rng));
+	for (int i = 0; i < 500; i++) // 300 became the longest run: 1200 are needed now
+		feed(50);
+	EXPECT_EQ(flat, 1) << "the bar rose with the runs seen";
+	for (int i = 0; i < 1440; i++)
+		feed(noise(rng));
+	for (int i = 0; i < 2100; i++) // past four times the longest (500, decayed a little)
+		feed(50);
+	EXPECT_EQ(flat, 2) << "a run far past any seen is news again";
+}
+
+TEST(Flatline, OnlyTheEnsembleAndOnlyAfterAWindowOfHistory)
+{
+	Settings mad;
+	mad.algorithms = AlgorithmBit(Algorithm::kMad);
+	Settings ens;
+	Detector a(mad), b(ens);
+	double t = kT0;
+	int flat_a = 0, flat_b = 0;
+	std::mt19937_64 rng(7);
+	std::normal_distribution<double> noise(100, 1);
+	for (int i = 0; i < 100; i++, t += kMinute) { // fewer than kWindow points of history
+		const double v = noise(rng);
+		a.Update(MakePoint(t, v, 0));
+		b.Update(MakePoint(t, v, 0));
+	}
+	for (int i = 0; i < 300; i++, t += kMinute) {
+		flat_a += a.Update(MakePoint(t, 7, 0)).type == AnomalyType::kFlatline;
+		flat_b += b.Update(MakePoint(t, 7, 0)).type == AnomalyType::kFlatline;
+	}
+	EXPECT_EQ(flat_a, 0) << "a single algorithm does not report flatlines";
+	EXPECT_EQ(flat_b, 0) << "a metric constant from its first window on has never varied";
+}
