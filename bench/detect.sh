@@ -71,7 +71,9 @@ zscore_ms=$(echo "$steady" | awk '$1 == "zscore" {print $2}' | median)
 cold_list=; scan_list=; mem_list=
 for _ in $(seq "$ROUNDS"); do
 	q -c "SELECT add_points()" >/dev/null
+	# (The backend keeps what it rebuilt, as the worker does: the memory figure is the detectors'.)
 	out=$(q -F ' ' <<'SQL'
+SET thrillmon.session_detector_cache = on;
 SELECT 'before', (SELECT regexp_replace(l, '\D', '', 'g') FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\n') l WHERE l LIKE 'RssAnon:%');
 SELECT 'cold', bench_ms('SELECT count(*) FROM thrillmon.detect_anomalies()');
 SELECT 'after', (SELECT regexp_replace(l, '\D', '', 'g') FROM regexp_split_to_table(pg_read_file('/proc/' || pg_backend_pid() || '/status'), E'\n') l WHERE l LIKE 'RssAnon:%');
