@@ -169,15 +169,17 @@ BEGIN
 			-- unnest(): subscripting an array of rows walks it from its start on each access.
 			WITH e AS MATERIALIZED (
 				SELECT o.alert, o.ord, p_events[i - 1 + o.ord] AS event,
-					thrillmon._alert_payload(o.alert, p_events[i - 1 + o.ord], p_previous_severities[i - 1 + o.ord]) AS payload
+					thrillmon._alert_payload(o.alert, p_events[i - 1 + o.ord], p_previous_severities[i - 1 + o.ord]) AS payload,
+					thrillmon._severity_rank((o.alert).severity) AS rank
 				FROM (SELECT a AS alert, pg_catalog.row_number() OVER () AS ord FROM pg_catalog.unnest(p_alerts[i:j]) a) o
 			)
 			INSERT INTO thrillmon.deliveries (channel, alert_id, event, idempotency_key, payload)
 			SELECT c.name, (e.alert).id, e.event, e.payload->>'idempotency_key', e.payload
 			FROM e
-			JOIN (SELECT c.name, c.metric_pattern, pg_catalog.array_position(@array:severity@::text[], c.min_severity) AS min_rank
+			-- (Ranks once per event, above, and once per channel, here: not once per pair.)
+			JOIN (SELECT c.name, c.metric_pattern, thrillmon._severity_rank(c.min_severity) AS min_rank
 			      FROM thrillmon.notification_channels c WHERE c.enabled) c
-			  ON pg_catalog.array_position(@array:severity@::text[], (e.alert).severity) >= c.min_rank
+			  ON e.rank >= c.min_rank
 			 AND ((e.alert).metric_name IS NULL OR (e.alert).metric_name LIKE c.metric_pattern)
 			 AND (e.event <> 'resolved' OR EXISTS (SELECT 1 FROM thrillmon.deliveries d WHERE d.alert_id = (e.alert).id AND d.channel = c.name))
 			 AND NOT ((e.alert).alert_type = 'delivery_failing' AND c.name = (e.alert).metadata->>'channel')

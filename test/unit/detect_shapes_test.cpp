@@ -227,3 +227,35 @@ TEST(Flatline, OnlyTheEnsembleAndOnlyAfterAWindowOfHistory)
 	EXPECT_EQ(flat_a, 0) << "a single algorithm does not report flatlines";
 	EXPECT_EQ(flat_b, 0) << "a metric constant from its first window on has never varied";
 }
+
+// ---- a slow leak ----------------------------------------------------------------------------
+
+// A metric climbing steadily to three times its level over a day (memory leaking, a queue
+// backing up) after two quiet days: found before it has doubled.
+TEST(Leak, ASteadyClimbToThreeTimesOverADayIsFoundBeforeItDoubles)
+{
+	for (std::uint64_t seed : {31u, 32u, 33u}) {
+		Settings settings;
+		Detector d(settings);
+		std::mt19937_64 rng(seed);
+		std::normal_distribution<double> noise(0, 2);
+		double t = kT0;
+		int before = 0;
+		for (int i = 0; i < 2 * 1440; i++, t += kMinute)
+			before += d.Update(MakePoint(t, 100 + noise(rng), 0)).anomaly;
+		int found_at = -1;
+		std::string how;
+		for (int i = 1; i <= 1440; i++, t += kMinute) {
+			const Score s = d.Update(MakePoint(t, 100 + 200.0 * i / 1440 + noise(rng), 0));
+			if (s.anomaly && found_at < 0) {
+				found_at = i;
+				how = std::string(AnomalyTypeName(s.type)) + " by " + AlgorithmName(s.algorithm);
+			}
+		}
+		std::printf("[ info     ] leak seed %llu: found after %d minutes (level %.0f), %s; %d before it\n",
+		            static_cast<unsigned long long>(seed), found_at, 100 + 200.0 * found_at / 1440, how.c_str(), before);
+		EXPECT_LE(before, 1) << "quiet before the leak";
+		ASSERT_GT(found_at, 0) << "never found";
+		EXPECT_LT(100 + 200.0 * found_at / 1440, 200.0) << "found before the level doubled";
+	}
+}
