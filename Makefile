@@ -97,7 +97,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak detect-memory test demo bench bench-nodiscard nab nab-loco deb dist package-test \
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak healthy-soak detect-memory test demo bench bench-nodiscard nab nab-loco deb dist package-test \
 	report-screenshot
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
@@ -131,6 +131,12 @@ soak:
 # Delivery through a 10-minute receiver outage (make test runs 2 minutes); own cluster.
 delivery-soak:
 	DELIVERY_OUTAGE_S=600 bash test/scripts/delivery.sh
+
+# A healthy database under pgbench for an hour, collected every 2 s and then every 60 s (make
+# test runs two minutes at 2 s); what thrillmon raised is printed.
+healthy-soak:
+	HEALTHY_S=3600 HEALTHY_INTERVAL_S=2 bash test/scripts/healthy_pgbench.sh
+	HEALTHY_S=3600 HEALTHY_INTERVAL_S=60 bash test/scripts/healthy_pgbench.sh
 
 # Detection's memory under 100,000 one-point names and backtest() over a million points, the
 # issue's cases (make test runs 20,000 and 300,000); own cluster.
