@@ -38,10 +38,11 @@ constexpr double kHorizonSteps = 3.0;    // predictive: trend extrapolated over 
 constexpr double kHorizonGrowth = 2.0;   // predictive: error scale growth cap after a long gap
 // predictive: error scale floor, in window scales (a near-perfect fit must not make every wiggle news)
 constexpr double kPredictiveFloor = 0.1;
-constexpr double kStepOverLevel = 2.0;     // ensemble: a step counts up to this times the level deviation
-constexpr double kEarlyPoints = 8.0;       // ensemble: d *= n / (n + kEarlyPoints)
-constexpr double kScoreLogSlope = 1.6770;  // see ScoreOfRatio()
-constexpr double kSeasonScaleAlpha = 0.01; // pooled seasonal residual scale
+constexpr double kStepOverLevel = 2.0;         // ensemble: a step counts up to this times the level deviation
+constexpr std::uint32_t kAftermathPoints = 16; // ensemble: points after a report the forecast is held to the level
+constexpr double kEarlyPoints = 8.0;           // ensemble: d *= n / (n + kEarlyPoints)
+constexpr double kScoreLogSlope = 1.6770;      // see ScoreOfRatio()
+constexpr double kSeasonScaleAlpha = 0.01;     // pooled seasonal residual scale
 // Clip of one residual in the pooled scales, in those scales: low, so that an anomalous day
 // grows them only slowly.
 constexpr double kScaleClip = 2.0;
@@ -497,6 +498,12 @@ Detector::Update(const Point &in)
 			const int mi0 = static_cast<int>(Algorithm::kMad), zi0 = static_cast<int>(Algorithm::kZScore);
 			double level = std::max(on[mi0] ? cal[mi0] : 0.0, on[zi0] ? cal[zi0] : 0.0);
 			cal[ri] = std::min(cal[ri], kStepOverLevel * level);
+			// The same for the forecast just after a report: the spike it reported has pulled the
+			// trend, and the points that follow, back at their ordinary level, miss the forecast
+			// by as much; that is the spike's aftermath, not a trend change of its own.
+			const int pi = static_cast<int>(Algorithm::kPredictive);
+			if (on[pi] && since_report_ < kAftermathPoints)
+				cal[pi] = std::min(cal[pi], kStepOverLevel * level);
 		}
 		// Where the daily profile explains most of the variation (its residual scale is well
 		// under the window baseline's), the window components only see the profile's routine
@@ -599,6 +606,8 @@ Detector::Update(const Point &in)
 			// envelope decays.
 			if (r >= 1.0)
 				envelope_ = std::max(envelope_, std::min(d, kEnvelopeCap * settings_.sensitivity));
+			if (out.anomaly)
+				since_report_ = 0;
 		}
 		if (ensemble) {
 			for (int i = 0; i < kComponents; i++)
@@ -620,6 +629,8 @@ Detector::Update(const Point &in)
 		}
 	}
 	envelope_ *= kEnvelopeDecay;
+	if (since_report_ < UINT32_MAX)
+		since_report_++;
 
 	// burst: the running sum of the last kBurstPoints surprises, and its long-run level/spread
 	if (count_ >= 2) {

@@ -252,6 +252,7 @@ private:
 
 	// refractory: the recent envelope of deviations (decaying); only a clear excess is reported
 	double envelope_ = 0;
+	std::uint32_t since_report_ = UINT32_MAX; // points since the last report
 
 	// flatline: the current run of one repeated value, the longest run so far (decaying), and how
 	// many points came before the current run

@@ -253,7 +253,8 @@ TEST(Leak, ASteadyClimbToThreeTimesOverADayIsFoundBeforeItDoubles)
 			}
 		}
 		std::printf("[ info     ] leak seed %llu: found after %d minutes (level %.0f), %s; %d before it\n",
-		            static_cast<unsigned long long>(seed), found_at, 100 + 200.0 * found_at / 1440, how.c_str(), before);
+		            static_cast<unsigned long long>(seed), found_at, 100 + 200.0 * found_at / 1440, how.c_str(),
+		            before);
 		EXPECT_LE(before, 1) << "quiet before the leak";
 		ASSERT_GT(found_at, 0) << "never found";
 		EXPECT_LT(100 + 200.0 * found_at / 1440, 200.0) << "found before the level doubled";
