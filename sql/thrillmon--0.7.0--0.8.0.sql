@@ -831,6 +831,275 @@ END
 $fn$;
 COMMENT ON FUNCTION thrillmon._retention_all() IS 'Internal: the body of the full retention cleanup';
 
+-- Scale-out on Citus (DESIGN §8, docs/scale-out.md): metric_time_series distributed by
+-- metric_name, with its partitions, and everything else local on the coordinator. Citus is
+-- optional: nothing here names a Citus object outside EXECUTE, so the functions exist (and say
+-- what is missing) on a server without it.
+
+-- Whether metric_time_series is distributed here. False without Citus and on a node whose Citus
+-- metadata does not list it.
+CREATE FUNCTION thrillmon._metrics_distributed()
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	d boolean;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p
+	                        WHERE p.logicalrelid OPERATOR(pg_catalog.=) ''thrillmon.metric_time_series''::pg_catalog.regclass)' INTO d;
+	RETURN d;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._metrics_distributed() IS 'Internal: true when Citus lists metric_time_series as distributed on this node';
+
+-- Whether any point of a metric is in (lo, hi]. A function of its own, in PL/pgSQL so that it is
+-- never inlined: a statement over a local table (an alert) that also reads a distributed one is
+-- a join Citus refuses in a modification; this way each probe is a query of its own, routed to
+-- the one shard that holds the metric (on one node, the same index probe as before).
+CREATE FUNCTION thrillmon._has_points(metric text, lo timestamptz, hi timestamptz)
+RETURNS boolean
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	RETURN EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
+	               WHERE m.metric_name OPERATOR(pg_catalog.=) metric AND m."timestamp" > lo AND m."timestamp" <= hi);
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._has_points(text, timestamptz, timestamptz) IS 'Internal: whether a metric has a point in (lo, hi]';
+
+-- The checks distribute() and undistribute() share: Citus is there and this is its coordinator.
+CREATE FUNCTION thrillmon._require_citus_coordinator(caller text)
+RETURNS void
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	coordinator boolean;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
+		RAISE EXCEPTION 'thrillmon: %() needs the citus extension in this database', caller USING ERRCODE = '0A000',
+			HINT = 'Install Citus, add citus to shared_preload_libraries, CREATE EXTENSION citus and add the worker nodes first (docs/scale-out.md).';
+	END IF;
+	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO coordinator;
+	IF NOT coordinator THEN
+		RAISE EXCEPTION 'thrillmon: %() runs on the Citus coordinator only', caller USING ERRCODE = '0A000',
+			HINT = 'Connect to the coordinator (citus_set_coordinator_host()) and call it there.';
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._require_citus_coordinator(text) IS 'Internal: errors unless Citus is installed and this is its coordinator';
+
+-- Going distributed moves the points onto the worker nodes' shards, partition by partition
+-- (Citus copies the rows out), then empties the coordinator's own copies: Citus leaves them on
+-- disk under the shell tables, where they would feed the planner statistics retention reads and
+-- take space for nothing. The partition-DDL lock is held throughout, so maintenance and
+-- retention (which take it too) wait rather than create or drop a partition half-way.
+CREATE FUNCTION thrillmon.distribute(shard_count integer DEFAULT 32,
+	OUT relation regclass, OUT shards integer, OUT partitions integer, OUT nodes text[], OUT already_distributed boolean)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '30s'
+AS $fn$
+BEGIN
+	PERFORM thrillmon._require_citus_coordinator('distribute');
+	IF shard_count IS NULL OR shard_count < 1 OR shard_count > 64000 THEN
+		RAISE EXCEPTION 'thrillmon: shard_count must be between 1 and 64000, got %', coalesce(shard_count::text, 'NULL')
+			USING ERRCODE = '22023';
+	END IF;
+	already_distributed := thrillmon._metrics_distributed();
+	IF NOT already_distributed THEN
+		PERFORM thrillmon._lock_metrics_parent();
+		-- colocate_with none: thrillmon's table has no partner to join with, and a shard count of
+		-- its own must not be forced by (or force) another distributed table's.
+		EXECUTE 'SELECT pg_catalog.create_distributed_table(''thrillmon.metric_time_series'', ''metric_name'',
+		             shard_count => $1, colocate_with => ''none'')' USING shard_count;
+		EXECUTE 'SELECT pg_catalog.truncate_local_data_after_distributing_table(''thrillmon.metric_time_series'')';
+	END IF;
+	relation := 'thrillmon.metric_time_series'::regclass;
+	EXECUTE 'SELECT pg_catalog.count(*)::integer FROM pg_catalog.pg_dist_shard s
+	         WHERE s.logicalrelid OPERATOR(pg_catalog.=) ''thrillmon.metric_time_series''::pg_catalog.regclass' INTO shards;
+	SELECT pg_catalog.count(*)::integer INTO partitions FROM pg_catalog.pg_inherits i
+	WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass;
+	EXECUTE 'SELECT pg_catalog.array_agg(n.nodename || '':'' || n.nodeport ORDER BY n.nodeid) FROM pg_catalog.pg_dist_node n
+	         WHERE n.isactive AND n.noderole OPERATOR(pg_catalog.=) ''primary'' AND n.shouldhaveshards AND n.groupid > 0' INTO nodes;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.distribute(integer) IS
+	'Distributes metric_time_series (its partitions and default partition) by metric_name over the Citus worker nodes, shard_count shards (default 32); the other tables stay local on the coordinator. Runs on the coordinator; calling it again changes nothing';
+
+-- The way back. Citus' undistribute_table() recreates a table, which it refuses for an
+-- extension's (and new OIDs would lose the extension membership and the grants); instead the
+-- table's Citus metadata is removed as Citus' own drop trigger removes it (from the workers'
+-- metadata, the shards themselves, pg_dist_partition and pg_dist_object), Citus' truncate
+-- trigger goes, and the points, read back through Citus first, are written into the local
+-- tables again. The workers' copies of the daily partitions go with their metadata; their copies
+-- of the extension's own tables stay as the extension's (empty) tables there.
+CREATE FUNCTION thrillmon.undistribute(keep_data boolean DEFAULT true)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '30s'
+AS $fn$
+DECLARE
+	r record;
+	n bigint := 0;
+BEGIN
+	PERFORM thrillmon._require_citus_coordinator('undistribute');
+	IF NOT thrillmon._metrics_distributed() THEN
+		RETURN 0;
+	END IF;
+	PERFORM thrillmon._lock_metrics_parent();
+	IF keep_data THEN
+		DROP TABLE IF EXISTS pg_temp.thrillmon_undistribute;
+		CREATE TEMP TABLE thrillmon_undistribute ON COMMIT DROP AS SELECT * FROM thrillmon.metric_time_series;
+		GET DIAGNOSTICS n = ROW_COUNT;
+	END IF;
+	-- Partitions first (their shards only in the metadata: dropping the parent's shards drops
+	-- theirs), then the parent.
+	FOR r IN
+		SELECT c.oid::regclass AS rel, c.relname::text AS name, c.oid <> 'thrillmon.metric_time_series'::regclass AS is_partition
+		FROM pg_catalog.pg_class c
+		WHERE c.oid = 'thrillmon.metric_time_series'::regclass
+		   OR c.oid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass)
+		ORDER BY 3 DESC, 2
+	LOOP
+		EXECUTE 'SELECT pg_catalog.master_remove_distributed_table_metadata_from_workers($1, $2, $3)'
+			USING r.rel, 'thrillmon', r.name;
+		EXECUTE 'SELECT pg_catalog.citus_drop_all_shards($1, $2, $3, $4)' USING r.rel, 'thrillmon', r.name, r.is_partition;
+		EXECUTE 'SELECT pg_catalog.master_remove_partition_metadata($1, $2, $3)' USING r.rel, 'thrillmon', r.name;
+		EXECUTE 'SELECT pg_catalog.citus_unmark_object_distributed(''pg_catalog.pg_class''::pg_catalog.regclass, $1, 0, false)'
+			USING r.rel::oid;
+	END LOOP;
+	-- Citus names its truncate trigger after the trigger's OID, so it is found by its function.
+	FOR r IN
+		SELECT t.tgname, t.tgrelid::regclass AS rel
+		FROM pg_catalog.pg_trigger t
+		WHERE t.tgfoid = 'pg_catalog.citus_truncate_trigger()'::regprocedure
+		  AND (t.tgrelid = 'thrillmon.metric_time_series'::regclass
+		       OR t.tgrelid IN (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass))
+	LOOP
+		EXECUTE pg_catalog.format('DROP TRIGGER %I ON %s', r.tgname, r.rel);
+	END LOOP;
+	TRUNCATE thrillmon.metric_time_series;
+	IF keep_data THEN
+		INSERT INTO thrillmon.metric_time_series SELECT * FROM pg_temp.thrillmon_undistribute;
+		DROP TABLE pg_temp.thrillmon_undistribute;
+	END IF;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon.undistribute(boolean) IS
+	'Makes metric_time_series a local table of the coordinator again: removes its shards from every node and its Citus metadata, and (keep_data, the default) brings its points back first; returns the points kept. Runs on the coordinator; a no-op when it is not distributed';
+
+-- DROP EXTENSION thrillmon while the table is distributed: Citus' drop trigger cannot drop an
+-- extension's distributed partitioned table (it errors on the workers), so the extension takes
+-- the table back first, without its points (they go with the extension). Event triggers see no
+-- object list at ddl_command_start, so the statement is read: one DROP EXTENSION naming
+-- thrillmon. Anything it cannot read surely (a multi-statement string) is refused with the way
+-- out, rather than guessed at: a wrong guess would discard the points.
+CREATE FUNCTION thrillmon._on_drop_extension()
+RETURNS event_trigger
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	q text := pg_catalog.btrim(pg_catalog.current_query(), E' \t\r\n;');
+	names text;
+BEGIN
+	IF NOT thrillmon._metrics_distributed() THEN
+		RETURN;
+	END IF;
+	IF q !~* '^drop\s+extension\s' OR pg_catalog.strpos(q, ';') > 0 THEN
+		IF q ~* '\mthrillmon\M' THEN
+			RAISE EXCEPTION 'thrillmon: metric_time_series is distributed; run SELECT thrillmon.undistribute() before dropping the extension'
+				USING ERRCODE = '55000';
+		END IF;
+		RETURN;
+	END IF;
+	names := pg_catalog.regexp_replace(q, '^drop\s+extension\s+(if\s+exists\s+)?(.*?)(\s+(cascade|restrict))?$', '\2', 'i');
+	IF EXISTS (SELECT 1 FROM pg_catalog.regexp_split_to_table(names, '\s*,\s*') AS n(name)
+	           WHERE pg_catalog.lower(pg_catalog.btrim(n.name, '"')) = 'thrillmon') THEN
+		PERFORM thrillmon.undistribute(keep_data => false);
+	END IF;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._on_drop_extension() IS 'Internal: before DROP EXTENSION thrillmon, takes metric_time_series back from Citus';
+CREATE EVENT TRIGGER thrillmon_drop_extension ON ddl_command_start WHEN TAG IN ('DROP EXTENSION')
+	EXECUTE FUNCTION thrillmon._on_drop_extension();
+
+REVOKE ALL ON FUNCTION thrillmon._metrics_distributed(), thrillmon._has_points(text, timestamptz, timestamptz),
+	thrillmon._require_citus_coordinator(text), thrillmon.distribute(integer), thrillmon.undistribute(boolean),
+	thrillmon._on_drop_extension() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION thrillmon._metrics_distributed() TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon.distribute(integer), thrillmon.undistribute(boolean) TO thrillmon_admin;
+
+-- Distributed (issue 16): rows counted and sizes summed over the shards.
+CREATE OR REPLACE FUNCTION thrillmon._metric_retention_stats(
+	OUT row_count bigint, OUT total_bytes bigint, OUT oldest timestamptz, OUT newest timestamptz,
+	OUT rows_past_retention bigint, OUT partitions integer)
+-- SECURITY DEFINER: it reads the daily partitions directly (ONLY, one at a time), which readers
+-- have no grant on (they read through the parent); it returns only aggregates.
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	days integer;
+	cutoff timestamptz;
+	part record;
+	n bigint;
+	n_past bigint;
+	lo timestamptz;
+	hi timestamptz;
+	-- Distributed (Citus), the coordinator's partitions are empty shells: their statistics and
+	-- sizes say nothing. Rows are counted (Citus runs the count on every shard) and sizes summed
+	-- over the shards.
+	distributed boolean := thrillmon._metrics_distributed();
+	bytes bigint;
+BEGIN
+	SELECT p.retention_days INTO days FROM thrillmon.retention_policies p WHERE p.target = 'metrics';
+	cutoff := thrillmon._retention_cutoff(coalesce(days, 30), 'retention_days');
+	row_count := 0;
+	total_bytes := 0;
+	rows_past_retention := 0;
+	partitions := 0;
+	FOR part IN
+		SELECT c.oid::regclass AS rel, c.relname, c.reltuples,
+			CASE WHEN c.relname ~ '^metric_time_series_p[0-9]{8}$'
+				THEN pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 21), 'YYYYMMDD')::date END AS day
+		FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+		WHERE i.inhparent = 'thrillmon.metric_time_series'::regclass
+		ORDER BY c.relname
+	LOOP
+		partitions := partitions + 1;
+		IF distributed THEN
+			EXECUTE 'SELECT pg_catalog.citus_total_relation_size($1)' INTO bytes USING part.rel;
+		ELSE
+			bytes := pg_catalog.pg_total_relation_size(part.rel);
+		END IF;
+		total_bytes := total_bytes + bytes;
+		IF part.reltuples >= 0 AND part.relname <> 'metric_time_series_default' AND NOT distributed THEN
+			n := part.reltuples::bigint;
+		ELSE
+			EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s', part.rel) INTO n;
+		END IF;
+		row_count := row_count + n;
+		-- What a cleanup would remove now: the daily partitions whose day has ended by the
+		-- cut-off, whole, and the default partition's rows older than it. The partition holding
+		-- the cut-off is kept whole, so its older rows are not past retention yet.
+		IF part.relname = 'metric_time_series_default' THEN
+			EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s WHERE "timestamp" < $1', part.rel) INTO n_past USING cutoff;
+			rows_past_retention := rows_past_retention + n_past;
+		ELSIF part.day IS NOT NULL AND (part.day::timestamp AT TIME ZONE 'UTC') + interval '1 day' <= cutoff THEN
+			rows_past_retention := rows_past_retention + n;
+		END IF;
+		IF n > 0 OR part.day IS NULL THEN
+			EXECUTE pg_catalog.format('SELECT min("timestamp"), max("timestamp") FROM ONLY %s', part.rel) INTO lo, hi;
+			-- Partitions come in day order, so only the first non-empty one can hold the oldest
+			-- point; the newest is re-read per non-empty partition but each read is one partition.
+			oldest := CASE WHEN oldest IS NULL THEN lo ELSE least(oldest, lo) END;
+			newest := CASE WHEN newest IS NULL THEN hi ELSE greatest(newest, hi) END;
+		END IF;
+	END LOOP;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._metric_retention_stats() IS 'Internal: metric figures for retention_stats';
+
+
 CREATE OR REPLACE VIEW thrillmon.retention_stats AS
 WITH policy AS (
 	SELECT p.target, p.retention_days, p.archive_after_days, p.archive_retention_days, p.failed_retention_days, p.enabled,
@@ -840,7 +1109,7 @@ WITH policy AS (
 m AS (SELECT * FROM thrillmon._metric_retention_stats()),
 figures AS (
 	SELECT 'metrics'::text AS target, 'thrillmon.metric_time_series'::text AS table_name, m.row_count AS row_count,
-		true AS rows_estimated, m.total_bytes, m.oldest, m.newest, m.rows_past_retention
+		NOT thrillmon._metrics_distributed() AS rows_estimated, m.total_bytes, m.oldest, m.newest, m.rows_past_retention
 	FROM m
 	UNION ALL
 	SELECT 'anomalies', 'thrillmon.anomaly_detections', (SELECT count(*) FROM thrillmon.anomaly_detections), false,
@@ -896,7 +1165,7 @@ LEFT JOIN policy p ON p.target = (CASE WHEN f.target = 'anomalies_archive' THEN 
 LEFT JOIN LATERAL thrillmon._last_cleanup(CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END) lc ON true
 ORDER BY f.target;
 COMMENT ON VIEW thrillmon.retention_stats IS
-	'Per retention target: rows, bytes, oldest/newest record, rows past retention now (what a cleanup would remove now), last cleanup and what it removed. For metrics, rows are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, counted exactly only for never-analysed partitions and the default partition; rows past retention are the rows of the daily partitions whose whole day is older than the cut-off plus the default partition''s older rows (the partition holding the cut-off is dropped only once its day has expired). Other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';
+	'Per retention target: rows, bytes, oldest/newest record, rows past retention now (what a cleanup would remove now), last cleanup and what it removed. For metrics, rows are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, counted exactly only for never-analysed partitions and the default partition (and for all when the table is distributed with Citus: rows_estimated = false); rows past retention are the rows of the daily partitions whose whole day is older than the cut-off plus the default partition''s older rows (the partition holding the cut-off is dropped only once its day has expired). Other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';
 
 ------------------------------------------------------------------------------------------------
 -- Every alert event writes its deliveries (60_alerts_incidents.sql, 65_delivery.sql).
@@ -1548,6 +1817,7 @@ DECLARE
 	would_alert boolean;
 	label uuid;
 	quiet record;
+	quiet_category text;
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -1663,14 +1933,17 @@ BEGIN
 		fp := 'no_data:' || quiet.metric_name;
 		CONTINUE WHEN EXISTS (SELECT 1 FROM thrillmon.system_alerts s WHERE s.fingerprint = fp
 			AND (s.resolved_at IS NULL OR (s.metadata->>'last_point')::timestamptz = quiet.last_point));
+		-- (Read first, in a statement of its own: Citus plans no read of a distributed table
+		-- inside an INSERT into a local one.)
+		SELECT m.metric_category INTO quiet_category FROM thrillmon.metric_time_series m
+		WHERE m.metric_name = quiet.metric_name AND m."timestamp" = quiet.last_point LIMIT 1;
 		INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, fingerprint)
 		VALUES ('no_data', 'high',
 			pg_catalog.left(pg_catalog.format('no data from %s since %s (it came every %s s)', quiet.metric_name, quiet.last_point,
 				pg_catalog.round(quiet.interval_seconds::numeric, 1)), 2000),
 			pg_catalog.jsonb_build_object('last_point', quiet.last_point, 'interval_seconds', quiet.interval_seconds,
 				'silent_seconds', EXTRACT(EPOCH FROM upto - quiet.last_point),
-				'category', (SELECT m.metric_category FROM thrillmon.metric_time_series m
-				             WHERE m.metric_name = quiet.metric_name AND m."timestamp" = quiet.last_point LIMIT 1)),
+				'category', quiet_category),
 			quiet.metric_name, fp)
 		RETURNING * INTO al;
 		PERFORM thrillmon._notify_listeners(al, 'new');
@@ -1702,8 +1975,8 @@ BEGIN
 			                                                                      (thrillmon._config_for(o.metric_name)).cooldown_minutes)) AS quiet_from) q
 			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
 			  AND q.quiet_from <= upto
-			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
-			              WHERE m.metric_name = o.metric_name AND m."timestamp" > q.quiet_from AND m."timestamp" <= upto)
+			  -- (A probe of its own per alert: see _has_points().)
+			  AND thrillmon._has_points(o.metric_name, q.quiet_from, upto)
 		) due
 		WHERE s.id = due.id
 		RETURNING s.*
@@ -1719,9 +1992,7 @@ BEGIN
 		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
 			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
 		WHERE s.resolved_at IS NULL AND s.alert_type = 'no_data' AND s.metric_name IS NOT NULL
-		  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
-		              WHERE m.metric_name = s.metric_name AND m."timestamp" > (s.metadata->>'last_point')::timestamptz
-		                AND m."timestamp" <= upto)
+		  AND thrillmon._has_points(s.metric_name, (s.metadata->>'last_point')::timestamptz, upto)
 		RETURNING s.*
 	LOOP
 		PERFORM thrillmon._notify_listeners(al, 'resolved');

@@ -355,6 +355,19 @@ CREATE TABLE thrillmon.counter_snapshots (
 );
 COMMENT ON TABLE thrillmon.counter_snapshots IS 'Internal: last value of each cumulative counter read by collection';
 
+-- On a Citus coordinator, what collection last heard from each worker node (35_scale_out.sql):
+-- two collections in a row without an answer raise the node's node_down alert. State, not user
+-- data (not dumped); one row per node of pg_dist_node, so bounded by the cluster.
+CREATE TABLE thrillmon.node_state (
+	node text PRIMARY KEY,
+	consecutive_failures integer NOT NULL DEFAULT 0,
+	last_success_at timestamptz,
+	last_failure_at timestamptz,
+	last_error text
+);
+COMMENT ON TABLE thrillmon.node_state IS
+	'Per Citus worker node (host:port): consecutive collections without an answer, the last success and failure, the last error';
+
 ------------------------------------------------------------------------------------------------
 -- Retention and job history
 ------------------------------------------------------------------------------------------------

@@ -339,6 +339,11 @@ DECLARE
 	n_past bigint;
 	lo timestamptz;
 	hi timestamptz;
+	-- Distributed (Citus), the coordinator's partitions are empty shells: their statistics and
+	-- sizes say nothing. Rows are counted (Citus runs the count on every shard) and sizes summed
+	-- over the shards.
+	distributed boolean := thrillmon._metrics_distributed();
+	bytes bigint;
 BEGIN
 	SELECT p.retention_days INTO days FROM thrillmon.retention_policies p WHERE p.target = 'metrics';
 	cutoff := thrillmon._retention_cutoff(coalesce(days, 30), 'retention_days');
@@ -355,8 +360,13 @@ BEGIN
 		ORDER BY c.relname
 	LOOP
 		partitions := partitions + 1;
-		total_bytes := total_bytes + pg_catalog.pg_total_relation_size(part.rel);
-		IF part.reltuples >= 0 AND part.relname <> 'metric_time_series_default' THEN
+		IF distributed THEN
+			EXECUTE 'SELECT pg_catalog.citus_total_relation_size($1)' INTO bytes USING part.rel;
+		ELSE
+			bytes := pg_catalog.pg_total_relation_size(part.rel);
+		END IF;
+		total_bytes := total_bytes + bytes;
+		IF part.reltuples >= 0 AND part.relname <> 'metric_time_series_default' AND NOT distributed THEN
 			n := part.reltuples::bigint;
 		ELSE
 			EXECUTE pg_catalog.format('SELECT count(*) FROM ONLY %s', part.rel) INTO n;
@@ -406,7 +416,7 @@ WITH policy AS (
 m AS (SELECT * FROM thrillmon._metric_retention_stats()),
 figures AS (
 	SELECT 'metrics'::text AS target, 'thrillmon.metric_time_series'::text AS table_name, m.row_count AS row_count,
-		true AS rows_estimated, m.total_bytes, m.oldest, m.newest, m.rows_past_retention
+		NOT thrillmon._metrics_distributed() AS rows_estimated, m.total_bytes, m.oldest, m.newest, m.rows_past_retention
 	FROM m
 	UNION ALL
 	SELECT 'anomalies', 'thrillmon.anomaly_detections', (SELECT count(*) FROM thrillmon.anomaly_detections), false,
@@ -462,4 +472,4 @@ LEFT JOIN policy p ON p.target = (CASE WHEN f.target = 'anomalies_archive' THEN 
 LEFT JOIN LATERAL thrillmon._last_cleanup(CASE WHEN f.target = 'anomalies_archive' THEN 'anomalies' ELSE f.target END) lc ON true
 ORDER BY f.target;
 COMMENT ON VIEW thrillmon.retention_stats IS
-	'Per retention target: rows, bytes, oldest/newest record, rows past retention now (what a cleanup would remove now), last cleanup and what it removed. For metrics, rows are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, counted exactly only for never-analysed partitions and the default partition; rows past retention are the rows of the daily partitions whose whole day is older than the cut-off plus the default partition''s older rows (the partition holding the cut-off is dropped only once its day has expired). Other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';
+	'Per retention target: rows, bytes, oldest/newest record, rows past retention now (what a cleanup would remove now), last cleanup and what it removed. For metrics, rows are estimates (rows_estimated = true) from each partition''s pg_class.reltuples, counted exactly only for never-analysed partitions and the default partition (and for all when the table is distributed with Citus: rows_estimated = false); rows past retention are the rows of the daily partitions whose whole day is older than the cut-off plus the default partition''s older rows (the partition holding the cut-off is dropped only once its day has expired). Other targets are counted exactly (their retention keeps them small). For anomalies_archive, last_cleanup_removed is the anomalies run''s.';

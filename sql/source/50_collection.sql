@@ -39,6 +39,7 @@ FROM (VALUES
 	('wal_bytes_per_second', 'system', 'bytes per second', 'builtin', 'WAL generated per second over the last interval (whole cluster)'),
 	('dead_tuple_ratio', 'system', 'percent', 'builtin', 'Dead tuples in percent of all tuples of user tables'),
 	('replication_lag_seconds', 'system', 'seconds', 'builtin', 'Largest replay lag of a connected replica (only recorded when replicas are connected)'),
+	('cluster_database_size_bytes', 'system', 'bytes', 'builtin', 'On a Citus coordinator: this database''s size on every node together (only recorded when every worker node answered); each worker node''s own figures are database_connections, database_size_bytes and replication_lag_seconds followed by @host:port'),
 	('api_response_time', 'performance', 'milliseconds', 'application', 'Mean API response time (origin: Django middleware)'),
 	('error_rate', 'performance', 'percent', 'application', 'Percentage of requests that errored (origin: Django)'),
 	('celery_queue_size', 'system', 'tasks', 'application', 'Queued background tasks (origin: Celery)'),
@@ -117,9 +118,25 @@ BEGIN
 			(SELECT coalesce(max(EXTRACT(EPOCH FROM coalesce(replay_lag, interval '0'))), 0) FROM pg_catalog.pg_stat_replication)));
 	END IF;
 
-	INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
-	SELECT p->>0, p->>1, (p->>2)::double precision, p_at FROM pg_catalog.jsonb_array_elements(points) p;
-	GET DIAGNOSTICS n = ROW_COUNT;
+	IF NOT thrillmon._metrics_distributed() THEN
+		INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
+		SELECT p->>0, p->>1, (p->>2)::double precision, p_at FROM pg_catalog.jsonb_array_elements(points) p;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		RETURN n;
+	END IF;
+	-- Distributed, each point goes to its metric's shard, and a worker node that is down takes
+	-- its shards' points with it: one point a subtransaction, so that the others (and the rest of
+	-- the collection, which reports the node) are stored all the same.
+	n := 0;
+	FOR d IN SELECT p FROM pg_catalog.jsonb_array_elements(points) p LOOP
+		BEGIN
+			INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
+			VALUES (d.p->>0, d.p->>1, (d.p->>2)::double precision, p_at);
+			n := n + 1;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'thrillmon: built-in metric % not stored: %', d.p->>0, SQLERRM;
+		END;
+	END LOOP;
 	RETURN n;
 END
 $fn$;
@@ -267,11 +284,26 @@ CREATE FUNCTION thrillmon._collect(p_at timestamptz, p_only_due boolean)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
-	builtin integer := thrillmon._collect_builtin(p_at);
-	observed integer := thrillmon._flush_observations(p_at);
-	collectors jsonb := thrillmon._run_collectors(p_at, p_only_due);
+	nodes integer := 0;
+	nodes_error text;
+	builtin integer;
+	observed integer;
+	collectors jsonb;
 BEGIN
-	RETURN pg_catalog.jsonb_build_object('builtin_points', builtin, 'observed_points', observed, 'at', p_at) || collectors;
+	-- The Citus worker nodes first (a no-op without Citus), in a subtransaction of its own:
+	-- whatever goes wrong asking them must not cost this node's own points; it is reported in
+	-- the job's details instead.
+	BEGIN
+		nodes := thrillmon._collect_nodes(p_at);
+	EXCEPTION WHEN OTHERS THEN
+		nodes_error := SQLERRM;
+	END;
+	builtin := thrillmon._collect_builtin(p_at);
+	observed := thrillmon._flush_observations(p_at);
+	collectors := thrillmon._run_collectors(p_at, p_only_due);
+	RETURN pg_catalog.jsonb_build_object('builtin_points', builtin + nodes, 'observed_points', observed, 'at', p_at)
+		|| CASE WHEN nodes_error IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('nodes_error', nodes_error) END
+		|| collectors;
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon._collect(timestamptz, boolean) IS 'Internal: the collection job body';

@@ -130,6 +130,7 @@ DECLARE
 	would_alert boolean;
 	label uuid;
 	quiet record;
+	quiet_category text;
 BEGIN
 	-- One pass at a time (the worker, pg_cron, a person): the second waits, then scores only
 	-- what arrived after the first one's horizon.
@@ -245,14 +246,17 @@ BEGIN
 		fp := 'no_data:' || quiet.metric_name;
 		CONTINUE WHEN EXISTS (SELECT 1 FROM thrillmon.system_alerts s WHERE s.fingerprint = fp
 			AND (s.resolved_at IS NULL OR (s.metadata->>'last_point')::timestamptz = quiet.last_point));
+		-- (Read first, in a statement of its own: Citus plans no read of a distributed table
+		-- inside an INSERT into a local one.)
+		SELECT m.metric_category INTO quiet_category FROM thrillmon.metric_time_series m
+		WHERE m.metric_name = quiet.metric_name AND m."timestamp" = quiet.last_point LIMIT 1;
 		INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, metric_name, fingerprint)
 		VALUES ('no_data', 'high',
 			pg_catalog.left(pg_catalog.format('no data from %s since %s (it came every %s s)', quiet.metric_name, quiet.last_point,
 				pg_catalog.round(quiet.interval_seconds::numeric, 1)), 2000),
 			pg_catalog.jsonb_build_object('last_point', quiet.last_point, 'interval_seconds', quiet.interval_seconds,
 				'silent_seconds', EXTRACT(EPOCH FROM upto - quiet.last_point),
-				'category', (SELECT m.metric_category FROM thrillmon.metric_time_series m
-				             WHERE m.metric_name = quiet.metric_name AND m."timestamp" = quiet.last_point LIMIT 1)),
+				'category', quiet_category),
 			quiet.metric_name, fp)
 		RETURNING * INTO al;
 		PERFORM thrillmon._notify_listeners(al, 'new');
@@ -284,8 +288,8 @@ BEGIN
 			                                                                      (thrillmon._config_for(o.metric_name)).cooldown_minutes)) AS quiet_from) q
 			WHERE o.resolved_at IS NULL AND o.alert_type = 'anomaly' AND o.metric_name IS NOT NULL
 			  AND q.quiet_from <= upto
-			  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
-			              WHERE m.metric_name = o.metric_name AND m."timestamp" > q.quiet_from AND m."timestamp" <= upto)
+			  -- (A probe of its own per alert: see _has_points().)
+			  AND thrillmon._has_points(o.metric_name, q.quiet_from, upto)
 		) due
 		WHERE s.id = due.id
 		RETURNING s.*
@@ -301,9 +305,7 @@ BEGIN
 		SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
 			metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
 		WHERE s.resolved_at IS NULL AND s.alert_type = 'no_data' AND s.metric_name IS NOT NULL
-		  AND EXISTS (SELECT 1 FROM thrillmon.metric_time_series m
-		              WHERE m.metric_name = s.metric_name AND m."timestamp" > (s.metadata->>'last_point')::timestamptz
-		                AND m."timestamp" <= upto)
+		  AND thrillmon._has_points(s.metric_name, (s.metadata->>'last_point')::timestamptz, upto)
 		RETURNING s.*
 	LOOP
 		PERFORM thrillmon._notify_listeners(al, 'resolved');

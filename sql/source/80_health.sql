@@ -114,6 +114,14 @@ BEGIN
 	LOOP
 		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
 	END LOOP;
+	-- A Citus worker node that did not answer the last collection: the cluster is not whole.
+	FOR c IN SELECT ns.node, ns.consecutive_failures, ns.last_failure_at, ns.last_error FROM thrillmon.node_state ns
+		WHERE ns.consecutive_failures > 0 ORDER BY ns.node
+	LOOP
+		failing := true;
+		reasons := reasons || pg_catalog.format('Citus worker node %s not answering since %s: %s', c.node,
+			c.last_failure_at, coalesce(c.last_error, '?'));
+	END LOOP;
 	-- Delivery (65_delivery.sql): with a channel enabled, its worker must run; a delivery given up
 	-- (dead) or an event dropped from a full outbox in the last day means someone was not told:
 	-- failing. A channel failing now, or deliveries waiting for long, is degraded.

@@ -11,7 +11,7 @@ GRANT USAGE ON SCHEMA thrillmon TO thrillmon_reader, thrillmon_writer, thrillmon
 -- Readers. (retention_stats calls the three internal functions as its reader.)
 GRANT SELECT ON ALL TABLES IN SCHEMA thrillmon TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._retention_cutoff(integer, text), thrillmon._metric_retention_stats(),
-	thrillmon._last_cleanup(text) TO thrillmon_reader;
+	thrillmon._last_cleanup(text), thrillmon._metrics_distributed() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.backtest(text, timestamptz, timestamptz, text[], double precision) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats(), thrillmon._detect_pass_silent() TO thrillmon_reader;
@@ -36,6 +36,8 @@ GRANT EXECUTE ON FUNCTION thrillmon.maintain_partitions(integer), thrillmon.clea
 	thrillmon.cleanup_old_anomalies(integer), thrillmon.cleanup_old_alerts(integer),
 	thrillmon.cleanup_old_incidents(integer), thrillmon.run_data_retention_cleanup() TO thrillmon_admin;
 GRANT INSERT, UPDATE, DELETE ON thrillmon.retention_policies, thrillmon.anomaly_detection_config TO thrillmon_admin;
+-- ... scale-out (Citus: the table's placement is an admin's decision, like its retention) ...
+GRANT EXECUTE ON FUNCTION thrillmon.distribute(integer), thrillmon.undistribute(boolean) TO thrillmon_admin;
 GRANT UPDATE ON thrillmon.system_alerts, thrillmon.incidents TO thrillmon_admin;
 -- ... collection and scheduling (the checks register_collector() runs as its caller, too) ...
 GRANT EXECUTE ON FUNCTION thrillmon.collect_metrics(boolean), thrillmon.register_collector(text, text, text, interval),

@@ -15,6 +15,7 @@
 #include "core/partitions.hpp"
 #include "pg/boundary.hpp"
 #include "pg/detect.hpp"
+#include "pg/partitions.hpp"
 #include "pg/spi.hpp"
 
 extern "C" {
@@ -152,11 +153,15 @@ namespace {
 
 // The partitions of metric_time_series that can hold rows in (lo, hi]: daily ones by the UTC day
 // in their name (the core's ParsePartitionName, days since 1970; a day of margin either side),
-// the default one always. -1 when the table has a partition named otherwise (attached by hand):
+// the default one always. -1 when the table has a partition named otherwise (attached by hand), or when it is distributed:
 // the caller then reads through SQL, which prunes by the real bounds.
 int
 PartitionsOverlapping(TimestampTz lo, TimestampTz hi, Oid **out)
 {
+	// Distributed (Citus), the partitions here are empty shells and the points are on the
+	// shards: a direct scan would find nothing and say nothing. SQL goes through Citus' planner.
+	if (thrillmon::pg::MetricsDistributed())
+		return -1;
 	Oid nsp = get_namespace_oid("thrillmon", false);
 	Oid parent_oid = get_relname_relid("metric_time_series", nsp);
 	if (!OidIsValid(parent_oid))

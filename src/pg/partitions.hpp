@@ -50,6 +50,12 @@ static_assert(std::is_trivially_copyable<thrillmon::PartitionStatistics>::value 
 // the partitions is read.
 int ReadPartitionStatistics(const char *only, PlainStatistics **out);
 
+// Whether Citus lists metric_time_series as distributed on this node (false without Citus, at
+// the cost of one catalog name lookup). Then the coordinator's partitions are empty shells:
+// their heaps, statistics and sizes say nothing of the points, which are on the shards, and only
+// a query through Citus' planner sees them.
+bool MetricsDistributed();
+
 // Takes the partition-DDL lock on metric_time_series, then ACCESS EXCLUSIVE on the partitions
 // named (thrillmon.NAME each, n of them), in one try that gives both back if a partition is
 // busy (thrillmon._lock_metrics_parent(regclass[])). Needs the caller's SPI connection.

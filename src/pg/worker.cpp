@@ -74,10 +74,18 @@ namespace {
 
 using thrillmon::EpochMicros;
 
-enum ExtensionState { kExtensionAbsent, kExtensionOutdated, kExtensionReady };
+enum ExtensionState { kExtensionAbsent, kExtensionOutdated, kExtensionReady, kExtensionCitusWorker };
 
 // What the worker has logged last, so a waiting worker says so once, not every tick.
-enum Logged { kLoggedNothing, kLoggedStandby, kLoggedDisabled, kLoggedAbsent, kLoggedOutdated, kLoggedServing };
+enum Logged {
+	kLoggedNothing,
+	kLoggedStandby,
+	kLoggedDisabled,
+	kLoggedAbsent,
+	kLoggedOutdated,
+	kLoggedCitusWorker,
+	kLoggedServing
+};
 
 struct WorkerState {
 	bool ready;               // extension present and current, interrupted runs marked
@@ -139,6 +147,20 @@ CheckExtension()
 	     0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		state = BoolResult(0, 1) ? kExtensionReady : kExtensionOutdated;
+	// On a Citus worker node the extension is the coordinator's propagated copy: its tables hold
+	// shards' shells, and the coordinator's worker runs every job for the cluster. Serving the
+	// copy would make local partitions (which then block distributing) and store this node's
+	// built-in metrics into the cluster's series a second time. Citus' metadata says which node
+	// this is: group 0 is the coordinator (or a lone node), a worker node's group is above 0.
+	if (state == kExtensionReady) {
+		Exec("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL", 0, nullptr, nullptr, nullptr,
+		     SPI_OK_SELECT);
+		if (BoolResult(0, 1)) {
+			Exec("SELECT groupid > 0 FROM pg_catalog.pg_dist_local_group", 0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
+			if (SPI_processed > 0 && BoolResult(0, 1))
+				state = kExtensionCitusWorker;
+		}
+	}
 	EndTx();
 	return state;
 }
@@ -280,6 +302,13 @@ Tick(WorkerState *st)
 	if (st->logged == kLoggedDisabled || st->logged == kLoggedStandby)
 		LogOnce(st, kLoggedServing, "internal scheduling resumed");
 	const ExtensionState ext = CheckExtension();
+	if (ext == kExtensionCitusWorker) {
+		thrillmon::pg::SharedSetState("citus worker node", "");
+		LogOnce(st, kLoggedCitusWorker,
+		        "this is a Citus worker node; no jobs run here (the coordinator's worker serves the cluster)");
+		st->ready = false;
+		return kIdleSleepMs;
+	}
 	if (ext != kExtensionReady) {
 		thrillmon::pg::SharedSetState("waiting for extension", "");
 		if (ext == kExtensionAbsent)
