@@ -414,6 +414,7 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 		    "OPERATOR(pg_catalog.*) 86400)::float8) GROUP BY 1",
 		    &pending_now, 2, types, values);
 	}
+	const bool distributed = n_todo > 0 && thrillmon::pg::MetricsDistributed();
 	for (int i = 0; i < n_todo; i++) {
 		const PlainPartition *p = &todo[i];
 		const char *name = quote_identifier(p->name);
@@ -459,6 +460,17 @@ THRILLMON_FUNCTION(thrillmon_maintain_partitions_internal)
 		                 "FOR VALUES FROM (%s) TO (%s)",
 		                 name, lower, upper);
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
+		// Distributed, Citus distributes the attached table by copying its rows to the shards and
+		// leaves them on the coordinator's disk under the shell: removed here, as distribute()
+		// removes the first ones.
+		if (distributed) {
+			resetStringInfo(&sql);
+			appendStringInfo(&sql,
+			                 "SELECT pg_catalog.truncate_local_data_after_distributing_table("
+			                 "'thrillmon.%s'::pg_catalog.regclass)",
+			                 name);
+			thrillmon::pg::SpiRun(sql.data, SPI_OK_SELECT);
+		}
 		resetStringInfo(&sql);
 		appendStringInfo(&sql, "ALTER TABLE thrillmon.%s DROP CONSTRAINT thrillmon_bounds", name);
 		thrillmon::pg::SpiRun(sql.data, SPI_OK_UTILITY);
