@@ -831,6 +831,19 @@ END
 $fn$;
 COMMENT ON FUNCTION thrillmon._retention_all() IS 'Internal: the body of the full retention cleanup';
 
+-- On a Citus coordinator, what collection last heard from each worker node (35_scale_out.sql):
+-- two collections in a row without an answer raise the node's node_down alert. State, not user
+-- data (not dumped); one row per node of pg_dist_node, so bounded by the cluster.
+CREATE TABLE thrillmon.node_state (
+	node text PRIMARY KEY,
+	consecutive_failures integer NOT NULL DEFAULT 0,
+	last_success_at timestamptz,
+	last_failure_at timestamptz,
+	last_error text
+);
+COMMENT ON TABLE thrillmon.node_state IS
+	'Per Citus worker node (host:port): consecutive collections without an answer, the last success and failure, the last error';
+
 -- Scale-out on Citus (DESIGN §8, docs/scale-out.md): metric_time_series distributed by
 -- metric_name, with its partitions, and everything else local on the coordinator. Citus is
 -- optional: nothing here names a Citus object outside EXECUTE, so the functions exist (and say
@@ -1024,9 +1037,123 @@ COMMENT ON FUNCTION thrillmon._on_drop_extension() IS 'Internal: before DROP EXT
 CREATE EVENT TRIGGER thrillmon_drop_extension ON ddl_command_start WHEN TAG IN ('DROP EXTENSION')
 	EXECUTE FUNCTION thrillmon._on_drop_extension();
 
+-- One system point, in a subtransaction of its own: its metric's shard may be on the node that
+-- is down (its points are lost with it; the others go on). Returns 1 if stored, else 0.
+CREATE FUNCTION thrillmon._store_point(p_name text, p_value double precision, p_at timestamptz, p_metadata jsonb)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp", metadata)
+	VALUES (p_name, 'system', p_value, p_at, p_metadata);
+	RETURN 1;
+EXCEPTION WHEN OTHERS THEN
+	RAISE WARNING 'thrillmon: metric % not stored: %', p_name, SQLERRM;
+	RETURN 0;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._store_point(text, double precision, timestamptz, jsonb) IS
+	'Internal: stores one system point, or warns and returns 0 when its shard cannot take it';
+
+-- The cluster watched as a cluster: on a Citus coordinator with worker nodes, each collection
+-- asks every active worker node, in one round (Citus' run_command_on_workers, in parallel, a node
+-- that does not answer reported as a failure rather than an error), for its client connections,
+-- its database's size (its shards are in it) and its replicas' lag, recorded as METRIC@host:port;
+-- and, when every node answered, cluster_database_size_bytes (the coordinator and the workers).
+-- A node that fails two collections in a row raises an alert of its own (node_down, critical,
+-- one per node), resolved by its next answer; health_check() reports it failing meanwhile.
+-- Collection goes on for the other nodes. Returns the points recorded.
+CREATE FUNCTION thrillmon._collect_nodes(p_at timestamptz)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	r record;
+	v record;
+	this_node text;
+	parts text[];
+	n integer := 0;
+	total numeric := pg_catalog.pg_database_size(pg_catalog.current_database());
+	everyone boolean := true;
+	failures integer;
+	al thrillmon.system_alerts;
+	is_coordinator boolean;
+BEGIN
+	IF pg_catalog.to_regclass('pg_catalog.pg_dist_node') IS NULL
+	   OR NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e WHERE e.extname = 'citus') THEN
+		RETURN 0;
+	END IF;
+	EXECUTE 'SELECT pg_catalog.citus_is_coordinator()' INTO is_coordinator;
+	IF NOT is_coordinator THEN
+		RETURN 0;
+	END IF;
+	-- A node that is down refuses the connection at once; one that hangs would hold collection
+	-- for Citus' default 30 s, so each connection gets 5 s (this transaction only).
+	PERFORM pg_catalog.set_config('citus.node_connection_timeout', '5000', true);
+	FOR r IN EXECUTE $q$
+		SELECT w.nodename || ':' || w.nodeport AS node, w.success, w.result
+		FROM pg_catalog.run_command_on_workers($c$SELECT pg_catalog.concat_ws(',',
+			(SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a
+			 WHERE a.datname = pg_catalog.current_database() AND a.backend_type = 'client backend'),
+			pg_catalog.pg_database_size(pg_catalog.current_database()),
+			(SELECT pg_catalog.max(EXTRACT(EPOCH FROM coalesce(s.replay_lag, interval '0'))) FROM pg_catalog.pg_stat_replication s))$c$) w
+		ORDER BY 1 $q$
+	LOOP
+		this_node := r.node;
+		IF r.success THEN
+			parts := pg_catalog.string_to_array(r.result, ',');
+			FOR v IN SELECT x.name || '@' || this_node AS name, x.value
+				FROM (VALUES ('database_connections', parts[1]::double precision), ('database_size_bytes', parts[2]::double precision),
+				             ('replication_lag_seconds', parts[3]::double precision)) x(name, value)
+				WHERE x.value IS NOT NULL
+			LOOP
+				n := n + thrillmon._store_point(v.name, v.value, p_at, pg_catalog.jsonb_build_object('node', this_node));
+			END LOOP;
+			total := total + parts[2]::numeric;
+			INSERT INTO thrillmon.node_state AS s (node, consecutive_failures, last_success_at) VALUES (this_node, 0, p_at)
+			ON CONFLICT (node) DO UPDATE SET consecutive_failures = 0, last_success_at = p_at;
+			FOR al IN UPDATE thrillmon.system_alerts s SET resolved_at = GREATEST(pg_catalog.now(), s.created_at),
+					metadata = coalesce(s.metadata, '{}') || '{"resolved_by": "auto"}'
+				WHERE s.fingerprint = 'node_down:' || this_node AND s.resolved_at IS NULL
+				RETURNING s.*
+			LOOP
+				PERFORM thrillmon._notify_alert(al, 'resolved');
+			END LOOP;
+		ELSE
+			everyone := false;
+			INSERT INTO thrillmon.node_state AS s (node, consecutive_failures, last_failure_at, last_error)
+			VALUES (this_node, 1, p_at, pg_catalog.left(r.result, 1000))
+			ON CONFLICT (node) DO UPDATE SET consecutive_failures = s.consecutive_failures + 1, last_failure_at = p_at,
+				last_error = pg_catalog.left(r.result, 1000)
+			RETURNING s.consecutive_failures INTO failures;
+			IF failures >= 2 AND NOT EXISTS (SELECT 1 FROM thrillmon.system_alerts s
+			                                 WHERE s.fingerprint = 'node_down:' || this_node AND s.resolved_at IS NULL) THEN
+				INSERT INTO thrillmon.system_alerts (alert_type, severity, message, metadata, fingerprint)
+				VALUES ('node_down', 'critical',
+					pg_catalog.left(pg_catalog.format('Citus worker node %s does not answer (%s collections in a row): %s',
+						this_node, failures, r.result), 2000),
+					pg_catalog.jsonb_build_object('node', this_node, 'error', pg_catalog.left(r.result, 1000), 'category', 'system'),
+					'node_down:' || this_node)
+				RETURNING * INTO al;
+				PERFORM thrillmon._notify_alert(al, 'new');
+			END IF;
+		END IF;
+	END LOOP;
+	-- Nodes removed from the cluster are no longer watched.
+	EXECUTE 'DELETE FROM thrillmon.node_state s WHERE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node d
+	         WHERE d.nodename || '':'' || d.nodeport = s.node AND d.isactive AND d.groupid > 0)';
+	IF everyone AND this_node IS NOT NULL THEN
+		n := n + thrillmon._store_point('cluster_database_size_bytes', total::double precision, p_at, NULL);
+	END IF;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._collect_nodes(timestamptz) IS
+	'Internal: on a Citus coordinator, records each worker node''s health (METRIC@host:port) and raises node_down for a node that misses two collections';
+
 REVOKE ALL ON FUNCTION thrillmon._metrics_distributed(), thrillmon._has_points(text, timestamptz, timestamptz),
 	thrillmon._require_citus_coordinator(text), thrillmon.distribute(integer), thrillmon.undistribute(boolean),
-	thrillmon._on_drop_extension() FROM PUBLIC;
+	thrillmon._on_drop_extension(), thrillmon._store_point(text, double precision, timestamptz, jsonb),
+	thrillmon._collect_nodes(timestamptz) FROM PUBLIC;
+GRANT SELECT ON thrillmon.node_state TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._metrics_distributed() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.distribute(integer), thrillmon.undistribute(boolean) TO thrillmon_admin;
 
@@ -2077,7 +2204,14 @@ BEGIN
 	END IF;
 	-- Points dated past the last day partitions are made for (a direct INSERT's; record_metric()
 	-- refuses them) wait in the default partition, where the latest values ignore them.
-	SELECT pg_catalog.count(*) INTO ahead FROM ONLY thrillmon.metric_time_series_default d WHERE d."timestamp" >= reach;
+	-- (Distributed, the count reads every shard: a worker node that is down must not take the
+	-- whole check with it, which then says why below.)
+	BEGIN
+		SELECT pg_catalog.count(*) INTO ahead FROM ONLY thrillmon.metric_time_series_default d WHERE d."timestamp" >= reach;
+	EXCEPTION WHEN OTHERS THEN
+		ahead := 0;
+		reasons := reasons || pg_catalog.format('cannot read the default partition: %s', SQLERRM);
+	END;
 	IF ahead > 0 THEN
 		reasons := reasons || pg_catalog.format('%s points dated %s or later (past thrillmon.partition_premake_days) wait in the default partition',
 			ahead, (reach AT TIME ZONE 'UTC')::date);
@@ -2117,6 +2251,14 @@ BEGIN
 		WHERE NOT mc.enabled AND mc.last_error LIKE 'disabled by thrillmon:%' ORDER BY mc.name
 	LOOP
 		reasons := reasons || pg_catalog.format('collector %s %s', c.name, c.last_error);
+	END LOOP;
+	-- A Citus worker node that did not answer the last collection: the cluster is not whole.
+	FOR c IN SELECT ns.node, ns.consecutive_failures, ns.last_failure_at, ns.last_error FROM thrillmon.node_state ns
+		WHERE ns.consecutive_failures > 0 ORDER BY ns.node
+	LOOP
+		failing := true;
+		reasons := reasons || pg_catalog.format('Citus worker node %s not answering since %s: %s', c.node,
+			c.last_failure_at, coalesce(c.last_error, '?'));
 	END LOOP;
 	-- Delivery (65_delivery.sql): with a channel enabled, its worker must run; a delivery given up
 	-- (dead) or an event dropped from a full outbox in the last day means someone was not told:
@@ -2392,3 +2534,152 @@ GRANT DELETE ON thrillmon.anomaly_labels TO thrillmon_admin;
 -- The no_data alert (issue 13): what the pass found silent, readable as _detect_pass_stats() is.
 REVOKE ALL ON FUNCTION thrillmon._detect_pass_silent() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_silent() TO thrillmon_reader;
+
+-- Collection on a Citus coordinator (issue 16): the worker nodes first (_collect_nodes), built-in
+-- points one subtransaction each when the table is distributed, and cluster_database_size_bytes.
+CREATE OR REPLACE VIEW thrillmon.metric_catalogue AS
+SELECT b.metric_name, b.metric_category, b.unit, b.source, b.description
+FROM (VALUES
+	('database_connections', 'system', 'connections', 'builtin', 'Client backends connected to this database'),
+	('cache_hit_rate', 'performance', 'percent', 'builtin', 'Buffer cache hits over the last interval (not since server start), in percent of block reads'),
+	('active_incidents', 'monitoring', 'incidents', 'builtin', 'Incidents open or under investigation'),
+	('unresolved_alerts', 'monitoring', 'alerts', 'builtin', 'Alerts not yet resolved'),
+	('transactions_per_second', 'performance', 'per second', 'builtin', 'Commits plus rollbacks per second over the last interval'),
+	('rollback_rate', 'performance', 'percent', 'builtin', 'Rollbacks in percent of transactions over the last interval'),
+	('deadlocks', 'performance', 'deadlocks', 'builtin', 'Deadlocks detected during the last interval'),
+	('longest_transaction_seconds', 'performance', 'seconds', 'builtin', 'Age of the oldest open transaction of a client backend'),
+	('lock_waits', 'performance', 'backends', 'builtin', 'Backends waiting for a heavyweight lock'),
+	('database_size_bytes', 'system', 'bytes', 'builtin', 'Size of this database on disk'),
+	('wal_bytes_per_second', 'system', 'bytes per second', 'builtin', 'WAL generated per second over the last interval (whole cluster)'),
+	('dead_tuple_ratio', 'system', 'percent', 'builtin', 'Dead tuples in percent of all tuples of user tables'),
+	('replication_lag_seconds', 'system', 'seconds', 'builtin', 'Largest replay lag of a connected replica (only recorded when replicas are connected)'),
+	('cluster_database_size_bytes', 'system', 'bytes', 'builtin', 'On a Citus coordinator: this database''s size on every node together (only recorded when every worker node answered); each worker node''s own figures are database_connections, database_size_bytes and replication_lag_seconds followed by @host:port'),
+	('api_response_time', 'performance', 'milliseconds', 'application', 'Mean API response time (origin: Django middleware)'),
+	('error_rate', 'performance', 'percent', 'application', 'Percentage of requests that errored (origin: Django)'),
+	('celery_queue_size', 'system', 'tasks', 'application', 'Queued background tasks (origin: Celery)'),
+	('api_error_count', 'performance', 'errors', 'application', 'Recent API errors (origin: Supabase edge function)'),
+	('rate_limit_violations', 'security', 'blocks', 'application', 'Rate limit blocks (origin: Supabase edge function)'),
+	('pending_submissions', 'workflow', 'submissions', 'application', 'Submissions awaiting moderation'),
+	('submission_approval_rate', 'workflow', 'percent', 'application', 'Percentage of approved submissions'),
+	('avg_moderation_time', 'workflow', 'minutes', 'application', 'Average time to moderate a submission')
+) AS b(metric_name, metric_category, unit, source, description)
+UNION ALL
+SELECT c.name, c.metric_category, NULL, 'collector', 'SQL collector (' || c.collect_interval::text || ', owner ' || c.owner_role || ')'
+FROM thrillmon.metric_collectors c;
+COMMENT ON VIEW thrillmon.metric_catalogue IS 'Metrics thrillmon knows by name: built in, from the application, and SQL collectors (a multi-row collector names its metrics itself)';
+
+CREATE OR REPLACE FUNCTION thrillmon._collect_builtin(p_at timestamptz)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	db record;
+	d record;
+	dt record;
+	dh record;
+	dr record;
+	n integer;
+	points jsonb := '[]';
+	-- Counters are stamped with the clock, not the slot, so rates divide by real elapsed time.
+	read_at timestamptz := pg_catalog.clock_timestamp();
+BEGIN
+	SELECT xact_commit, xact_rollback, blks_hit, blks_read, deadlocks INTO db
+	FROM pg_catalog.pg_stat_database WHERE datname = pg_catalog.current_database();
+
+	points := points || pg_catalog.jsonb_build_array(
+		pg_catalog.jsonb_build_array('database_connections', 'system',
+			(SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE datname = pg_catalog.current_database() AND backend_type = 'client backend')),
+		pg_catalog.jsonb_build_array('active_incidents', 'monitoring',
+			(SELECT count(*) FROM thrillmon.incidents WHERE status IN ('open', 'investigating'))),
+		pg_catalog.jsonb_build_array('unresolved_alerts', 'monitoring',
+			(SELECT count(*) FROM thrillmon.system_alerts WHERE resolved_at IS NULL)),
+		pg_catalog.jsonb_build_array('longest_transaction_seconds', 'performance',
+			(SELECT coalesce(max(EXTRACT(EPOCH FROM read_at - xact_start)), 0) FROM pg_catalog.pg_stat_activity
+			 WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid())),
+		pg_catalog.jsonb_build_array('lock_waits', 'performance',
+			(SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock')),
+		pg_catalog.jsonb_build_array('database_size_bytes', 'system', pg_catalog.pg_database_size(pg_catalog.current_database())),
+		pg_catalog.jsonb_build_array('dead_tuple_ratio', 'system',
+			(SELECT coalesce(sum(n_dead_tup) * 100.0 / NULLIF(sum(n_live_tup + n_dead_tup), 0), 0) FROM pg_catalog.pg_stat_user_tables)));
+
+	-- Rates over the interval since the previous collection.
+	SELECT * INTO dh FROM thrillmon._counter_delta('blks_hit', db.blks_hit, read_at);
+	SELECT * INTO dr FROM thrillmon._counter_delta('blks_read', db.blks_read, read_at);
+	IF dh.delta IS NOT NULL AND dr.delta IS NOT NULL AND dh.delta + dr.delta > 0 THEN
+		points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('cache_hit_rate', 'performance',
+			pg_catalog.round(dh.delta * 100.0 / (dh.delta + dr.delta), 4)));
+	END IF;
+	SELECT * INTO dt FROM thrillmon._counter_delta('xact_total', db.xact_commit + db.xact_rollback, read_at);
+	SELECT * INTO d FROM thrillmon._counter_delta('xact_rollback', db.xact_rollback, read_at);
+	IF dt.delta IS NOT NULL AND dt.seconds > 0 THEN
+		points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('transactions_per_second', 'performance',
+			pg_catalog.round((dt.delta / dt.seconds::numeric), 4)));
+		IF d.delta IS NOT NULL AND dt.delta > 0 THEN
+			points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('rollback_rate', 'performance',
+				pg_catalog.round(d.delta * 100.0 / dt.delta, 4)));
+		END IF;
+	END IF;
+	SELECT * INTO d FROM thrillmon._counter_delta('deadlocks', db.deadlocks, read_at);
+	IF d.delta IS NOT NULL THEN
+		points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('deadlocks', 'performance', d.delta));
+	END IF;
+	SELECT * INTO d FROM thrillmon._counter_delta('wal_lsn', pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_lsn(), '0/0'), read_at);
+	IF d.delta IS NOT NULL AND d.seconds > 0 THEN
+		points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('wal_bytes_per_second', 'system',
+			pg_catalog.round(d.delta / d.seconds::numeric, 4)));
+	END IF;
+	IF EXISTS (SELECT 1 FROM pg_catalog.pg_stat_replication) THEN
+		points := points || pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_array('replication_lag_seconds', 'system',
+			(SELECT coalesce(max(EXTRACT(EPOCH FROM coalesce(replay_lag, interval '0'))), 0) FROM pg_catalog.pg_stat_replication)));
+	END IF;
+
+	IF NOT thrillmon._metrics_distributed() THEN
+		INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
+		SELECT p->>0, p->>1, (p->>2)::double precision, p_at FROM pg_catalog.jsonb_array_elements(points) p;
+		GET DIAGNOSTICS n = ROW_COUNT;
+		RETURN n;
+	END IF;
+	-- Distributed, each point goes to its metric's shard, and a worker node that is down takes
+	-- its shards' points with it: one point a subtransaction, so that the others (and the rest of
+	-- the collection, which reports the node) are stored all the same.
+	n := 0;
+	FOR d IN SELECT p FROM pg_catalog.jsonb_array_elements(points) p LOOP
+		BEGIN
+			INSERT INTO thrillmon.metric_time_series (metric_name, metric_category, metric_value, "timestamp")
+			VALUES (d.p->>0, d.p->>1, (d.p->>2)::double precision, p_at);
+			n := n + 1;
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'thrillmon: built-in metric % not stored: %', d.p->>0, SQLERRM;
+		END;
+	END LOOP;
+	RETURN n;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._collect_builtin(timestamptz) IS 'Internal: records every built-in metric at p_at (the collection slot)';
+
+CREATE OR REPLACE FUNCTION thrillmon._collect(p_at timestamptz, p_only_due boolean)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	nodes integer := 0;
+	nodes_error text;
+	builtin integer;
+	observed integer;
+	collectors jsonb;
+BEGIN
+	-- The Citus worker nodes first (a no-op without Citus), in a subtransaction of its own:
+	-- whatever goes wrong asking them must not cost this node's own points; it is reported in
+	-- the job's details instead.
+	BEGIN
+		nodes := thrillmon._collect_nodes(p_at);
+	EXCEPTION WHEN OTHERS THEN
+		nodes_error := SQLERRM;
+	END;
+	builtin := thrillmon._collect_builtin(p_at);
+	observed := thrillmon._flush_observations(p_at);
+	collectors := thrillmon._run_collectors(p_at, p_only_due);
+	RETURN pg_catalog.jsonb_build_object('builtin_points', builtin + nodes, 'observed_points', observed, 'at', p_at)
+		|| CASE WHEN nodes_error IS NULL THEN '{}'::jsonb ELSE pg_catalog.jsonb_build_object('nodes_error', nodes_error) END
+		|| collectors;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._collect(timestamptz, boolean) IS 'Internal: the collection job body';

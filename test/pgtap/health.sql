@@ -136,13 +136,13 @@ SELECT results_eq($$SELECT name, status, observed_at, detail - 'checked_at' - 'w
 SELECT set_eq($$SELECT metric_name FROM thrillmon.metric_catalogue WHERE source = 'builtin'$$,
 	ARRAY['database_connections', 'cache_hit_rate', 'active_incidents', 'unresolved_alerts', 'transactions_per_second',
 		'rollback_rate', 'deadlocks', 'longest_transaction_seconds', 'lock_waits', 'database_size_bytes',
-		'wal_bytes_per_second', 'dead_tuple_ratio', 'replication_lag_seconds'],
-	'metric_catalogue: the 13 built-in metrics');
+		'wal_bytes_per_second', 'dead_tuple_ratio', 'replication_lag_seconds', 'cluster_database_size_bytes'],
+	'metric_catalogue: the 14 built-in metrics (cluster_database_size_bytes is recorded on a Citus coordinator only)');
 SELECT set_eq($$SELECT metric_name FROM thrillmon.metric_catalogue WHERE source = 'application'$$,
 	ARRAY['api_response_time', 'error_rate', 'celery_queue_size', 'api_error_count', 'rate_limit_violations',
 		'pending_submissions', 'submission_approval_rate', 'avg_moderation_time'],
 	'metric_catalogue: the 8 application metrics');
-SELECT is((SELECT count(*)::int FROM thrillmon.metric_catalogue WHERE source IN ('builtin', 'application')), 21,
+SELECT is((SELECT count(*)::int FROM thrillmon.metric_catalogue WHERE source IN ('builtin', 'application')), 22,
 	'... each listed once');
 SELECT is_empty($$SELECT 1 FROM thrillmon.metric_catalogue WHERE metric_category NOT IN
 	('performance', 'system', 'security', 'workflow', 'monitoring', 'custom') OR description IS NULL OR metric_category IS NULL$$,
