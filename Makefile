@@ -97,7 +97,7 @@ test/fuzz/fuzz_core: test/fuzz/fuzz_core.cpp $(CORE_SRCS) $(wildcard src/core/*.
 	clang++-14 -std=c++17 -O1 -g -Isrc -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-o $@ test/fuzz/fuzz_core.cpp $(CORE_SRCS)
 
-.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak healthy-soak detect-memory test demo bench bench-nodiscard nab nab-loco deb dist package-test \
+.PHONY: unittest sanitize fuzz pgtap lint format concurrency soak delivery-soak healthy-soak detect-memory test demo bench bench-nodiscard citus-test bench-citus nab nab-loco deb dist package-test \
 	report-screenshot
 unittest: test/unit/unit_tests
 	test/unit/unit_tests
@@ -152,6 +152,15 @@ demo:
 
 bench:
 	bash scripts/bench.sh
+
+# thrillmon on a loopback Citus cluster (a coordinator and two worker nodes): the test alone (make
+# test runs it too), and the cost against one node. Citus is built from ../shared/vendor/citus
+# when it is missing.
+citus-test:
+	bash scripts/citus.sh test
+
+bench-citus:
+	bash scripts/citus.sh bench
 
 # bench/retention.sh again, on an ext4 mounted without online discard (a loop-mounted image).
 bench-nodiscard:

@@ -17,3 +17,5 @@ echo "== bench/nab.sh (detection quality on NAB's development subset, through ba
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/nab.sh
 echo "== bench/report.sh (report(): time and size for 10 and 100 metrics over 24 hours and 30 days, against a plain read)"
 pg_virtualenv "${VIRTUALENV_OPTS[@]}" -o "thrillmon.enabled=off" bash bench/report.sh
+echo "== bench/citus.sh (thrillmon on a three-node Citus cluster against one node; its own servers)"
+bash bench/citus.sh

@@ -153,8 +153,8 @@ CheckExtension()
 	// built-in metrics into the cluster's series a second time. Citus' metadata says which node
 	// this is: group 0 is the coordinator (or a lone node), a worker node's group is above 0.
 	if (state == kExtensionReady) {
-		Exec("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL", 0, nullptr, nullptr, nullptr,
-		     SPI_OK_SELECT);
+		Exec("SELECT pg_catalog.to_regclass('pg_catalog.pg_dist_local_group') IS NOT NULL", 0, nullptr, nullptr,
+		     nullptr, SPI_OK_SELECT);
 		if (BoolResult(0, 1)) {
 			Exec("SELECT groupid > 0 FROM pg_catalog.pg_dist_local_group", 0, nullptr, nullptr, nullptr, SPI_OK_SELECT);
 			if (SPI_processed > 0 && BoolResult(0, 1))
