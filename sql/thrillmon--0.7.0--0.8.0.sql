@@ -411,17 +411,8 @@ BEGIN
 	END IF;
 	v_span := EXTRACT(EPOCH FROM (v_to - v_from));
 	IF v_names IS NULL THEN
-		-- Every metric with points in the range, by name, at most 200 (a skip scan of the
-		-- (metric_name, timestamp) indexes: the distinct names without reading every point).
-		WITH RECURSIVE n(metric_name) AS (
-			SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
-			WHERE t."timestamp" >= v_from AND t."timestamp" <= v_to
-			UNION ALL
-			SELECT (SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
-				WHERE t.metric_name > n.metric_name AND t."timestamp" >= v_from AND t."timestamp" <= v_to)
-			FROM n WHERE n.metric_name IS NOT NULL)
-		SELECT pg_catalog.array_agg(x.metric_name ORDER BY x.metric_name) INTO v_names
-		FROM (SELECT n.metric_name FROM n WHERE n.metric_name IS NOT NULL LIMIT 201) x;
+		-- Every metric with points in the range, by name, at most 200.
+		v_names := ARRAY(SELECT thrillmon._metric_names(v_from, v_to, 201));
 		IF pg_catalog.cardinality(v_names) > 200 THEN
 			v_names := v_names[1:200];
 			v_left_out := 1;
@@ -1037,6 +1028,63 @@ COMMENT ON FUNCTION thrillmon._on_drop_extension() IS 'Internal: before DROP EXT
 CREATE EVENT TRIGGER thrillmon_drop_extension ON ddl_command_start WHEN TAG IN ('DROP EXTENSION')
 	EXECUTE FUNCTION thrillmon._on_drop_extension();
 
+-- The distinct metric names with a point in [p_from, p_to], in name order, at most p_max. One
+-- node finds them by a skip scan of the (metric_name, timestamp) indexes (a recursive CTE: the
+-- names without reading every point); Citus plans no recursive CTE over a distributed table
+-- without a filter on metric_name, so there each shard finds its own distinct names (in
+-- parallel) and the coordinator merges them. report() and the postgres_exporter queries use it.
+CREATE FUNCTION thrillmon._metric_names(p_from timestamptz, p_to timestamptz, p_max integer)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+	IF thrillmon._metrics_distributed() THEN
+		RETURN QUERY SELECT DISTINCT t.metric_name FROM thrillmon.metric_time_series t
+			WHERE t."timestamp" >= p_from AND t."timestamp" <= p_to ORDER BY 1 LIMIT p_max;
+		RETURN;
+	END IF;
+	RETURN QUERY
+	WITH RECURSIVE n(metric_name) AS (
+		SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
+		WHERE t."timestamp" >= p_from AND t."timestamp" <= p_to
+		UNION ALL
+		SELECT (SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
+			WHERE t.metric_name > n.metric_name AND t."timestamp" >= p_from AND t."timestamp" <= p_to)
+		FROM n WHERE n.metric_name IS NOT NULL)
+	SELECT n.metric_name FROM n WHERE n.metric_name IS NOT NULL LIMIT p_max;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._metric_names(timestamptz, timestamptz, integer) IS
+	'Internal: the distinct metric names with points in [p_from, p_to], in name order, at most p_max';
+
+-- The latest point of each of the first p_max metric names (in name order) with points in
+-- [p_from, p_to]. One node: an index probe a name. Distributed: a correlated LATERAL probe per
+-- name is not something Citus plans, but DISTINCT ON the distribution column is pushed down
+-- to the shards whole.
+CREATE FUNCTION thrillmon._latest_points(p_from timestamptz, p_to timestamptz, p_max integer)
+RETURNS TABLE (metric_name text, metric_category text, metric_value double precision, "timestamp" timestamptz, metadata jsonb)
+LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp AS $fn$
+DECLARE
+	names text[] := ARRAY(SELECT thrillmon._metric_names(p_from, p_to, p_max));
+BEGIN
+	IF thrillmon._metrics_distributed() THEN
+		RETURN QUERY SELECT DISTINCT ON (t.metric_name) t.metric_name, t.metric_category, t.metric_value, t."timestamp", t.metadata
+			FROM thrillmon.metric_time_series t
+			WHERE t.metric_name = ANY (names) AND t."timestamp" >= p_from AND t."timestamp" <= p_to
+			ORDER BY t.metric_name, t."timestamp" DESC;
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT n.name, l.metric_category, l.metric_value, l."timestamp", l.metadata
+		FROM pg_catalog.unnest(names) n(name)
+		CROSS JOIN LATERAL (
+			SELECT t.metric_category, t.metric_value, t."timestamp", t.metadata FROM thrillmon.metric_time_series t
+			WHERE t.metric_name = n.name AND t."timestamp" >= p_from AND t."timestamp" <= p_to
+			ORDER BY t."timestamp" DESC LIMIT 1) l
+		ORDER BY n.name;
+END
+$fn$;
+COMMENT ON FUNCTION thrillmon._latest_points(timestamptz, timestamptz, integer) IS
+	'Internal: the latest point in [p_from, p_to] of each of the first p_max metric names with points there';
+
 -- One system point, in a subtransaction of its own: its metric's shard may be on the node that
 -- is down (its points are lost with it; the others go on). Returns 1 if stored, else 0.
 CREATE FUNCTION thrillmon._store_point(p_name text, p_value double precision, p_at timestamptz, p_metadata jsonb)
@@ -1152,8 +1200,11 @@ COMMENT ON FUNCTION thrillmon._collect_nodes(timestamptz) IS
 REVOKE ALL ON FUNCTION thrillmon._metrics_distributed(), thrillmon._has_points(text, timestamptz, timestamptz),
 	thrillmon._require_citus_coordinator(text), thrillmon.distribute(integer), thrillmon.undistribute(boolean),
 	thrillmon._on_drop_extension(), thrillmon._store_point(text, double precision, timestamptz, jsonb),
-	thrillmon._collect_nodes(timestamptz) FROM PUBLIC;
+	thrillmon._collect_nodes(timestamptz), thrillmon._metric_names(timestamptz, timestamptz, integer),
+	thrillmon._latest_points(timestamptz, timestamptz, integer) FROM PUBLIC;
 GRANT SELECT ON thrillmon.node_state TO thrillmon_reader;
+GRANT EXECUTE ON FUNCTION thrillmon._metric_names(timestamptz, timestamptz, integer),
+	thrillmon._latest_points(timestamptz, timestamptz, integer) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._metrics_distributed() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.distribute(integer), thrillmon.undistribute(boolean) TO thrillmon_admin;
 

@@ -21,7 +21,8 @@ check() { # STATUS NAME [DETAIL...]
 inc="-I$($PG_CONFIG --includedir-server) -Isrc"
 for f in src/pg/*.cpp; do
 	# -H prints each header as it is first opened, one dot per level of nesting.
-	order=$(g++ -std=c++17 $inc -H -fsyntax-only "$f" 2>&1 >/dev/null | grep -E '^\.+ ')
+	out=$(g++ -std=c++17 $inc -H -fsyntax-only "$f" 2>&1 >/dev/null; echo "g++ exit status $?")
+	order=$(printf '%s\n' "$out" | grep -E '^\.+ ')
 	# What postgres.h itself includes (its subtree, deeper than it) is its business; a C++ or core
 	# header opened anywhere after that subtree would see its macros.
 	late=$(printf '%s\n' "$order" | awk '{ depth = length($1) }
@@ -29,10 +30,13 @@ for f in src/pg/*.cpp; do
 		inside && depth > pg_depth { next }
 		{ inside = 0 }
 		seen && /\/c\+\+\/[0-9]+\/|\/src\/core\// { print $2 }' | head -3)
-	if printf '%s\n' "$order" | grep -q '/postgres\.h$'; then
+	# (A here-string, not a pipe: grep -q stops at the first match, and under pipefail the
+	# writer's SIGPIPE would fail the test by chance.)
+	if grep -q '/postgres\.h$' <<<"$order"; then
 		check "$([ -z "$late" ]; echo $?)" "$f: C++ and core headers before postgres.h" $late
 	else
-		check 1 "$f: includes postgres.h (every glue file does)" "g++ -H saw no postgres.h"
+		check 1 "$f: includes postgres.h (every glue file does)" "g++ -H saw no postgres.h" \
+			"$(printf '%s\n' "$out" | grep -vE '^\.+ ' | head -5)"
 	fi
 done
 

@@ -219,17 +219,8 @@ BEGIN
 	END IF;
 	v_span := EXTRACT(EPOCH FROM (v_to - v_from));
 	IF v_names IS NULL THEN
-		-- Every metric with points in the range, by name, at most 200 (a skip scan of the
-		-- (metric_name, timestamp) indexes: the distinct names without reading every point).
-		WITH RECURSIVE n(metric_name) AS (
-			SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
-			WHERE t."timestamp" >= v_from AND t."timestamp" <= v_to
-			UNION ALL
-			SELECT (SELECT pg_catalog.min(t.metric_name) FROM thrillmon.metric_time_series t
-				WHERE t.metric_name > n.metric_name AND t."timestamp" >= v_from AND t."timestamp" <= v_to)
-			FROM n WHERE n.metric_name IS NOT NULL)
-		SELECT pg_catalog.array_agg(x.metric_name ORDER BY x.metric_name) INTO v_names
-		FROM (SELECT n.metric_name FROM n WHERE n.metric_name IS NOT NULL LIMIT 201) x;
+		-- Every metric with points in the range, by name, at most 200.
+		v_names := ARRAY(SELECT thrillmon._metric_names(v_from, v_to, 201));
 		IF pg_catalog.cardinality(v_names) > 200 THEN
 			v_names := v_names[1:200];
 			v_left_out := 1;

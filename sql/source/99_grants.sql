@@ -12,6 +12,10 @@ GRANT USAGE ON SCHEMA thrillmon TO thrillmon_reader, thrillmon_writer, thrillmon
 GRANT SELECT ON ALL TABLES IN SCHEMA thrillmon TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._retention_cutoff(integer, text), thrillmon._metric_retention_stats(),
 	thrillmon._last_cleanup(text), thrillmon._metrics_distributed() TO thrillmon_reader;
+-- (postgres_exporter's queries, run as a member of thrillmon_reader, read metric names and latest
+-- points through these two, which take the path that works when the table is distributed.)
+GRANT EXECUTE ON FUNCTION thrillmon._metric_names(timestamptz, timestamptz, integer),
+	thrillmon._latest_points(timestamptz, timestamptz, integer) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.worker_status(), thrillmon.health_check() TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon.backtest(text, timestamptz, timestamptz, text[], double precision) TO thrillmon_reader;
 GRANT EXECUTE ON FUNCTION thrillmon._detect_pass_stats(), thrillmon._detect_pass_silent() TO thrillmon_reader;

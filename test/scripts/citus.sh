@@ -10,7 +10,7 @@
 set -uo pipefail
 . "$(dirname "$0")/lib/citus.sh"
 
-echo "1..44"
+echo "1..52"
 citus_ensure
 # The coordinator's worker stays off while both databases get the same calls by hand (its own
 # passes would make the two histories differ); the worker nodes' workers are on, as a user's
@@ -118,6 +118,31 @@ bt="SELECT md5(string_agg(concat_ws(',', \"timestamp\", value, round(score::nume
 	FROM thrillmon.backtest('load.b', '$base'::timestamptz - interval '3 days', '$base'::timestamptz)"
 is "$(at $cport "$bt")" "$(one "$bt")" "backtest() gives the same scores on the cluster as on one node"
 
+# 4b. What people read, through Citus: the same as one node.
+same() { is "$(at $cport "$1")" "$(one "$1")" "$2"; }
+same "SELECT string_agg(concat_ws('|', name, value, observed_at), ';' ORDER BY name) FROM thrillmon.system_health WHERE section = 'metric'" \
+	"system_health: the same latest point of every metric"
+same "SELECT string_agg(concat_ws('|', name, value, last_hour, trend), ';') FROM thrillmon.dashboard('$base'::timestamptz, 20) WHERE section = 'metric'" \
+	"dashboard(): the same metric rows"
+charts="SELECT string_agg(m[1], ',') FROM regexp_matches(thrillmon.report('$base'::timestamptz - interval '3 days', '$base'::timestamptz),
+	'<span class=\"name\">([^<]*)</span>', 'g') m"
+is "$(at $cport "$charts")" "$(one "$charts")" "report() draws the same metrics (its names from the shards: no recursive CTE over them)"
+# postgres_exporter's per-metric queries, as a member of thrillmon_reader (as the exporter runs).
+exporter_query() { awk -v k="$1:" '$0 == k {f = 1; next} f && /^  query: \|/ {q = 1; next} q && /^  metrics:/ {exit} q {print}' \
+	"$here_citus/../../../prometheus/postgres_exporter.yaml"; }
+reader="CREATE ROLE citus_exporter LOGIN IN ROLE thrillmon_reader"
+at $cport "$reader" >/dev/null 2>&1
+exported() { local db=$1; shift; for k in thrillmon_metric thrillmon_export thrillmon_observed; do
+	PGUSER=citus_exporter PGDATABASE=$db psql -X -q -At -v ON_ERROR_STOP=1 -p $cport -c "$(exporter_query $k)" 2>&1 | sort; done; }
+e_cluster=$(exported tm)
+is "$e_cluster" "$(exported single)" "the postgres_exporter queries give the same series on the cluster as on one node"
+like "$e_cluster" "^load\.a\|performance\|" "(and they give series)"
+label="SELECT (thrillmon.label_anomaly((SELECT id FROM thrillmon.anomaly_detections WHERE metric_name = 'load.a' ORDER BY time_window_end LIMIT 1), 'true_positive')).label;
+	SELECT concat_ws('/', suggested_sensitivity, true_positives, anomalies_before, anomalies_after, points) FROM thrillmon.tune_detection('load.a')"
+l_cluster=$(at $cport "$label" 2>&1)
+is "$l_cluster" "$(one "$label" 2>&1)" "label_anomaly() and tune_detection() give the same answer as one node"
+like "$(echo $l_cluster)" "^true_positive [0-9.]+/1/[0-9]+/[0-9]+/[0-9]+$" "(a label stored, and a suggestion made from it: $(echo $l_cluster))"
+
 # 5. retention_stats and retention: exact counts over the shards.
 is "$(at $cport "SELECT rows || '/' || rows_estimated || '/' || (bytes > 0) FROM thrillmon.retention_stats WHERE target = 'metrics'")" \
 	"$(at $cport "SELECT count(*) FROM thrillmon.metric_time_series")/false/true" \
@@ -145,6 +170,24 @@ is "$(at $cport "SELECT string_agg(DISTINCT metric_name, ' ' ORDER BY metric_nam
 wait_sql 10 "SELECT EXISTS (SELECT 1 FROM thrillmon.metric_time_series WHERE metric_name = 'cluster_database_size_bytes')"
 is "$(at $cport "SELECT metric_value > pg_database_size(current_database()) FROM thrillmon.metric_time_series WHERE metric_name = 'cluster_database_size_bytes' ORDER BY \"timestamp\" DESC LIMIT 1")" \
 	"t" "cluster_database_size_bytes counts the shards on the worker nodes too"
+# What the collection stores while a node is down: the point of every metric whose shard lives on
+# a node that answers (which metrics those are depends on their names' hashes, so the test asks
+# Citus where each one lives). Created while every node is up: Citus propagates the function.
+at $cport "CREATE FUNCTION public.collected_on_live(before_from timestamptz, before_to timestamptz, since timestamptz, live_port integer)
+RETURNS text LANGUAGE plpgsql AS \$f\$
+DECLARE m text; expected integer := 0; stored integer := 0; names text[] := '{}';
+BEGIN
+	FOR m IN SELECT metric_name FROM thrillmon.metric_catalogue WHERE source = 'builtin'
+	         UNION SELECT x || '@127.0.0.1:' || live_port FROM unnest(ARRAY['database_connections', 'database_size_bytes']) x LOOP
+		CONTINUE WHEN (SELECT p.nodeport FROM pg_dist_shard_placement p
+		               WHERE p.shardid = get_shard_id_for_distribution_column('thrillmon.metric_time_series', m)) <> live_port;
+		CONTINUE WHEN NOT thrillmon._has_points(m, before_from, before_to);
+		expected := expected + 1;
+		names := names || m;
+		IF thrillmon._has_points(m, since, clock_timestamp()) THEN stored := stored + 1; END IF;
+	END LOOP;
+	RETURN stored || '/' || expected || '/' || array_to_string(names, ' ');
+END \$f\$" >/dev/null
 stopped_at=$(at $cport "SELECT clock_timestamp()")
 citus_stop_node $wport2 immediate
 wait_sql 30 "SELECT EXISTS (SELECT 1 FROM thrillmon.system_alerts WHERE fingerprint = 'node_down:127.0.0.1:$wport2' AND resolved_at IS NULL)"
@@ -154,8 +197,11 @@ is "$(at $cport "SELECT severity || '/' || alert_type || '/' || (message ~ '2 co
 echo "# node_down $(at $cport "SELECT round(EXTRACT(EPOCH FROM created_at - '$stopped_at'::timestamptz)::numeric, 1) FROM thrillmon.system_alerts WHERE fingerprint = 'node_down:127.0.0.1:$wport2'") s after the immediate stop (collect interval 2 s)"
 like "$(at $cport "SELECT thrillmon.health_check()::text")" "\"failing\".*Citus worker node 127\.0\.0\.1:$wport2 not answering" "health_check() is failing and names the node"
 mark=$(at $cport "SELECT clock_timestamp()")
-wait_sql 15 "SELECT EXISTS (SELECT 1 FROM thrillmon.metric_time_series WHERE metric_name = 'database_connections@127.0.0.1:$wport1' AND \"timestamp\" > '$mark')"
-ok $? "collection goes on for the other node"
+wait_sql 15 "SELECT last_success_at > '$mark' FROM thrillmon.node_state WHERE node = '127.0.0.1:$wport1'"
+ok $? "collection goes on asking the other node"
+live="SELECT x FROM public.collected_on_live('$stopped_at'::timestamptz - interval '10 seconds', '$stopped_at', '$mark', $wport1) x"
+wait_sql 15 "SELECT split_part(x, '/', 1) = split_part(x, '/', 2) AND split_part(x, '/', 2)::int > 0 FROM ($live) l"
+ok $? "and stores every point whose shard is on a node that answers (stored/expected/names: $(at $cport "$live"))"
 like "$(at_error $cport "SELECT thrillmon.detect_anomalies()")" "127\.0\.0\.1:$wport2" \
 	"a detection pass cannot read the dead node's shards: it fails, naming the node (never an empty read)"
 wait_sql 30 "SELECT EXISTS (SELECT 1 FROM thrillmon.job_runs WHERE job = 'detect' AND status = 'failed' AND error ~ '127\.0\.0\.1:$wport2')"
