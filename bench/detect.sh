@@ -96,5 +96,5 @@ printf '              with thrillmon.detect_threads = 1: %.1f ms, %.1fx\n' \
 	"$steady1_ms" "$(awk -v a="$zscore_ms" -v b="$steady1_ms" 'BEGIN {print a / b}')"
 printf 'cold start:   detect_anomalies() %.1f ms, serial count/sum over the same rows %.1f ms: %.2fx (target <= 3x)\n' \
 	"$cold_ms" "$scan_ms" "$(awk -v a="$cold_ms" -v b="$scan_ms" 'BEGIN {print a / b}')"
-printf 'memory: backend private memory grew %s kB over the cold pass: %.1f kB per metric (target <= 64 kB)\n' \
+printf 'memory: backend private memory grew %s kB over the cold pass: %.1f kB per metric (target <= 32 kB)\n' \
 	"$mem_kb" "$(awk -v a="$mem_kb" -v b="$METRICS" 'BEGIN {print a / b}')"

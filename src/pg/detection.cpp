@@ -97,21 +97,22 @@ EnsureGlobals()
 }
 
 // A cold pass's points can be tens of MB: give them back rather than keep them for the next pass.
+// history_points: how many history points the pass read (counted before scoring, which moves
+// each metric's history into its detector's rebuild and frees it there: by now the scratch holds
+// none of them).
 void
-ReleaseScratch()
+ReleaseScratch(std::size_t history_points)
 {
-	bool large = false;
+	std::size_t points = history_points;
 	RunCore([&] {
-		std::size_t points = 0;
 		for (const detect::PassMetric &m : scratch->metrics)
 			points += m.history.capacity() + m.fresh.capacity();
-		large = points > 100000;
 		scratch->Clear();
 	});
 	// glibc keeps freed memory in the process; after a cold pass (tens of MB of points) hand it
 	// back, so the worker's memory is its detectors, not the high-water mark of its last rebuild;
 	// and in any other backend, which has just given its cache back too.
-	if (large || !(thrillmon::pg::IsThrillmonWorker() || thrillmon::pg::session_detector_cache))
+	if (points > 100000 || !(thrillmon::pg::IsThrillmonWorker() || thrillmon::pg::session_detector_cache))
 		malloc_trim(0);
 }
 
@@ -312,6 +313,7 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			    false, by_name ? 3 : 2, types, values, thrillmon::pg::SinkOf(history));
 	}
 
+	std::size_t history_points = 0;
 	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet. A
 	// backend other than the worker is unlikely to run the next pass (only the pass after the one
 	// that made a cache may use it): it gives its cache back rather than keep it for the session.
@@ -323,6 +325,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 				detect::SortByTime(pm.history);
 				cache->NoteArrivals(pm.name, pm.history.data(), pm.history.size(), pm.settings.lookback_minutes);
 			}
+		for (const detect::PassMetric &pm : scratch->metrics)
+			history_points += pm.history.size();
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
 		// (ScorePass has put each metric's new points in time order.)
@@ -358,7 +362,7 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
-	ReleaseScratch();
+	ReleaseScratch(history_points);
 	return (Datum) 0;
 }
 

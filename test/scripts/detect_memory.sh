@@ -2,7 +2,8 @@
 # Detection's memory against a flood of names, in a cluster of its own: the worker scoring
 # NAMES metric names of one point each grows by a few MB, not ~23.5 kB a name (0.6.0: 2.36 GB for
 # 100k); thrillmon.max_metrics_per_pass leaves the excess unscored and health_check() says so; a
-# backend other than the worker gives its detectors back after a pass. Memory is read from
+# backend other than the worker gives its detectors back after a pass, and one that keeps them (as
+# the worker does) holds them, not the cold pass's points. Memory is read from
 # /proc/PID/status (RssAnon: the process's own heap, not the shared buffers it touched).
 # And backtest() over a long range holds a batch, not the range. NAMES=20000 and
 # BACKTEST_POINTS=300000 in make test; `make detect-memory` for the issue's cases (100,000 names,
@@ -20,7 +21,7 @@ wait_runs() { local want=$(($(detect_runs) + $2)); wait_for "$1" "SELECT count(*
 one_point_names() { sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
 	SELECT '$1' || g, g % 7, now() FROM generate_series(1, $2) g"; }
 
-echo "1..11"
+echo "1..13"
 cluster_init tm
 # Every name in one pass (the default thrillmon.max_metrics_per_pass is 10,000).
 cluster_conf "shared_preload_libraries = 'thrillmon'" "thrillmon.collect_interval = 3600" \
@@ -90,6 +91,33 @@ echo "# backend RssAnon: ${b_before} kB before detect_anomalies(), ${b_after} kB
 is "$b_metrics/$b_cached" "3000/0" "a manual pass scored every metric and kept nothing for the session"
 ok "$([ $(((b_after - b_before) / 1024)) -lt 32 ] && echo 0 || echo 1)" \
 	"its detectors were given back: the session grew by $(((b_after - b_before) / 1024)) MB (3,000 detectors are ~70 MB)"
+
+# 3b. A backend that keeps its detectors, as the worker does (thrillmon.session_detector_cache):
+#    a cold pass over 1,000 metrics with 24 h of one-minute history each (1.44 M points, 46 MB
+#    read) leaves the detectors, not the points, resident: at most 32 kB a metric (a detector is
+#    about 24 kB). 0.8.0 kept the freed history among the detectors (46–59 kB a metric at 24 h of
+#    history): its "was the pass large" test ran after the history had been handed over.
+sql "DELETE FROM thrillmon.metric_time_series WHERE metric_name LIKE 'full%'" >/dev/null
+sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
+	SELECT 'kept' || m, 100 + (g * m) % 11, now() - interval '2 minutes' - g * interval '1 minute'
+	FROM generate_series(0, 1439) g, generate_series(1, 1000) m ORDER BY g DESC, m" >/dev/null
+# and one new point each (after the last pass's horizon): the pass scores it, and rebuilds first
+sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
+	SELECT 'kept' || m, 100, now() FROM generate_series(1, 1000) m" >/dev/null
+out=$(psql -X -q -At -v ON_ERROR_STOP=1 <<'EOF'
+SET thrillmon.session_detector_cache = on;
+SELECT substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'RssAnon:\s+(\d+)');
+SELECT count(*) >= 0 FROM thrillmon.detect_anomalies();
+SELECT rebuilt || '/' || cached FROM thrillmon._detect_pass_stats();
+SELECT substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FROM 'RssAnon:\s+(\d+)');
+EOF
+)
+read -r k_before _ k_counts k_after <<<"$(echo $out)"
+echo "# keeping backend RssAnon: ${k_before} kB before, ${k_after} kB after a cold pass over 1000 metrics ($k_counts rebuilt/cached)"
+is "$k_counts" "1000/1000" "the cold pass rebuilt 1,000 detectors and kept them"
+ok "$([ -n "$k_after" ] && [ $((k_after - k_before)) -le 32000 ] && echo 0 || echo 1)" \
+	"what it keeps is its detectors: $(((k_after - k_before) / 1000)) kB a metric (at most 32)"
+sql "DELETE FROM thrillmon.metric_time_series WHERE metric_name LIKE 'kept%'" >/dev/null
 
 # 4. backtest() over BACKTEST_POINTS points of one metric (any reader may call it): its backend's
 #    memory while it runs, polled from here. 0.6.0 held every point and score at once (322 MB a
