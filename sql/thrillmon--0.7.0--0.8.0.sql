@@ -2734,3 +2734,8 @@ BEGIN
 END
 $fn$;
 COMMENT ON FUNCTION thrillmon._collect(timestamptz, boolean) IS 'Internal: the collection job body';
+
+-- The horizon waits for an open transaction that has written no points by at most 10 s (it
+-- waited up to ten minutes for any: a lock storm's holder blinded detection). Same C function.
+COMMENT ON FUNCTION thrillmon._detect_horizon() IS
+	'Internal: the time up to which a detection pass may score (held back by open transactions: at most ten minutes by one that has written points, 10 s by any other)';

@@ -34,13 +34,14 @@ CREATE TRIGGER guard BEFORE INSERT OR UPDATE ON thrillmon.anomaly_detection_conf
 	FOR EACH ROW EXECUTE FUNCTION thrillmon._config_guard();
 
 -- A point becomes visible when its transaction commits, which can be after its timestamp: the
--- horizon waits for the oldest open transaction, by at most ten minutes.
+-- horizon waits for the oldest open transaction that has written points by at most ten minutes,
+-- and for any other by at most 10 s (a lock storm's holder must not blind detection).
 CREATE FUNCTION thrillmon._detect_horizon()
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'thrillmon_detect_horizon'
 LANGUAGE C VOLATILE STRICT;
 COMMENT ON FUNCTION thrillmon._detect_horizon() IS
-	'Internal: the time up to which a detection pass may score (held back by open transactions, at most ten minutes)';
+	'Internal: the time up to which a detection pass may score (held back by open transactions: at most ten minutes by one that has written points, 10 s by any other)';
 
 CREATE FUNCTION thrillmon._detect_scan(p_prev timestamptz, p_upto timestamptz, p_prev_pass bigint, p_pass bigint)
 RETURNS TABLE (metric_name text, metric_category text, ts timestamptz, value double precision, score double precision,

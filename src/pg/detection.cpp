@@ -28,16 +28,20 @@ extern "C" {
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/lock.h"
 #include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 
@@ -120,13 +124,47 @@ ReleaseScratch(std::size_t history_points)
 
 // _detect_horizon(): the time up to which this pass may score. A point becomes visible when its
 // transaction commits, which can be after its timestamp; a transaction still open here may yet
-// commit points stamped after its start. So the horizon is the start of the oldest open
-// transaction in this database (other than ours), but held back by at most ten minutes (a
-// forgotten idle-in-transaction session must not stop detection; a point committed more than
-// ten minutes after its timestamp is then left to backtest()).
+// commit points stamped after its start. Two kinds of open transaction, held differently:
+// * one that has written points (it holds ROW EXCLUSIVE or more on metric_time_series or one of
+//   its partitions): the horizon waits for it, by at most ten minutes (a forgotten
+//   idle-in-transaction session must not stop detection; a point committed more than ten minutes
+//   after its timestamp is then left to backtest());
+// * any other: it may still write a point stamped at its start (record_metric()'s default is
+//   now()), so it holds the horizon too, but by at most kUnwrittenHoldSeconds. Holding it for
+//   longer would blind detection exactly when it matters: the transaction that holds a lock
+//   every client queues behind (a lock storm) is such a transaction, and so are those queued.
+//   The collector writes its built-in metrics first, so its transaction is a writer within
+//   milliseconds of its start.
+constexpr int64 kUnwrittenHoldSeconds = 10;
+
 THRILLMON_FUNCTION(thrillmon_detect_horizon)
 {
 	const TimestampTz now = GetCurrentTimestamp();
+	// The backends (pids) whose transaction holds ROW EXCLUSIVE or stronger on the points table or
+	// one of its partitions, in this database. (List and array are palloc'd: no C++ object is
+	// alive across the calls here that can raise an ERROR.)
+	List *tables = NIL;
+	const Oid nsp = get_namespace_oid("thrillmon", true);
+	const Oid parent = OidIsValid(nsp) ? get_relname_relid("metric_time_series", nsp) : InvalidOid;
+	if (OidIsValid(parent))
+		tables = find_all_inheritors(parent, NoLock, nullptr);
+	int nwriters = 0;
+	int *writers = nullptr;
+	if (tables != NIL) {
+		const LOCKMASK writes = LOCKBIT_ON(RowExclusiveLock) | LOCKBIT_ON(ShareRowExclusiveLock) |
+		                        LOCKBIT_ON(ExclusiveLock) | LOCKBIT_ON(AccessExclusiveLock);
+		LockData *locks = GetLockStatusData();
+		writers = static_cast<int *>(palloc(sizeof(int) * Max(locks->nelements, 1)));
+		for (int i = 0; i < locks->nelements; i++) {
+			const LockInstanceData *l = &locks->locks[i];
+			if (l->locktag.locktag_type == LOCKTAG_RELATION && l->locktag.locktag_field1 == MyDatabaseId &&
+			    (l->holdMask & writes) != 0 && l->pid != MyProcPid && l->pid != 0 &&
+			    list_member_oid(tables, static_cast<Oid>(l->locktag.locktag_field2)))
+				writers[nwriters++] = l->pid;
+		}
+	}
+	const TimestampTz writer_floor = now - INT64CONST(600) * USECS_PER_SEC;
+	const TimestampTz other_floor = now - kUnwrittenHoldSeconds * USECS_PER_SEC;
 	TimestampTz horizon = now;
 	const int n = pgstat_fetch_stat_numbackends();
 	for (int i = 1; i <= n; i++) {
@@ -143,10 +181,14 @@ THRILLMON_FUNCTION(thrillmon_detect_horizon)
 			continue;
 		if (be->st_backendType != B_BACKEND && be->st_backendType != B_BG_WORKER)
 			continue;
-		horizon = Min(horizon, be->st_xact_start_timestamp);
+		bool writer = false;
+		for (int k = 0; k < nwriters && !writer; k++)
+			writer = writers[k] == be->st_procpid;
+		// Just before its start: a point it stamps with now() is stamped with exactly its start,
+		// and a pass scores up to and including its horizon.
+		horizon = Min(horizon, Max(be->st_xact_start_timestamp - 1, writer ? writer_floor : other_floor));
 	}
-	const TimestampTz floor = now - INT64CONST(600) * USECS_PER_SEC;
-	PG_RETURN_TIMESTAMPTZ(Max(horizon, floor));
+	PG_RETURN_TIMESTAMPTZ(horizon);
 }
 
 // _detect_scan(prev timestamptz, upto timestamptz, prev_pass bigint, pass bigint): scores every
