@@ -80,6 +80,16 @@ constexpr double kEpisodePoints = 512;
 constexpr double kEnvelopeDecay = 1.0 - 1.0 / kEpisodePoints;
 constexpr double kEnvelopeCap = 3.0; // in units of the sensitivity
 constexpr double kEscalation = 1.5;
+// ... and in the short run one report per event, with hysteresis: a point that comes within 5 %
+// of the sensitivity (reported or not) opens a short episode of kNearPoints points, in which
+// what follows scores under that bar unless it is kNearEscalation times as far out. An event
+// seldom crosses the bar cleanly once: it hovers around it for a few points (a spike's shoulders,
+// a level shift's first points, a noisy ramp), and each of those was a report of its own. The
+// first report of an episode that a near miss opened is still made (and opens its own episode):
+// a near miss never hides the real crossing that follows it.
+constexpr double kNearRatio = 0.95;
+constexpr std::uint32_t kNearPoints = 30;
+constexpr double kNearEscalation = 3.0;
 
 // Histogram bin of |z| on a log-like scale: the exponent of 1 + |z| and the top two bits of its
 // mantissa (4 bins per octave), without calling log2.
@@ -608,6 +618,17 @@ Detector::Update(const Point &in)
 				envelope_ = std::max(envelope_, std::min(d, kEnvelopeCap * settings_.sensitivity));
 			if (out.anomaly)
 				since_report_ = 0;
+			// The short episode (kNearRatio): only what the envelope let through counts.
+			if (ensemble && r >= kNearRatio && out.score >= ScoreOfRatio(kNearRatio)) {
+				if (since_near_ < kNearPoints && d < kNearEscalation * near_d_ && !(out.anomaly && !near_reported_)) {
+					out.anomaly = false;
+					out.score = std::min(out.score, 0.5 * ScoreOfRatio(kNearRatio));
+				} else {
+					since_near_ = 0;
+					near_d_ = d;
+					near_reported_ = out.anomaly;
+				}
+			}
 		}
 		if (ensemble) {
 			for (int i = 0; i < kComponents; i++)
@@ -631,6 +652,8 @@ Detector::Update(const Point &in)
 	envelope_ *= kEnvelopeDecay;
 	if (since_report_ < UINT32_MAX)
 		since_report_++;
+	if (since_near_ < UINT32_MAX)
+		since_near_++;
 
 	// burst: the running sum of the last kBurstPoints surprises, and its long-run level/spread
 	if (count_ >= 2) {

@@ -27,7 +27,9 @@
 //                    its routine swings); where it explains nothing, it stays out. The largest
 //                    calibrated deviation decides, corrected for being the largest of several,
 //                    and one report per episode: a decaying envelope of reported deviations
-//                    suppresses (halves the score of) what is not clearly larger. Besides, the
+//                    suppresses (halves the score of) what is not clearly larger, and for a few
+//                    dozen points after a near miss (or a report) only a much larger deviation
+//                    scores over the bar again (hysteresis). Besides, the
 //                    ensemble reports a flatline: a metric that used to vary repeating one value
 //                    for kFlatMinPoints points and four times its longest run of one value so far
 //                    (a run that decays over about a week of points), once per run.
@@ -253,6 +255,11 @@ private:
 	// refractory: the recent envelope of deviations (decaying); only a clear excess is reported
 	double envelope_ = 0;
 	std::uint32_t since_report_ = UINT32_MAX; // points since the last report
+	// the short episode: points since a point came near the sensitivity, its deviation, and
+	// whether it was reported
+	std::uint32_t since_near_ = UINT32_MAX;
+	double near_d_ = 0;
+	bool near_reported_ = false;
 
 	// flatline: the current run of one repeated value, the longest run so far (decaying), and how
 	// many points came before the current run
