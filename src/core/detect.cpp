@@ -625,7 +625,7 @@ Detector::Update(const Point &in)
 					out.score = std::min(out.score, 0.5 * ScoreOfRatio(kNearRatio));
 				} else {
 					since_near_ = 0;
-					near_d_ = d;
+					near_d_ = std::min(d, kEnvelopeCap * settings_.sensitivity); // capped as the envelope is
 					near_reported_ = out.anomaly;
 				}
 			}
