@@ -91,6 +91,21 @@ constexpr double kNearRatio = 0.95;
 constexpr std::uint32_t kNearPoints = 30;
 constexpr double kNearEscalation = 3.0;
 
+// A new extreme (the ensemble only): a point beyond the highest or lowest value this detector has
+// learned, by more than kExtremeMargin of that range and kExtremeScales robust standard
+// deviations of the window, is reported at kExtremeRatio of the sensitivity (low: it raises no
+// alert at the default threshold), whatever its deviation from the recent window, once the
+// detector has learned kExtremeMinPoints points. The range says what the metric has done, which
+// a window of 128 points forgets: a heavy-tailed metric keeps a wide one. The margins keep a
+// drift (small new extremes all the time) and the records of plain noise (rarer the longer it
+// runs) quiet. At least kExtremeMinRatio of the sensitivity as a deviation too, and one such
+// report per kNearPoints points.
+constexpr double kExtremeMargin = 0.05;
+constexpr double kExtremeScales = 0.75;
+constexpr std::uint64_t kExtremeMinPoints = 400;
+constexpr double kExtremeRatio = 1.1;
+constexpr double kExtremeMinRatio = 0.2;
+
 // Histogram bin of |z| on a log-like scale: the exponent of 1 + |z| and the top two bits of its
 // mantissa (4 bins per octave), without calling log2.
 int
@@ -649,6 +664,30 @@ Detector::Update(const Point &in)
 			}
 		}
 	}
+	// ---- a new extreme ----------------------------------------------------------------------
+	if (ensemble && n_ >= kExtremeMinPoints && n_ >= settings_.min_data_points && hi_ > lo_ &&
+	    since_extreme_ >= kNearPoints && !out.warming_up) {
+		const double margin = std::max(kExtremeMargin * (hi_ - lo_), kExtremeScales * s);
+		const bool above = x > hi_ + margin, below = x < lo_ - margin;
+		if ((above || below) && std::fabs(out.deviation) >= kExtremeMinRatio * settings_.sensitivity) {
+			since_extreme_ = 0;
+			if (!out.anomaly) {
+				out.anomaly = true;
+				out.score = std::max(out.score, ScoreOfRatio(kExtremeRatio));
+				out.deviation =
+				    (above ? 1 : -1) * std::max(std::fabs(out.deviation), kExtremeRatio * settings_.sensitivity);
+				out.baseline = above ? hi_ : lo_;
+				out.type = above ? AnomalyType::kSpike : AnomalyType::kDrop;
+				out.severity = Severity::kLow;
+				out.algorithm = Algorithm::kEnsemble;
+				since_report_ = 0;
+			}
+		}
+	}
+	if (since_extreme_ < UINT32_MAX)
+		since_extreme_++;
+	NoteExtreme(x);
+
 	envelope_ *= kEnvelopeDecay;
 	if (since_report_ < UINT32_MAX)
 		since_report_++;
@@ -862,6 +901,7 @@ Detector::Warm(const Point &in)
 	Bucket &week = week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60];
 	LearnSeason(p, p.value, day, week, false, 0);
 	NoteRun(p.value);
+	NoteExtreme(p.value);
 	last_t_ = p.t;
 	last_value_ = p.value;
 	n_++;
@@ -882,6 +922,17 @@ Detector::NoteRun(double x)
 	}
 	constexpr double kRunMemory = 10080; // points (a week at one a minute)
 	longest_run_ *= 1.0 - 1.0 / kRunMemory;
+}
+
+void
+Detector::NoteExtreme(double x)
+{
+	if (n_ == 0) {
+		lo_ = hi_ = x;
+		return;
+	}
+	lo_ = std::min(lo_, x);
+	hi_ = std::max(hi_, x);
 }
 
 } // namespace thrillmon::detect

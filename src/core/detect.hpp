@@ -29,7 +29,8 @@
 //                    and one report per episode: a decaying envelope of reported deviations
 //                    suppresses (halves the score of) what is not clearly larger, and for a few
 //                    dozen points after a near miss (or a report) only a much larger deviation
-//                    scores over the bar again (hysteresis). Besides, the
+//                    scores over the bar again (hysteresis). A point beyond the whole learned
+//                    range by a margin (a new extreme) is reported, low. Besides, the
 //                    ensemble reports a flatline: a metric that used to vary repeating one value
 //                    for kFlatMinPoints points and four times its longest run of one value so far
 //                    (a run that decays over about a week of points), once per run.
@@ -268,6 +269,12 @@ private:
 	std::uint64_t run_start_n_ = 0;
 	double longest_run_ = 0;
 	void NoteRun(double x);
+
+	// new extremes: the lowest and highest value learned, and points since the last new extreme
+	// reported
+	double lo_ = 0, hi_ = 0;
+	std::uint32_t since_extreme_ = UINT32_MAX;
+	void NoteExtreme(double x);
 };
 
 } // namespace thrillmon::detect
