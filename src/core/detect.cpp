@@ -76,7 +76,7 @@ constexpr double kBurstAlpha = 0.002; // long-run level and spread of the burst 
 
 // Episodes (refractory): a report raises an envelope that decays over kEpisodePoints; while a
 // deviation stays under kEscalation times it, it is the same episode and not reported again.
-constexpr double kEpisodePoints = 512;
+constexpr double kEpisodePoints = 1440;
 constexpr double kEnvelopeDecay = 1.0 - 1.0 / kEpisodePoints;
 constexpr double kEnvelopeCap = 3.0; // in units of the sensitivity
 constexpr double kEscalation = 1.5;
