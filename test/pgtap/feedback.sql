@@ -10,7 +10,7 @@ SELECT plan(35);
 UPDATE thrillmon.incident_policy SET open_on_critical = false;
 
 -- Noise around 100 (sd 1, a fixed seed) a minute apart, from 4000 minutes ago to 1201, with a
--- spike of +30 that a person will call a true positive and, 1100 points later, a bump of +10 they
+-- spike of +30 that a person will call a true positive and, 2500 points later, a bump of +10 they
 -- will call a false positive (a deploy): both within the three days of lookback the first pass
 -- scores, far enough apart that neither is part of the other's episode. (A pass scores up to the
 -- wall clock, so the points of the later test are stamped in the 1200 minutes left before now().)
@@ -21,14 +21,14 @@ VALUES ('fb', 0, '{z_score}', 4320);
 SELECT setseed(0.42);
 CREATE TEMP TABLE pts AS
 	SELECT g, 100 + sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS v FROM generate_series(1, 2800) g;
-UPDATE pts SET v = v + 30 WHERE g = 1200;
-UPDATE pts SET v = v + 10 WHERE g = 2300;
+UPDATE pts SET v = v + 30 WHERE g = 200;
+UPDATE pts SET v = v + 10 WHERE g = 2700;
 SELECT count(thrillmon.record_metric('fb', v, 'performance', NULL, now() - make_interval(mins => 4001 - g))) FROM pts \g /dev/null
 CREATE TEMP TABLE found AS SELECT * FROM thrillmon.detect_anomalies();
 SELECT id AS fp_id, deviation_score AS fp_dev, alert_id AS fp_alert FROM found
-WHERE time_window_end = (SELECT "timestamp" FROM thrillmon.metric_time_series WHERE metric_name = 'fb' ORDER BY "timestamp" OFFSET 2299 LIMIT 1) \gset
+WHERE time_window_end = (SELECT "timestamp" FROM thrillmon.metric_time_series WHERE metric_name = 'fb' ORDER BY "timestamp" OFFSET 2699 LIMIT 1) \gset
 SELECT id AS tp_id FROM found
-WHERE time_window_end = (SELECT "timestamp" FROM thrillmon.metric_time_series WHERE metric_name = 'fb' ORDER BY "timestamp" OFFSET 1199 LIMIT 1) \gset
+WHERE time_window_end = (SELECT "timestamp" FROM thrillmon.metric_time_series WHERE metric_name = 'fb' ORDER BY "timestamp" OFFSET 199 LIMIT 1) \gset
 SELECT is((SELECT count(*)::int FROM found), 2, 'the history holds two anomalies, the bump and the spike');
 SELECT ok(:'fp_alert' <> '', 'the bump raised an alert');
 
@@ -67,14 +67,14 @@ SELECT is((SELECT row(metric_name, anomaly_type, deviation)::text FROM thrillmon
 
 -- The same shape does not alert again (a bump of +9 where +10 was labelled); a clearly larger one does.
 CREATE TEMP TABLE later AS SELECT g, 100 + sqrt(-2 * ln(1 - random())) * cos(2 * pi() * random()) AS v FROM generate_series(1, 1200) g;
-UPDATE later SET v = v + 9 WHERE g = 600;
+UPDATE later SET v = v + 9 WHERE g = 900;
 UPDATE later SET v = v + 25 WHERE g = 1100;
 SELECT count(thrillmon.record_metric('fb', v, 'performance', NULL, now() - make_interval(mins => 1201 - g))) FROM later \g /dev/null
 -- (Stamped behind the first pass's horizon: the next pass starts over from the lookback window,
 -- and the anomalies the first one recorded are not recorded twice.)
 DELETE FROM thrillmon.detector_progress;
 CREATE TEMP TABLE found2 AS SELECT * FROM thrillmon.detect_anomalies();
-SELECT now() - interval '601 minutes' AS bump_at, now() - interval '101 minutes' AS spike_at \gset
+SELECT now() - interval '301 minutes' AS bump_at, now() - interval '101 minutes' AS spike_at \gset
 SELECT is((SELECT metadata->>'suppressed_by_label' FROM found2 WHERE time_window_end = :'bump_at'), :'fp_id',
 	'the same bump later is recorded as an anomaly, marked with the false-positive label');
 SELECT is((SELECT alert_id FROM found2 WHERE time_window_end = :'bump_at'), NULL, '... and raises no alert');
