@@ -21,6 +21,7 @@
 #include "pg/boundary.hpp"
 #include "pg/detect.hpp"
 #include "pg/guc.hpp"
+#include "pg/partitions.hpp"
 #include "pg/spi.hpp"
 #include "pg/worker.hpp"
 
@@ -144,8 +145,7 @@ THRILLMON_FUNCTION(thrillmon_detect_horizon)
 	// one of its partitions, in this database. (List and array are palloc'd: no C++ object is
 	// alive across the calls here that can raise an ERROR.)
 	List *tables = NIL;
-	const Oid nsp = get_namespace_oid("thrillmon", true);
-	const Oid parent = OidIsValid(nsp) ? get_relname_relid("metric_time_series", nsp) : InvalidOid;
+	const Oid parent = thrillmon::pg::MetricsTableOid();
 	if (OidIsValid(parent))
 		tables = find_all_inheritors(parent, NoLock, nullptr);
 	int nwriters = 0;
@@ -366,9 +366,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			if (pm.settings.enabled && pm.needs_history) {
 				detect::SortByTime(pm.history);
 				cache->NoteArrivals(pm.name, pm.history.data(), pm.history.size(), pm.settings.lookback_minutes);
+				history_points += pm.history.size(); // (only these read history)
 			}
-		for (const detect::PassMetric &pm : scratch->metrics)
-			history_points += pm.history.size();
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
 		// (ScorePass has put each metric's new points in time order.)

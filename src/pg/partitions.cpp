@@ -93,14 +93,20 @@ ExistingPartitionDays(int64_t **days_out)
 	return m;
 }
 
+Oid
+MetricsTableOid()
+{
+	const Oid nsp = get_namespace_oid("thrillmon", true);
+	return OidIsValid(nsp) ? get_relname_relid("metric_time_series", nsp) : InvalidOid;
+}
+
 bool
 MetricsDistributed()
 {
 	const Oid dist = get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE);
 	if (!OidIsValid(dist))
 		return false;
-	const Oid nsp = get_namespace_oid("thrillmon", true);
-	const Oid parent = OidIsValid(nsp) ? get_relname_relid("metric_time_series", nsp) : InvalidOid;
+	const Oid parent = MetricsTableOid();
 	if (!OidIsValid(parent))
 		return false;
 	// Citus' own table, read as a catalog is (its first column is logicalrelid); it holds one row

@@ -50,6 +50,9 @@ static_assert(std::is_trivially_copyable<thrillmon::PartitionStatistics>::value 
 // the partitions is read.
 int ReadPartitionStatistics(const char *only, PlainStatistics **out);
 
+// thrillmon.metric_time_series' oid, or InvalidOid when the schema or the table is not there.
+Oid MetricsTableOid();
+
 // Whether Citus lists metric_time_series as distributed on this node (false without Citus, at
 // the cost of one catalog name lookup). Then the coordinator's partitions are empty shells:
 // their heaps, statistics and sizes say nothing of the points, which are on the shards, and only
