@@ -27,7 +27,20 @@ constexpr double kCusumCap = 50.0;        // bounds the statistic (and so its de
 constexpr double kCusumBiasAlpha = 0.002; // slow mean of the clipped residual (skew correction)
 constexpr double kHoltAlpha = 0.5;
 constexpr double kHoltBeta = 0.1;
-constexpr double kAbsDevAlpha = 0.02;    // EW mean |x - median|
+constexpr double kAbsDevAlpha = 0.02; // EW mean |x - median|
+// The scale of a sparse series' moves. A metric that sits on one value most of the time (a
+// mostly-zero counter, a 98/2 flag, a Poisson count with a small mean) has a MAD of 0 and a mean
+// |x - median| diluted by all the points on the median, so its every routine move was
+// hundreds of robust deviations. Its moves have a size of their own: the mean |x - median| over
+// the points off the median, as a floor for the robust scale (kDepartFloor of it). On a continuous
+// metric every point is off the median and that mean is below the scale it floors (0.8 sd on
+// Gaussian noise): only ties change anything. A running mean over the first kDepartClipAfter
+// moves, then an EW mean over kDepartMoves moves (not points: a sparse metric's moves are rare),
+// each move clipped at kDepartClip times the mean, so one storm does not hide the next.
+constexpr double kDepartFloor = 1.0;
+constexpr double kDepartMoves = 64;
+constexpr std::uint32_t kDepartClipAfter = 16;
+constexpr double kDepartClip = 3.0;
 constexpr double kErrAlpha = 0.05;       // EW mean |forecast error|
 constexpr double kDtAlpha = 0.02;        // EW mean spacing of the points
 constexpr double kBucketAlpha = 0.2;     // seasonal bucket mean and spread
@@ -335,12 +348,12 @@ Detector::Detector(const Settings &settings) : settings_(settings)
 }
 
 double
-Detector::RobustScale() const
+Detector::RobustScale(double m, bool *tied) const
 {
-	double m = SortedMedian(sorted_, count_);
 	double mad = kMadToSigma * SortedMad(sorted_, count_, m);
+	*tied = count_ >= 2 && mad == 0;
 	double mean_abs = kMeanAbsToSigma * absdev_ew_;
-	return Floor(std::max(mad, mean_abs), m);
+	return Floor(std::max({mad, mean_abs, kDepartFloor * depart_ew_}), m);
 }
 
 void
@@ -413,7 +426,8 @@ Detector::Update(const Point &in)
 	Score out;
 
 	const double m = SortedMedian(sorted_, count_);
-	const double s = RobustScale();
+	bool tied = false; // half the window or more on one value: a sparse series
+	const double s = RobustScale(m, &tied);
 	const double dt = n_ > 0 ? p.t - last_t_ : 0;
 	const double step = x - last_value_;
 	const bool have_prev = n_ > 0;
@@ -481,8 +495,11 @@ Detector::Update(const Point &in)
 		if (season_ok) {
 			// The bucket's own spread has few samples (one a day per 5-minute bucket), so the
 			// pooled residual scale of all buckets is a floor that keeps this z well calibrated.
+			// (In a tied window, the window's scale: the buckets' spreads are diluted by the idle
+			// points as the window's was, see kDepartFloor.)
 			double sc =
-			    Floor(std::max({kMeanAbsToSigma * day.absdev, kMeanAbsToSigma * season_scale_, 0.1 * s}), season_pred);
+			    Floor(std::max({kMeanAbsToSigma * day.absdev, kMeanAbsToSigma * season_scale_, tied ? s : 0.1 * s}),
+			          season_pred);
 			set(Algorithm::kSeasonal, (x - season_pred) / sc, season_pred);
 		}
 		if (holt_n_ >= 3) {
@@ -491,7 +508,9 @@ Detector::Update(const Point &in)
 			// its error scale grows like a random walk's, sqrt(steps), up to kHorizonGrowth.
 			double steps = dt_ew_ > 0 ? dt / dt_ew_ : 1.0;
 			double f = level_ + trend_ * (dt_ew_ > 0 ? std::min(dt, kHorizonSteps * dt_ew_) : dt);
-			double sc = Floor(std::max(kMeanAbsToSigma * err_scale_, kPredictiveFloor * s), f);
+			// A sparse series' forecast errors are as diluted by its idle points as its deviations
+			// from the median are: its moves are measured against their own size here too.
+			double sc = Floor(std::max(kMeanAbsToSigma * err_scale_, tied ? s : kPredictiveFloor * s), f);
 			if (steps > 1)
 				sc *= std::min(std::sqrt(steps), kHorizonGrowth);
 			set(Algorithm::kPredictive, (x - f) / sc, f);
@@ -502,6 +521,11 @@ Detector::Update(const Point &in)
 		// spikier stretch of a spiky metric, where each spike alone is routine).
 		if (ensemble && burst_n_ >= kBurstPoints + kTailMinPoints) {
 			double bsd = Floor(kMeanAbsToSigma * burst_dev_, burst_mean_);
+			// In a tied window the surprises are a count of the rare moves (each about one move's
+			// size, kDepartFloor): their sum's spread is at least a count's, the root of its mean.
+			// The mean |deviation| of a sum that is mostly near 0 is diluted as the window's was.
+			if (tied)
+				bsd = std::max(bsd, std::sqrt(burst_mean_));
 			comp[kBurst] = {std::max(0.0, burst_sum - burst_mean_) / bsd, m};
 			on[kBurst] = true;
 		}
@@ -558,7 +582,13 @@ Detector::Update(const Point &in)
 					best = zi;
 			}
 			double d = cal[best];
-			if (ensemble) {
+			// A metric that has shown one value only has no scale: its first move is news, but how
+			// far out it is cannot be said (against a zero scale, any move was "1e9 deviations"
+			// and critical). Reported at kExtremeRatio, as a new extreme: low. The move gives
+			// the metric its scale (kDepartFloor).
+			if (ensemble && hi_ == lo_ && x != hi_)
+				d = std::min(d, kExtremeRatio * settings_.sensitivity);
+			else if (ensemble) {
 				// The largest of several deviations is more often far out than any one of them:
 				// a multiple-comparison correction keeps white noise as quiet as one Gaussian
 				// z. The tail probability of the largest, about kMultiplicity times that of one,
@@ -726,8 +756,11 @@ Detector::Update(const Point &in)
 	// run of one repeated value is counted, and reported once, when it is both long
 	// (kFlatMinPoints) and four times the longest this metric has shown (a counter that is often
 	// 0 for hours, or a quiet night's gauge, has shown long runs and is not reported for them).
-	NoteRun(x);
+	// Nor is a run of the value a sparse series rests on (the median of a tied window, when the
+	// run began): a mostly-zero counter that stays 0 has not stopped changing, it is idle.
+	NoteRun(x, tied && x == m);
 	if (ensemble && n_ >= settings_.min_data_points && run_start_n_ >= static_cast<std::uint64_t>(kWindow) &&
+	    !run_at_rest_ &&
 	    static_cast<double>(run_length_) >= std::max(static_cast<double>(kFlatMinPoints), 4 * longest_run_) &&
 	    static_cast<double>(run_length_ - 1) < std::max(static_cast<double>(kFlatMinPoints), 4 * longest_run_)) {
 		constexpr double kFlatRatio = 1.5; // medium, and above the default alert threshold (0.8)
@@ -752,10 +785,14 @@ Detector::Update(const Point &in)
 			cusum_lo_ = std::min(kCusumCap, std::max(0.0, cusum_lo_ - r - kCusumSlack));
 		}
 		// Not clipped: in a series that is mostly one value (MAD 0) this is the only scale, and
-		// clipping it at a multiple of itself would keep it near zero for ever.
-		absdev_ew_ += kAbsDevAlpha * (std::fabs(x - m) - absdev_ew_);
+		// clipping it at a multiple of itself would keep it near zero for ever. A plain running
+		// mean at first, so the start-up value (one difference of two points) does not linger:
+		// it had kept a new metric's scale near twice its size for its first hundred points.
+		absdev_ew_ += std::max(kAbsDevAlpha, 1.0 / static_cast<double>(n_)) * (std::fabs(x - m) - absdev_ew_);
+		NoteDeparture(std::fabs(x - m));
 	} else if (count_ == 1) {
 		absdev_ew_ = std::fabs(x - m);
+		NoteDeparture(absdev_ew_);
 	}
 	if (have_prev) {
 		double a = std::fabs(step);
@@ -900,7 +937,7 @@ Detector::Warm(const Point &in)
 	Bucket &day = day_[std::clamp(p.local_minute, 0, 1439) * kDayBuckets / 1440];
 	Bucket &week = week_[std::clamp(p.local_dow, 0, 6) * 24 + std::clamp(p.local_minute, 0, 1439) / 60];
 	LearnSeason(p, p.value, day, week, false, 0);
-	NoteRun(p.value);
+	NoteRun(p.value, false);
 	NoteExtreme(p.value);
 	last_t_ = p.t;
 	last_value_ = p.value;
@@ -908,20 +945,35 @@ Detector::Warm(const Point &in)
 }
 
 void
-Detector::NoteRun(double x)
+Detector::NoteRun(double x, bool at_rest)
 {
 	// (n_ still counts the points before x.) One value: exactly equal, as a stuck sensor or a
 	// collector that repeats its last reading writes it.
 	if (run_length_ > 0 && x == run_value_) {
 		run_length_++;
 	} else {
-		longest_run_ = std::max(longest_run_, static_cast<double>(run_length_));
+		// (A rest says nothing about how long the metric holds a value otherwise.)
+		if (!run_at_rest_)
+			longest_run_ = std::max(longest_run_, static_cast<double>(run_length_));
 		run_value_ = x;
 		run_length_ = 1;
 		run_start_n_ = n_;
+		run_at_rest_ = at_rest;
 	}
 	constexpr double kRunMemory = 10080; // points (a week at one a minute)
 	longest_run_ *= 1.0 - 1.0 / kRunMemory;
+}
+
+void
+Detector::NoteDeparture(double dev)
+{
+	if (!(dev > 0) || !std::isfinite(dev))
+		return;
+	if (departs_ < UINT32_MAX)
+		departs_++;
+	if (departs_ > kDepartClipAfter)
+		dev = std::min(dev, kDepartClip * depart_ew_);
+	depart_ew_ += std::max(1.0 / kDepartMoves, 1.0 / departs_) * (dev - depart_ew_);
 }
 
 void

@@ -193,7 +193,7 @@ private:
 		double baseline;
 	};
 
-	double RobustScale() const;
+	double RobustScale(double m, bool *tied) const;
 	void TailAdd(int c, double z);
 	void LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m);
 	void LearnBucket(Bucket &b, double x, std::int64_t local_day);
@@ -224,6 +224,9 @@ private:
 
 	double ewma_ = 0;
 	double absdev_ew_ = 0; // EW mean |x - median| (scale floor for discrete series)
+	// EW mean |x - median| over the points off the median only: the size of a sparse series' moves
+	double depart_ew_ = 0;
+	std::uint32_t departs_ = 0;
 	double cusum_hi_ = 0, cusum_lo_ = 0;
 	double cusum_bias_ = 0; // slow mean of the clipped robust residual
 
@@ -268,13 +271,15 @@ private:
 	std::uint64_t run_length_ = 0;
 	std::uint64_t run_start_n_ = 0;
 	double longest_run_ = 0;
-	void NoteRun(double x);
+	bool run_at_rest_ = false; // the run began on the median of a tied window
+	void NoteRun(double x, bool at_rest);
 
 	// new extremes: the lowest and highest value learned, and points since the last new extreme
 	// reported
 	double lo_ = 0, hi_ = 0;
 	std::uint32_t since_extreme_ = UINT32_MAX;
 	void NoteExtreme(double x);
+	void NoteDeparture(double dev);
 };
 
 } // namespace thrillmon::detect

@@ -1048,3 +1048,99 @@ TEST(Detect, ANewExtremeIsReportedLow)
 	EXPECT_DOUBLE_EQ(s.baseline, hi) << "against the old extreme";
 	EXPECT_LT(s.score, 0.8) << "below the default alert threshold";
 }
+
+// A metric that has shown one value only has no scale: its first move is news, reported low (no
+// alert at the default threshold), not "1e9 deviations" and critical. That move gives it a scale:
+// the same move again is ordinary, and a sustained move well beyond it is found.
+TEST(Detect, AMetricsFirstMoveIsReportedLowAndGivesItAScale)
+{
+	auto d = Make();
+	double t = kT0;
+	for (int i = 0; i < 200; i++, t += kMinute)
+		ASSERT_FALSE(Feed(*d, t, 0).anomaly);
+	const Score first = Feed(*d, t, 1);
+	t += kMinute;
+	ExpectSane(first, "first move");
+	EXPECT_TRUE(first.anomaly);
+	EXPECT_EQ(first.severity, Severity::kLow);
+	EXPECT_LT(first.score, 0.8) << "below the default alert threshold";
+	EXPECT_LE(std::fabs(first.deviation), 1.1 * 4.5 + 1e-9);
+	int later = 0;
+	for (int i = 0; i < 3000; i++, t += kMinute)
+		later += Feed(*d, t, i % 300 == 150 ? 1 : 0).anomaly;
+	EXPECT_EQ(later, 0) << "the same move, now and then, is routine";
+	int storm = 0;
+	for (int i = 0; i < 20; i++, t += kMinute)
+		storm += Feed(*d, t, 12).anomaly;
+	EXPECT_GE(storm, 1) << "twelve times the moves seen, for 20 minutes";
+}
+
+// A sparse series (mostly one value) is measured against the size of its moves: a 98/2 flag and a
+// Poisson(0.3) count were "hundreds of robust deviations" at every routine move, because their
+// MAD is 0 and their mean |x - median| is diluted by the idle points. Without kDepartFloor this
+// raised 12 (flag) and 5.5 (count) anomalies a week; see also Shapes.WeeklyRatesOnHealthySeries.
+TEST(Detect, ASparseSeriesIsMeasuredAgainstItsMoves)
+{
+	for (std::uint64_t seed : {3u, 4u}) {
+		auto flag = Make(), count = Make();
+		std::mt19937_64 rng(seed);
+		std::bernoulli_distribution p2(0.02);
+		std::poisson_distribution<int> p03(0.3);
+		double t = kT0;
+		int flag_n = 0, count_n = 0;
+		for (int i = 0; i < 2 * 10080; i++, t += kMinute) {
+			flag_n += Feed(*flag, t, p2(rng) ? 1 : 0).anomaly;
+			count_n += Feed(*count, t, p03(rng)).anomaly;
+		}
+		EXPECT_LE(flag_n, 2) << "98/2 flag, two weeks, seed " << seed;
+		EXPECT_LE(count_n, 2) << "Poisson(0.3), two weeks, seed " << seed;
+		// and a real burst of the same flag still stands out: on for 30 minutes
+		int on = 0;
+		for (int i = 0; i < 30; i++, t += kMinute)
+			on += Feed(*flag, t, 1).anomaly;
+		EXPECT_GE(on, 1) << "the flag stuck on, seed " << seed;
+	}
+}
+
+// A mostly-zero counter resting at 0 for a long time has not stopped changing: it is idle. A run
+// of any other value, as long, is still a flatline.
+TEST(Flatline, ARunOfTheValueASparseSeriesRestsOnIsNotOne)
+{
+	auto d = Make();
+	double t = kT0;
+	int flat = 0;
+	auto feed = [&](double v) {
+		flat += Feed(*d, t, v).type == AnomalyType::kFlatline;
+		t += kMinute;
+	};
+	for (int i = 0; i < 3000; i++)
+		feed(i % 97 == 0 ? 2 : 0);
+	for (int i = 0; i < 2000; i++) // idle: far longer than any run of 0 before
+		feed(0);
+	EXPECT_EQ(flat, 0) << "a long rest at the resting value";
+	for (int i = 0; i < 3000; i++)
+		feed(i % 97 == 0 ? 2 : 0);
+	for (int i = 0; i < 2000; i++) // stuck at a value it never rested on
+		feed(2);
+	EXPECT_EQ(flat, 1) << "stuck at another value";
+}
+
+// A new metric's scale is not its first difference: the robust scale's mean |x - median| is a
+// running mean at first. With an EW mean from the start, a first point 3 sd away from the rest
+// kept the scale near twice its size for a hundred points, and a drop of 8 sd at point 60 (a lock
+// storm's transactions per second, two minutes after collection began at 2 s) scored under the bar.
+TEST(Detect, ANewMetricsScaleIsNotItsFirstDifference)
+{
+	for (std::uint64_t seed : {1u, 2u, 3u}) {
+		auto d = Make();
+		std::mt19937_64 rng(seed);
+		double t = kT0;
+		Feed(*d, t, 65); // 3 sd out
+		t += kMinute;
+		int before = FeedNoise(*d, rng, &t, 60, 50, 5);
+		EXPECT_EQ(before, 0) << "seed " << seed;
+		const Score drop = Feed(*d, t, 10);
+		ExpectSane(drop, "drop");
+		EXPECT_TRUE(drop.anomaly) << "seed " << seed << " dev " << drop.deviation;
+	}
+}
