@@ -79,7 +79,9 @@ BEGIN
 		pg_catalog.jsonb_build_array('unresolved_alerts', 'monitoring',
 			(SELECT count(*) FROM thrillmon.system_alerts WHERE resolved_at IS NULL)),
 		pg_catalog.jsonb_build_array('longest_transaction_seconds', 'performance',
-			(SELECT coalesce(max(EXTRACT(EPOCH FROM read_at - xact_start)), 0) FROM pg_catalog.pg_stat_activity
+			-- (At least 0: the activity snapshot is taken after read_at, and a transaction that
+			-- began in between had a negative age.)
+			(SELECT GREATEST(coalesce(max(EXTRACT(EPOCH FROM read_at - xact_start)), 0), 0) FROM pg_catalog.pg_stat_activity
 			 WHERE backend_type = 'client backend' AND xact_start IS NOT NULL AND pid <> pg_catalog.pg_backend_pid())),
 		pg_catalog.jsonb_build_array('lock_waits', 'performance',
 			(SELECT count(*) FROM pg_catalog.pg_stat_activity WHERE wait_event_type = 'Lock')),
