@@ -88,5 +88,10 @@ is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE alert_type = 'no_d
 	"no no_data alert: collection never stopped"
 is "$(sql "SELECT count(*) FROM thrillmon.job_runs WHERE job IN ('detect', 'collect') AND status = 'failed'")" "0" \
 	"no detection or collection run failed"
+# (HEALTHY_DUMP=FILE keeps the built-in metrics' points, as CSV, for a look at what was detected.)
+if [ -n "${HEALTHY_DUMP:-}" ]; then
+	sql "COPY (SELECT metric_name, extract(epoch FROM \"timestamp\" - '$storm_start'::timestamptz), metric_value
+		FROM thrillmon.metric_time_series WHERE metric_category <> 'custom' ORDER BY 1, 2) TO STDOUT (FORMAT csv)" > "$HEALTHY_DUMP"
+fi
 pg_ctl -m fast -w stop >/dev/null
 exit $((fails > 0))
