@@ -80,8 +80,21 @@ constexpr int kTailRefreshPoints = 16;
 // The quantile estimate from a few thousand points is itself noisy: a tail within this factor of
 // the Gaussian one is taken as Gaussian, so well-behaved metrics keep their plain deviations.
 constexpr double kTailTolerance = 1.2;
-constexpr double kMultiplicity = 2.0; // effective number of independent components (max of them)
-constexpr double kSimpler = 0.5;      // a point component this close to the largest decides the type
+// The quantile at kTailQuantile says how heavy the tail is there (1e-3), not beyond it, where a
+// once-a-week false alarm lives (1e-4 at one point a minute): a power-law tail (Student-t noise,
+// log-normal latency, a count's right tail) is heavier still a decade further out. So each
+// component's tail is also extrapolated one decade, at the slope it has between kTailInner (1e-2)
+// and kTailQuantile: the 1e-4 quantile of a power law is the 1e-3 one times their ratio. It is
+// set against the Gaussian's own 1e-4 quantile (kGaussianDecade times the reference), and the
+// larger of the two factors is used. On Gaussian noise the extrapolation stays within the
+// tolerance (ratio 1.28, so 1.08 times the reference), so plain deviations keep their meaning.
+// The ratio is capped at kTailRatioCap: the few points beyond the 1e-3 quantile of a few thousand
+// make it noisy.
+constexpr double kTailInner = 0.99;
+constexpr double kTailRatioCap = 3.0;
+constexpr double kGaussianDecade = 3.8906 / 3.2905; // two-sided Gaussian quantiles at 1e-4 and 1e-3
+constexpr double kMultiplicity = 2.0;               // effective number of independent components (max of them)
+constexpr double kSimpler = 0.5;                    // a point component this close to the largest decides the type
 
 // Burst component (ensemble only): how often the metric deviates, not how far.
 constexpr double kSurpriseCap = 6.0;  // cap on one point's surprise (robust deviations)
@@ -364,17 +377,23 @@ Detector::TailAdd(int c, double z)
 	tail_count_[c]++;
 }
 
-double
-Detector::TailQuantile(int c) const
+// The quantiles q[0] <= q[1] of component c's |z|, in one pass over its histogram.
+void
+Detector::TailQuantiles(int c, const double (&q)[2], double (&out)[2]) const
 {
-	double want = kTailQuantile * tail_total_[c], cum = 0;
-	for (int i = 0; i < kTailBins; i++) {
+	int k = 0;
+	double want = q[0] * tail_total_[c], cum = 0;
+	for (int i = 0; i < kTailBins && k < 2; i++) {
 		double h = tail_[c][i];
-		if (h > 0 && cum + h >= want)
-			return TailEdge(i + (want - cum) / h);
+		while (k < 2 && h > 0 && cum + h >= want) {
+			out[k++] = TailEdge(i + (want - cum) / h);
+			if (k < 2)
+				want = q[k] * tail_total_[c];
+		}
 		cum += h;
 	}
-	return TailEdge(kTailBins);
+	for (; k < 2; k++)
+		out[k] = TailEdge(kTailBins);
 }
 
 // Each component's factor: how much heavier its tail is here than on white Gaussian noise (1
@@ -386,10 +405,19 @@ Detector::RefreshCalibration()
 	double factor[kComponents], borrowed = 1;
 	for (int i = 0; i < kComponents; i++) {
 		factor[i] = 0;
-		if (tail_count_[i] > 0)
-			tail_q_[i] = TailQuantile(i);
+		double inner = 0;
+		if (tail_count_[i] > 0) {
+			double q[2];
+			TailQuantiles(i, {kTailInner, kTailQuantile}, q);
+			inner = q[0];
+			tail_q_[i] = q[1];
+		}
 		if (tail_count_[i] >= kTailMinPoints) {
 			factor[i] = std::max(1.0, tail_q_[i] / (kTailTolerance * kTailReference[i]));
+			if (inner > 0 && tail_q_[i] > inner) {
+				const double far = tail_q_[i] * std::min(tail_q_[i] / inner, kTailRatioCap);
+				factor[i] = std::max(factor[i], far / (kTailTolerance * kGaussianDecade * kTailReference[i]));
+			}
 			borrowed = std::max(borrowed, factor[i]);
 		}
 	}

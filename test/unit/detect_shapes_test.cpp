@@ -137,10 +137,12 @@ TEST(Shapes, WeeklyRatesOnHealthySeries)
 	for (const auto &[name, r] : rate)
 		std::printf("[ info     ] shape %-22s %5.2f anomalies per week (requirement <= 1)\n", name.c_str(), r);
 	// What holds today. The rest are measured and printed: quieting them by calibrating the far
-	// tail cost 4 to 10 NAB points (bench/README.md), so it is not done yet. The sparse shapes
-	// (the flag, the small count) hold since their moves are measured against their own size.
+	// tail (beyond the one-decade extrapolation below) cost 4 NAB points, so it is not done yet.
+	// The sparse shapes (the flag, the small count) hold since their moves are measured against
+	// their own size, and the larger count since its tail is extrapolated a decade (2.5 a week
+	// without).
 	for (const char *name :
-	     {"gaussian", "integer_gauge", "growing_size", "diurnal_across_dst", "binary_98_2", "poisson_0.3"})
+	     {"gaussian", "integer_gauge", "growing_size", "diurnal_across_dst", "binary_98_2", "poisson_0.3", "poisson_4"})
 		EXPECT_LE(rate[name], 1.0) << name;
 }
 
