@@ -613,8 +613,10 @@ Detector::Update(const Point &in)
 			// A metric that has shown one value only has no scale: its first move is news, but how
 			// far out it is cannot be said (against a zero scale, any move was "1e9 deviations"
 			// and critical). Reported at kExtremeRatio, as a new extreme: low. The move gives
-			// the metric its scale (kDepartFloor).
-			if (ensemble && hi_ == lo_ && x != hi_)
+			// the metric its scale (kDepartFloor). Its nominal deviation opens no episode: a move
+			// far beyond this one, or one that lasts, is reported as usual.
+			const bool first_move = ensemble && hi_ == lo_ && x != hi_;
+			if (first_move)
 				d = std::min(d, kExtremeRatio * settings_.sensitivity);
 			else if (ensemble) {
 				// The largest of several deviations is more often far out than any one of them:
@@ -687,12 +689,12 @@ Detector::Update(const Point &in)
 			}
 			// Capped: one enormous deviation must not silence the metric for days while the
 			// envelope decays.
-			if (r >= 1.0)
+			if (r >= 1.0 && !first_move)
 				envelope_ = std::max(envelope_, std::min(d, kEnvelopeCap * settings_.sensitivity));
 			if (out.anomaly)
 				since_report_ = 0;
 			// The short episode (kNearRatio): only what the envelope let through counts.
-			if (ensemble && r >= kNearRatio && out.score >= ScoreOfRatio(kNearRatio)) {
+			if (ensemble && !first_move && r >= kNearRatio && out.score >= ScoreOfRatio(kNearRatio)) {
 				if (since_near_ < kNearPoints && d < kNearEscalation * near_d_ && !(out.anomaly && !near_reported_)) {
 					out.anomaly = false;
 					out.score = std::min(out.score, 0.5 * ScoreOfRatio(kNearRatio));

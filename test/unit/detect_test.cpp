@@ -1065,6 +1065,22 @@ TEST(Detect, AMetricsFirstMoveIsReportedLowAndGivesItAScale)
 	EXPECT_EQ(first.severity, Severity::kLow);
 	EXPECT_LT(first.score, 0.8) << "below the default alert threshold";
 	EXPECT_LE(std::fabs(first.deviation), 1.1 * 4.5 + 1e-9);
+	{
+		// Its nominal deviation opens no episode: four times that move, sustained, an hour
+		// later (lock_waits in a lock storm, after one wait earlier) is found.
+		auto storm = Make();
+		double u = kT0;
+		for (int i = 0; i < 200; i++, u += kMinute)
+			Feed(*storm, u, 0);
+		Feed(*storm, u, 1);
+		u += kMinute;
+		for (int i = 0; i < 60; i++, u += kMinute)
+			Feed(*storm, u, 0);
+		int found = 0;
+		for (int i = 0; i < 20; i++, u += kMinute)
+			found += Feed(*storm, u, 4).anomaly;
+		EXPECT_GE(found, 1) << "a sustained move four times the first, an hour after it";
+	}
 	int later = 0;
 	for (int i = 0; i < 3000; i++, t += kMinute)
 		later += Feed(*d, t, i % 300 == 150 ? 1 : 0).anomaly;
