@@ -262,6 +262,14 @@ SortedMad(const double *a, int n, double m)
 	return KthDistance(a, n, m, n / 2 - 1, true);
 }
 
+// The weight of the k-th sample (1-based) in a mean that is a plain running mean at first and an
+// EW mean with weight alpha once 1 / k falls below it: the start-up value does not linger.
+double
+StartupWeight(double alpha, double k)
+{
+	return std::max(alpha, 1.0 / k);
+}
+
 double
 Floor(double scale, double level)
 {
@@ -773,8 +781,7 @@ Detector::Update(const Point &in)
 				burst_mean_ = burst_sum;
 				burst_dev_ = 0;
 			} else {
-				// a plain running mean at first, so the start-up value does not linger
-				double a = std::max(kBurstAlpha, 1.0 / (burst_n_ - kBurstPoints + 1));
+				double a = StartupWeight(kBurstAlpha, burst_n_ - kBurstPoints + 1);
 				burst_mean_ += a * (burst_sum - burst_mean_);
 				burst_dev_ += a * (dev - burst_dev_);
 			}
@@ -818,7 +825,7 @@ Detector::Update(const Point &in)
 		// clipping it at a multiple of itself would keep it near zero for ever. A plain running
 		// mean at first, so the start-up value (one difference of two points) does not linger:
 		// it had kept a new metric's scale near twice its size for its first hundred points.
-		absdev_ew_ += std::max(kAbsDevAlpha, 1.0 / static_cast<double>(n_)) * (std::fabs(x - m) - absdev_ew_);
+		absdev_ew_ += StartupWeight(kAbsDevAlpha, static_cast<double>(n_)) * (std::fabs(x - m) - absdev_ew_);
 		NoteDeparture(std::fabs(x - m));
 	} else if (count_ == 1) {
 		absdev_ew_ = std::fabs(x - m);
@@ -1003,7 +1010,7 @@ Detector::NoteDeparture(double dev)
 		departs_++;
 	if (departs_ > kDepartClipAfter)
 		dev = std::min(dev, kDepartClip * depart_ew_);
-	depart_ew_ += std::max(1.0 / kDepartMoves, 1.0 / departs_) * (dev - depart_ew_);
+	depart_ew_ += StartupWeight(1.0 / kDepartMoves, departs_) * (dev - depart_ew_);
 }
 
 void
