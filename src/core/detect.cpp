@@ -895,6 +895,19 @@ Detector::Update(const Point &in)
 	last_t_ = p.t;
 	last_value_ = x;
 	n_++;
+	// A new metric learns before it speaks. Its first points rest on a window still filling (the
+	// median of a drifting metric lags it by half the fill, so the CUSUM against it climbs on any
+	// slow trend or daily rise) and on no calibration (a heavy tail's first routine spikes are
+	// "6 sd"): in the shapes of a healthy system those made most of a first day's reports, and a
+	// database's first checkpoint (a burst of full-page writes) its first critical alert. A report
+	// there is held back, not lost: everything it moves (the episode, the CUSUM's restart) moves
+	// as if it had been made, so what follows is scored exactly as before. Held back with its
+	// score halved, as an episode's repeats are, so a threshold at 0.5 agrees.
+	if (ensemble && out.anomaly && n_ <= kLearnPoints) {
+		out.anomaly = false;
+		out.learning = true;
+		out.score *= 0.5;
+	}
 	return out;
 }
 

@@ -105,6 +105,9 @@ struct Score {
 	double baseline = 0;  // what that algorithm expected
 	bool anomaly = false; // score >= 0.5
 	bool warming_up = true;
+	// A report held back: the ensemble would have reported this point, but it is still in its
+	// first Detector::kLearnPoints points (its state is as if it had reported it).
+	bool learning = false;
 	AnomalyType type = AnomalyType::kOutlier;
 	Severity severity = Severity::kLow;
 	Algorithm algorithm = Algorithm::kEnsemble;
@@ -124,6 +127,9 @@ public:
 	// A flatline: one value repeated for at least this many points (and four times the metric's
 	// longest run so far), after at least kWindow points.
 	static constexpr std::uint64_t kFlatMinPoints = 60;
+	// The ensemble's first kLearnPoints points are learned, not reported: until its window is full,
+	// a metric's median and scale rest on a part of one, and its calibration on nothing.
+	static constexpr std::uint64_t kLearnPoints = kWindow;
 	static constexpr int kComponents = 9;
 
 	explicit Detector(const Settings &settings);

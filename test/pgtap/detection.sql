@@ -328,7 +328,7 @@ SELECT results_eq($$SELECT s.severity, s.metadata ? 'escalated_at', (s.metadata-
 -- Two spikes of one metric in one pass: one alert.
 SELECT pg_temp.reset();
 SELECT setseed(0.05);
-SELECT pg_temp.history('al_twice', pg_temp.vals(400, '{100,300}', '{30,30}'));
+SELECT pg_temp.history('al_twice', pg_temp.vals(500, '{200,400}', '{30,30}'));
 SELECT lives_ok($$SELECT pg_temp.pass('c2')$$, 'alerts: a pass over a metric with two spikes 200 points apart');
 SELECT is((SELECT count(*)::int FROM got WHERE tag = 'c2' AND anomaly_value = 130), 2, 'alerts: ... two anomalies');
 SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts), 1, 'alerts: ... one alert');
@@ -638,9 +638,9 @@ UPDATE thrillmon.anomaly_detection_config SET cooldown_minutes = 1440 WHERE metr
 UPDATE thrillmon.incident_policy SET open_on_critical = false, correlation_min_metrics = 0;
 SELECT setseed(0.13);
 -- Four batches of live points 5 ms apart (the whole history well inside the lookback window), a
--- pass after each: a spike, a drop 150 points later, a level shift of +20 sd 170 points after that,
--- and a spike of +40 on the new level.
-SELECT pg_temp.live('eq', pg_temp.vals(150, '{100}', '{30}'));
+-- pass after each: a spike (after the detector's 128 learning points), a drop 110 points later, a
+-- level shift of +20 sd 170 points after that, and a spike of +40 on the new level.
+SELECT pg_temp.live('eq', pg_temp.vals(150, '{140}', '{30}'));
 SELECT lives_ok($$SELECT pg_temp.pass('e1')$$, 'live = backtest: pass after batch 1 (150 points, a spike)');
 SELECT pg_temp.live('eq', pg_temp.vals(150, '{100}', '{-30}'));
 SELECT lives_ok($$SELECT pg_temp.pass('e2')$$, 'live = backtest: pass after batch 2 (150 points, a drop)');

@@ -36,10 +36,11 @@ today=$(q -c "SELECT 'metric_time_series_p' || to_char(now() AT TIME ZONE 'UTC',
 # An expired day (40 days ago) for the cleanup to drop while the holder is there.
 q -c "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\") VALUES ('old', 1, now() - interval '40 days')"
 q -c "SELECT thrillmon.maintain_partitions(1)" >/dev/null
-# 200 metrics x 120 points of noise, one a second up to a minute ago.
+# 200 metrics x 200 points of noise (past a new metric's 128 learning points), one a second up to
+# a minute ago.
 q -c "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
       SELECT 'm' || m, 100 + random() + random() + random(), now() - interval '1 minute' - g * interval '1 second'
-      FROM generate_series(1, 200) m, generate_series(1, 120) g"
+      FROM generate_series(1, 200) m, generate_series(1, 200) g"
 # New points: 5 per metric, 20 ms apart from now on (after the last pass's horizon), a spike of
 # +50 on metric m<:spike> at the third; then wait until the clock has passed them, and a pass.
 cat > "$work/pass.sql" <<'SQL'

@@ -305,11 +305,13 @@ TEST(DetectPass, DisabledMetricsAreForgottenAndNotScored)
 
 TEST(DetectPass, ThreadsScoreExactlyWhatOneThreadScores)
 {
-	// 300 metrics, each with a spike: in 1 thread and in 4 (each thread takes 64 or more).
+	// 300 metrics, each with a spike (after the detectors' learning points): in 1 thread and in 4
+	// (each thread takes 64 or more).
+	constexpr int kPoints = static_cast<int>(Detector::kLearnPoints) + 40;
 	auto make = [] {
 		std::deque<PassMetric> ms;
 		for (int i = 0; i < 300; i++)
-			ms.push_back(Metric("m" + std::to_string(i), kT0, 120, 300 + i));
+			ms.push_back(Metric("m" + std::to_string(i), kT0, kPoints, 300 + i));
 		return ms;
 	};
 	std::deque<PassMetric> one = make(), four = make();
@@ -321,7 +323,7 @@ TEST(DetectPass, ThreadsScoreExactlyWhatOneThreadScores)
 	const std::vector<PassAnomaly> a4 = ScorePass(c4, four, 4, &s4);
 	EXPECT_EQ(s1.threads, 1);
 	EXPECT_EQ(s4.threads, 4) << "four threads scored";
-	EXPECT_EQ(s4.points, 300u * 120u);
+	EXPECT_EQ(s4.points, 300u * kPoints);
 	ASSERT_EQ(a1.size(), a4.size());
 	for (std::size_t i = 0; i < a1.size(); i++) {
 		EXPECT_EQ(a1[i].metric, a4[i].metric);
@@ -330,7 +332,7 @@ TEST(DetectPass, ThreadsScoreExactlyWhatOneThreadScores)
 	}
 	std::set<std::size_t> spiked;
 	for (const PassAnomaly &a : a4)
-		if (a.point.t == kT0 + 119 * kMinute)
+		if (a.point.t == kT0 + (kPoints - 1) * kMinute)
 			spiked.insert(a.metric);
 	EXPECT_EQ(spiked.size(), 300u) << "every metric's spike is found";
 }
