@@ -1141,6 +1141,32 @@ TEST(Flatline, ARunOfTheValueASparseSeriesRestsOnIsNotOne)
 	EXPECT_EQ(flat, 1) << "stuck at another value";
 }
 
+// Clear but small: a point within 2 % of the metric's level is reported low at most (no alert at
+// the default threshold), however many deviations out; a larger move of the same metric keeps its
+// severity.
+TEST(Detect, AMoveOfAPerCentIsReportedLowAtMost)
+{
+	auto d = Make();
+	std::mt19937_64 rng(8);
+	double t = kT0;
+	EXPECT_EQ(FeedNoise(*d, rng, &t, 300, 1000, 0.5), 0);
+	const Score small = Feed(*d, t, 1012); // 24 sd, 1.2 %
+	t += kMinute;
+	EXPECT_TRUE(small.anomaly);
+	EXPECT_EQ(small.severity, Severity::kLow);
+	EXPECT_LT(small.score, 0.8) << "under the default alert threshold";
+	EXPECT_EQ(FeedNoise(*d, rng, &t, 300, 1000, 0.5), 0);
+	const Score large = Feed(*d, t, 1050); // 100 sd, 5 %
+	EXPECT_TRUE(large.anomaly);
+	EXPECT_GE(large.severity, Severity::kHigh);
+	EXPECT_GE(large.score, 0.8) << "alerts";
+	// A metric at 0 has no level to be a per cent of: its moves keep their severity.
+	auto z = Make();
+	t = kT0;
+	EXPECT_EQ(FeedNoise(*z, rng, &t, 300, 0, 0.5), 0);
+	EXPECT_EQ(Feed(*z, t, 12).severity, Severity::kCritical);
+}
+
 // A new metric learns before it speaks: a spike within its first kLearnPoints points is held
 // back (marked, score under 0.5, no anomaly), the same spike after them is reported, and a held
 // report moves the detector's state as a report does: the spike's shoulders that follow it are
