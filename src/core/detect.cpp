@@ -74,8 +74,8 @@ constexpr double kSeasonUseful = 1.0;
 constexpr double kTailQuantile = 0.999;
 constexpr double kTailReference[Detector::kComponents] = {3.596, 3.663, 3.357, 3.782, 3.450,
                                                           3.987, 3.573, 3.817, 3.566};
-constexpr float kTailMemory = 4000.0f;        // points
-constexpr std::uint32_t kTailMinPoints = 500; // history before a component's factor is trusted
+constexpr float kTailMemory = 4000.0f;                                 // points
+constexpr std::uint32_t kTailMinPoints = Detector::kCalibrationPoints; // history before a component's factor is trusted
 constexpr int kTailRefreshPoints = 16;
 // The quantile estimate from a few thousand points is itself noisy: a tail within this factor of
 // the Gaussian one is taken as Gaussian, so well-behaved metrics keep their plain deviations.
@@ -919,6 +919,8 @@ Detector::Update(const Point &in)
 		out.learning = true;
 		out.score *= 0.5;
 	}
+	// (n_ now counts this point.)
+	out.provisional = ensemble && out.anomaly && n_ <= settings_.min_data_points + kCalibrationPoints;
 	return out;
 }
 

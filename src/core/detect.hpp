@@ -108,6 +108,10 @@ struct Score {
 	// A report held back: the ensemble would have reported this point, but it is still in its
 	// first Detector::kLearnPoints points (its state is as if it had reported it).
 	bool learning = false;
+	// An anomaly of a detector whose calibration is not yet trusted (the ensemble, before
+	// min_data_points + Detector::kCalibrationPoints points): a lone one raises no alert (the
+	// detection pass asks for another metric anomalous with it; 70_detection.sql).
+	bool provisional = false;
 	AnomalyType type = AnomalyType::kOutlier;
 	Severity severity = Severity::kLow;
 	Algorithm algorithm = Algorithm::kEnsemble;
@@ -130,6 +134,8 @@ public:
 	// The ensemble's first kLearnPoints points are learned, not reported: until its window is full,
 	// a metric's median and scale rest on a part of one, and its calibration on nothing.
 	static constexpr std::uint64_t kLearnPoints = kWindow;
+	// Scored points before a component's tail calibration is trusted.
+	static constexpr std::uint64_t kCalibrationPoints = 500;
 	static constexpr int kComponents = 9;
 
 	explicit Detector(const Settings &settings);

@@ -387,10 +387,13 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 	});
 	SPI_finish();
 
+	// (The library may run before ALTER EXTENSION UPDATE has given the function its newer
+	// columns: what the caller's descriptor has room for is filled, no more.)
+	const int natts = rsinfo->setDesc->natts;
 	for (const detect::PassAnomaly &f : scratch->found) {
 		const detect::PassMetric &pm = scratch->metrics[f.metric];
-		Datum values[10];
-		bool nulls[10] = {};
+		Datum values[11];
+		bool nulls[11] = {};
 		values[0] = PointerGetDatum(cstring_to_text_with_len(pm.name.data(), static_cast<int>(pm.name.size())));
 		values[1] = PointerGetDatum(cstring_to_text_with_len(pm.category.data(), static_cast<int>(pm.category.size())));
 		values[2] = TimestampTzGetDatum(f.point.stored);
@@ -401,6 +404,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		values[7] = CStringGetTextDatum(detect::AnomalyTypeName(f.score.type));
 		values[8] = CStringGetTextDatum(detect::SeverityName(f.score.severity));
 		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
+		if (natts > 10)
+			values[10] = BoolGetDatum(f.score.provisional && thrillmon::pg::corroborate_new_metrics);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	ReleaseScratch(history_points);

@@ -17,6 +17,7 @@ extern int max_observed_metrics_per_database;
 extern int detect_threads;
 extern int detector_cache_size;
 extern bool session_detector_cache;
+extern bool corroborate_new_metrics;
 extern int max_metrics_per_pass;
 extern char *notify_allowed_hosts;
 extern int delivery_max_age_s;

@@ -30,6 +30,7 @@ int max_observed_metrics_per_database = 64;
 int detect_threads = 2;
 int detector_cache_size = 10000;
 bool session_detector_cache = false;
+bool corroborate_new_metrics = true;
 int max_metrics_per_pass = 10000;
 char *notify_allowed_hosts = nullptr;
 int delivery_max_age_s = 86400;
@@ -93,6 +94,12 @@ InitGucs()
 	                         "(bench/detect.sh measures the worker's case this way) keeps up to "
 	                         "thrillmon.detector_cache_size of them for its lifetime.",
 	                         &session_detector_cache, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+	DefineCustomBoolVariable("thrillmon.corroborate_new_metrics",
+	                         "A new metric's lone anomaly raises no alert until its detector is calibrated.",
+	                         "On, an anomaly of a metric whose detector has not yet learned its calibration "
+	                         "(min_data_points + 500 points) raises an alert only when another metric is anomalous "
+	                         "in the same detection pass; it is recorded either way. Off, it alerts alone.",
+	                         &corroborate_new_metrics, true, PGC_SUSET, 0, nullptr, nullptr, nullptr);
 	DefineCustomIntVariable("thrillmon.max_metrics_per_pass", "Distinct metrics one detection pass scores at most.",
 	                        "Metrics past it (those with detectors kept come first) are left unscored in that pass, "
 	                        "and health_check() says how many.",

@@ -16,7 +16,10 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(217);
+SELECT plan(230);
+-- (A metric of a few hundred points is new: its lone anomaly would raise no alert. What is tested
+-- here is what alerts do; corroboration has its own section in detection.sql.)
+SET thrillmon.corroborate_new_metrics = off;
 
 -- Before the clean slate: what this database's install shipped.
 SELECT is((SELECT sensitivity FROM thrillmon.anomaly_detection_config WHERE metric_name = '*'), 4.5::float8,
@@ -701,6 +704,47 @@ SELECT results_eq(
 	FROM (SELECT DISTINCT metric_name AS m FROM thrillmon.metric_time_series WHERE metric_name LIKE 'th\_%') x
 	CROSS JOIN LATERAL thrillmon.backtest(x.m, '-infinity', 'infinity') b WHERE b.is_anomaly ORDER BY 1, 2$$,
 	'threads: the anomalies of threaded passes are exactly backtest()''s, metric by metric');
+
+------------------------------------------------------------------------------------------------
+-- A new metric's lone anomaly is recorded and raises no alert (thrillmon.corroborate_new_metrics)
+------------------------------------------------------------------------------------------------
+
+SELECT pg_temp.reset();
+UPDATE thrillmon.anomaly_detection_config SET cooldown_minutes = 1440 WHERE metric_name = '*';
+SET thrillmon.corroborate_new_metrics = on;
+SELECT setseed(0.31);
+-- New: 300 points, under min_data_points + 500 (the detector's calibration is not trusted yet).
+SELECT pg_temp.history('cr_alone', pg_temp.vals(300, '{290}', '{30}'));
+SELECT lives_ok($$SELECT pg_temp.pass('cr1')$$, 'corroboration: a pass over a new metric with a spike');
+SELECT is((SELECT count(*)::int FROM got WHERE tag = 'cr1' AND metric_name = 'cr_alone' AND anomaly_value = 130), 1,
+	'corroboration: ... the spike is recorded');
+SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts), 0, 'corroboration: ... and raises no alert alone');
+SELECT is((SELECT metadata->>'uncorroborated' FROM thrillmon.anomaly_detections WHERE metric_name = 'cr_alone' AND anomaly_value = 130),
+	'true', 'corroboration: ... marked uncorroborated');
+-- Two new metrics anomalous in one pass (a storm shows on several at once): both alert.
+SELECT pg_temp.reset();
+SELECT pg_temp.history(m, pg_temp.vals(300, '{290}', '{30}')) FROM unnest(ARRAY['cr_a', 'cr_b']) m;
+SELECT lives_ok($$SELECT pg_temp.pass('cr2')$$, 'corroboration: a pass over two new metrics, each with a spike');
+SELECT set_eq($$SELECT metric_name FROM thrillmon.system_alerts WHERE alert_type = 'anomaly'$$, ARRAY['cr_a', 'cr_b'],
+	'corroboration: ... each raises its alert');
+SELECT is((SELECT count(*)::int FROM thrillmon.anomaly_detections WHERE metadata ? 'uncorroborated'), 0,
+	'corroboration: ... none is marked uncorroborated');
+-- thrillmon's own counts corroborate nothing (an alert moves them).
+SELECT pg_temp.reset();
+SELECT pg_temp.history(m, pg_temp.vals(300, '{290}', '{30}')) FROM unnest(ARRAY['cr_c', 'unresolved_alerts']) m;
+SELECT lives_ok($$SELECT pg_temp.pass('cr3')$$, 'corroboration: a pass over a new metric and unresolved_alerts, each with a spike');
+SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts), 0, 'corroboration: ... thrillmon''s own count does not corroborate');
+-- A metric whose detector is calibrated (800 points) alerts alone.
+SELECT pg_temp.reset();
+SELECT pg_temp.history('cr_grown', pg_temp.vals(800, '{790}', '{30}'));
+SELECT lives_ok($$SELECT pg_temp.pass('cr4')$$, 'corroboration: a pass over a calibrated metric with a spike');
+SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts WHERE metric_name = 'cr_grown'), 1, 'corroboration: ... it alerts alone');
+-- Off: a new metric alerts alone.
+SELECT pg_temp.reset();
+SET thrillmon.corroborate_new_metrics = off;
+SELECT pg_temp.history('cr_off', pg_temp.vals(300, '{290}', '{30}'));
+SELECT lives_ok($$SELECT pg_temp.pass('cr5')$$, 'corroboration: off, a pass over a new metric with a spike');
+SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts WHERE metric_name = 'cr_off'), 1, 'corroboration: ... off, it alerts alone');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -36,11 +36,12 @@ q -c "CREATE EXTENSION thrillmon"
 # No auto-resolve during the test (the spike is 150 minutes old), and no incident noise.
 q -c "UPDATE thrillmon.anomaly_detection_config SET cooldown_minutes = 1440 WHERE metric_name = '*'"
 q -c "UPDATE thrillmon.incident_policy SET open_on_critical = false, correlation_min_metrics = 0"
-# A spiky metric: 300 points one minute apart ending a minute ago, around 100 (a deterministic
-# wiggle of sd ~0.6), +30 at point 150.
+# A spiky metric: 800 points one minute apart ending a minute ago (past a new metric's 530, whose
+# lone anomaly would raise no alert), around 100 (a deterministic wiggle of sd ~0.6), +30 at point
+# 650.
 history() {
-	echo "SELECT count(thrillmon.record_metric('$1', CASE WHEN g = 150 THEN 130 ELSE 100 + ((g * 37) % 11 - 5) * 0.2 END,
-		'custom', NULL, now() - make_interval(mins => 301 - g))) FROM generate_series(1, 300) g"
+	echo "SELECT count(thrillmon.record_metric('$1', CASE WHEN g = 650 THEN 130 ELSE 100 + ((g * 37) % 11 - 5) * 0.2 END,
+		'custom', NULL, now() - make_interval(mins => 801 - g))) FROM generate_series(1, 800) g"
 }
 
 # The listener: LISTEN, then sleep; psql prints the notifications once the sleep ends.

@@ -1204,6 +1204,27 @@ TEST(Detect, ANewMetricLearnsBeforeItSpeaks)
 	EXPECT_TRUE(Feed(single, t, 130).anomaly);
 }
 
+// Between its learning points and its calibration (min_data_points + kCalibrationPoints points),
+// a metric's anomaly is provisional: the pass alerts on it only with another metric anomalous in
+// the same pass. After that it is not.
+TEST(Detect, ANewMetricsAnomaliesAreProvisionalUntilItsCalibration)
+{
+	auto d = Make();
+	std::mt19937_64 rng(9);
+	double t = kT0;
+	EXPECT_EQ(FeedNoise(*d, rng, &t, 200), 0);
+	const Score young = Feed(*d, t, 130);
+	t += kMinute;
+	EXPECT_TRUE(young.anomaly);
+	EXPECT_TRUE(young.provisional);
+	const int calibrated = static_cast<int>(Settings {}.min_data_points + Detector::kCalibrationPoints);
+	EXPECT_EQ(FeedNoise(*d, rng, &t, calibrated + 1500 - 201), 0);
+	const Score grown = Feed(*d, t, 130);
+	EXPECT_TRUE(grown.anomaly);
+	EXPECT_FALSE(grown.provisional);
+	EXPECT_FALSE(Feed(*d, t + kMinute, 100).provisional) << "only anomalies are marked";
+}
+
 // A new metric's scale is not its first difference: the robust scale's mean |x - median| is a
 // running mean at first. With an EW mean from the start, a first point 3 sd away from the rest
 // kept the scale near twice its size for a hundred points, and a drop of 8 sd at point 60 (a lock
