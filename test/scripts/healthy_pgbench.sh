@@ -73,12 +73,23 @@ sql "SELECT '#   alerts: ' || coalesce(string_agg(alert_type || ' ' || coalesce(
 	FROM thrillmon.system_alerts WHERE created_at > '$storm_start'"
 sql "SELECT '#   anomalies: ' || coalesce(string_agg(metric_name || ' ' || anomaly_type || ' ' || severity || ' at +' || round(extract(epoch FROM time_window_end - '$storm_start'::timestamptz)) || ' s (found +' || round(extract(epoch FROM detected_at - '$storm_start'::timestamptz)) || ' s)', ', ' ORDER BY time_window_end), 'none')
 	FROM thrillmon.anomaly_detections WHERE time_window_end > '$storm_start' AND time_window_end <= '$storm_end'::timestamptz + interval '5 seconds'"
-ok "$alerted" "the lock storm raised an alert while it lasted (within $storm s)"
-for m in lock_waits longest_transaction_seconds transactions_per_second; do
-	is "$(sql "SELECT count(*) > 0 FROM thrillmon.anomaly_detections WHERE metric_name = '$m'
-		AND time_window_end > '$storm_start' AND time_window_end <= '$storm_end'::timestamptz + interval '5 seconds'")" "t" \
-		"$m saw the lock storm (an anomaly while it lasted)"
-done
+# (A metric's first 128 points are learned, not reported: at a 60 s interval the hour's 60
+# collections are all learning, and the storm is not this run's to see.)
+collected=$(sql "SELECT count(*) FROM thrillmon.job_runs WHERE job = 'collect' AND started_at <= '$end'")
+if [ "$collected" -le 128 ]; then
+	why="only $collected collections before the storm: the metrics are still in their 128 learning points"
+	skip "$why" "the lock storm raised an alert while it lasted (within $storm s)"
+	for m in lock_waits longest_transaction_seconds transactions_per_second; do
+		skip "$why" "$m saw the lock storm (an anomaly while it lasted)"
+	done
+else
+	ok "$alerted" "the lock storm raised an alert while it lasted (within $storm s)"
+	for m in lock_waits longest_transaction_seconds transactions_per_second; do
+		is "$(sql "SELECT count(*) > 0 FROM thrillmon.anomaly_detections WHERE metric_name = '$m'
+			AND time_window_end > '$storm_start' AND time_window_end <= '$storm_end'::timestamptz + interval '5 seconds'")" "t" \
+			"$m saw the lock storm (an anomaly while it lasted)"
+	done
+fi
 
 is "$(sql "SELECT count(*) FROM thrillmon.system_alerts WHERE metric_name IN ('unresolved_alerts', 'active_incidents')")" "0" \
 	"no alert on thrillmon's own alert and incident counts"
