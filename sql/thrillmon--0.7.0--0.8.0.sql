@@ -1973,13 +1973,14 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION thrillmon._detect_pass_silent() IS
 	'Internal: the regular metrics this backend''s last detection pass found silent (no point for five intervals), each at most every ten minutes';
 
--- _detect_scan() says which anomalies are provisional (a new metric's, before its calibration is
--- trusted): a new column, so the function is made again (_detect_run(), below, reads it).
+-- _detect_scan() says which anomalies are uncorroborated (a new metric's, before its calibration is
+-- trusted, with no other metric anomalous in the pass): a new column, so the function is made
+-- again (_detect_run(), below, reads it).
 DROP FUNCTION thrillmon._detect_scan(timestamptz, timestamptz, bigint, bigint);
 CREATE FUNCTION thrillmon._detect_scan(p_prev timestamptz, p_upto timestamptz, p_prev_pass bigint, p_pass bigint)
 RETURNS TABLE (metric_name text, metric_category text, ts timestamptz, value double precision, score double precision,
 	deviation double precision, baseline double precision, anomaly_type text, severity text, algorithm text,
-	provisional boolean)
+	uncorroborated boolean)
 AS 'MODULE_PATHNAME', 'thrillmon_detect_scan'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION thrillmon._detect_scan(timestamptz, timestamptz, bigint, bigint) IS
@@ -2020,10 +2021,7 @@ BEGIN
 	END IF;
 	pass := pg_catalog.nextval('thrillmon.detector_pass_seq'::pg_catalog.regclass);
 
-	-- (With each anomaly, how many metrics other than thrillmon's own are anomalous in this pass.)
-	FOR a IN WITH s AS MATERIALIZED (SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass)),
-		k AS (SELECT count(DISTINCT s.metric_name) AS n FROM s WHERE s.metric_name NOT IN ('unresolved_alerts', 'active_incidents'))
-		SELECT s.*, k.n AS anomalous_metrics FROM s CROSS JOIN k ORDER BY s.ts, s.metric_name LOOP
+	FOR a IN SELECT * FROM thrillmon._detect_scan(prog.horizon, upto, coalesce(prog.pass, 0), pass) s ORDER BY s.ts, s.metric_name LOOP
 		cfg := thrillmon._config_for(a.metric_name);
 		INSERT INTO thrillmon.anomaly_detections AS d (metric_name, metric_category, anomaly_type, severity, baseline_value,
 			anomaly_value, deviation_score, confidence_score, detection_algorithm, time_window_start, time_window_end, metadata)
@@ -2050,11 +2048,12 @@ BEGIN
 		END IF;
 		-- (thrillmon's own alert and incident counts are never alerted on: an alert moves them.)
 		would_alert := cfg.auto_create_alert AND a.score >= cfg.alert_threshold_score AND a.metric_name NOT IN ('unresolved_alerts', 'active_incidents');
-		-- A new metric's anomaly (its detector's calibration not yet trusted: provisional) raises an
-		-- alert only with another metric anomalous in the same pass. A lock storm shows on the
-		-- locks, the transactions and their rate at once; a new database's first checkpoints (a
-		-- burst of full-page writes) on the WAL rate alone. Recorded either way, and marked.
-		IF would_alert AND a.provisional AND a.anomalous_metrics < 2 THEN
+		-- A new metric's anomaly (its detector's calibration not yet trusted) raises an alert only
+		-- with another metric anomalous in the same pass (_detect_scan() says when it has none). A
+		-- lock storm shows on the locks, the transactions and their rate at once; a new database's
+		-- first checkpoints (a burst of full-page writes) on the WAL rate alone. Recorded either
+		-- way, and marked.
+		IF would_alert AND a.uncorroborated THEN
 			UPDATE thrillmon.anomaly_detections d SET metadata = d.metadata || '{"uncorroborated": true}'
 			WHERE d.id = det.id RETURNING d.* INTO det;
 			would_alert := false;

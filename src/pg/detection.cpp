@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/detect_pass.hpp"
+#include "core/vocabulary.hpp"
 #include "pg/boundary.hpp"
 #include "pg/detect.hpp"
 #include "pg/guc.hpp"
@@ -356,6 +357,7 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 	}
 
 	std::size_t history_points = 0;
+	std::size_t anomalous_metrics = 0;
 	// Score (pure C++, in thrillmon.detect_threads threads), then forget what has gone quiet. A
 	// backend other than the worker is unlikely to run the next pass (only the pass after the one
 	// that made a cache may use it): it gives its cache back rather than keep it for the session.
@@ -370,6 +372,15 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			}
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
+		// How many metrics, thrillmon's own counts aside, are anomalous in this pass: a provisional
+		// anomaly (a new metric's) alerts only with another one (70_detection.sql).
+		std::vector<bool> anomalous(scratch->metrics.size());
+		for (const detect::PassAnomaly &f : scratch->found)
+			if (!anomalous[f.metric] &&
+			    !thrillmon::vocabulary::IndexOf(thrillmon::vocabulary::kSelfMetric, scratch->metrics[f.metric].name)) {
+				anomalous[f.metric] = true;
+				anomalous_metrics++;
+			}
 		// (ScorePass has put each metric's new points in time order.)
 		for (const detect::PassMetric &pm : scratch->metrics)
 			if (pm.settings.enabled)
@@ -405,7 +416,8 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		values[8] = CStringGetTextDatum(detect::SeverityName(f.score.severity));
 		values[9] = CStringGetTextDatum(detect::AlgorithmName(f.score.algorithm));
 		if (natts > 10)
-			values[10] = BoolGetDatum(f.score.provisional && thrillmon::pg::corroborate_new_metrics);
+			values[10] =
+			    BoolGetDatum(f.score.provisional && thrillmon::pg::corroborate_new_metrics && anomalous_metrics < 2);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 	ReleaseScratch(history_points);
