@@ -15,6 +15,9 @@ namespace {
 // How many detectors ahead of the one being scored the pass prefetches (Detector::Prefetch): far
 // enough for the loads to arrive while a few points are scored (measured: 1 < 2 < 4 ~ 8).
 constexpr std::size_t kPrefetchAhead = 4;
+// How many metrics a scoring thread takes at a time: enough that taking one (an atomic add)
+// costs nothing beside scoring them, few enough that a thread starting late still finds work.
+constexpr std::size_t kScoreChunk = 32;
 
 } // namespace
 
@@ -261,19 +264,24 @@ ScorePass(DetectorCache &cache, std::deque<PassMetric> &metrics, int threads, Pa
 		const DetectorCache::Slot slot = cache.Acquire(pm.name, pm.settings);
 		todo.push_back(Todo {m, slot.entry, slot.rebuild, false});
 	}
-	// Each entry is touched by one thread only, and a slice reads only its own metrics' points:
-	// the slices share nothing but their read-only inputs. One metric's failure (out of memory)
+	// Each entry is touched by one thread only, and a chunk reads only its own metrics' points:
+	// the threads share nothing but their read-only inputs. One metric's failure (out of memory)
 	// is that metric's: it is forgotten, and the others are scored.
 	const int slices = ThreadsFor(todo.size(), threads);
-	std::vector<std::vector<PassAnomaly>> found(static_cast<std::size_t>(slices));
+	// (By chunk: put together in the chunks' order, they are in the metrics' order, however the
+	// chunks fell to the threads.)
+	std::vector<std::vector<PassAnomaly>> found((todo.size() + kScoreChunk - 1) / kScoreChunk);
 	std::vector<std::size_t> scored(static_cast<std::size_t>(slices), 0);
-	const int ran = RunSlices(todo.size(), slices, [&](std::size_t lo, std::size_t hi, int slice) {
-		std::vector<PassAnomaly> &out = found[static_cast<std::size_t>(slice)];
+	const int ran = RunChunks(todo.size(), slices, kScoreChunk, [&](std::size_t lo, std::size_t hi, int slice) {
+		std::vector<PassAnomaly> &out = found[lo / kScoreChunk];
+		auto prefetch = [&](std::size_t j) {
+			if (j < hi && todo[j].entry->detector && !metrics[todo[j].metric].fresh.empty())
+				todo[j].entry->detector->Prefetch(ToPoint(metrics[todo[j].metric].fresh.front()));
+		};
+		for (std::size_t j = lo; j < lo + kPrefetchAhead; j++)
+			prefetch(j);
 		for (std::size_t k = lo; k < hi; k++) {
-			if (k + kPrefetchAhead < hi && todo[k + kPrefetchAhead].entry->detector &&
-			    !metrics[todo[k + kPrefetchAhead].metric].fresh.empty())
-				todo[k + kPrefetchAhead].entry->detector->Prefetch(
-				    ToPoint(metrics[todo[k + kPrefetchAhead].metric].fresh.front()));
+			prefetch(k + kPrefetchAhead);
 			PassMetric &pm = metrics[todo[k].metric];
 			const std::size_t before = out.size();
 			try {

@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <cmath>
+#include <chrono>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <random>
 #include <set>
@@ -348,52 +350,98 @@ TEST(ThreadPool, ThreadsForCountsWork)
 	EXPECT_EQ(ThreadsFor(10, 8, 1), 8);
 }
 
-TEST(ThreadPool, SlicesCoverTheRangeOnceOnDistinctThreads)
+TEST(ThreadPool, ChunksCoverTheRangeOnceEachWorkerOnItsOwnThread)
 {
-	for (int slices : {1, 2, 3, 7}) {
-		std::vector<std::atomic<int>> seen(1000);
+	for (int workers : {1, 2, 3, 7}) {
+		for (std::size_t chunk : {1, 7, 64, 5000}) {
+			std::vector<std::atomic<int>> seen(1000);
+			std::mutex mu;
+			std::map<int, std::thread::id> thread_of;
+			bool distinct = true;
+			const int ran = RunChunks(seen.size(), workers, chunk, [&](std::size_t lo, std::size_t hi, int worker) {
+				{
+					std::lock_guard<std::mutex> lock(mu);
+					auto [it, fresh] = thread_of.emplace(worker, std::this_thread::get_id());
+					if (!fresh && it->second != std::this_thread::get_id())
+						distinct = false;
+				}
+				EXPECT_LE(hi - lo, chunk);
+				for (std::size_t i = lo; i < hi; i++)
+					seen[i]++;
+			});
+			EXPECT_GE(ran, 1);
+			EXPECT_LE(ran, workers);
+			EXPECT_TRUE(distinct) << "a worker number stays on one thread";
+			std::set<std::thread::id> ids;
+			for (const auto &[w, id] : thread_of)
+				ids.insert(id);
+			EXPECT_EQ(ids.size(), thread_of.size()) << "each worker on a thread of its own";
+			// (The helpers may have taken every chunk before the caller took one.)
+			for (const auto &[w, id] : thread_of) {
+				if (w == 0) {
+					EXPECT_EQ(id, std::this_thread::get_id()) << "worker 0 is the caller";
+				} else {
+					EXPECT_NE(id, std::this_thread::get_id()) << "the others are helpers";
+				}
+			}
+			for (std::size_t i = 0; i < seen.size(); i++)
+				ASSERT_EQ(seen[i].load(), 1) << i << " with " << workers << " workers, chunks of " << chunk;
+		}
+	}
+}
+
+TEST(ThreadPool, HelpersComeWhenThereIsWorkForThem)
+{
+	// 200 chunks of a millisecond each: every helper wakes long before the caller is done alone.
+	// The helpers are kept: a second call finds the same ones waiting.
+	for (int round = 0; round < 2; round++) {
 		std::mutex mu;
 		std::set<std::thread::id> ids;
-		const int ran = RunSlices(seen.size(), slices, [&](std::size_t lo, std::size_t hi, int) {
-			{
-				std::lock_guard<std::mutex> lock(mu);
-				ids.insert(std::this_thread::get_id());
-			}
-			for (std::size_t i = lo; i < hi; i++)
-				seen[i]++;
+		const int ran = RunChunks(200, 3, 1, [&](std::size_t, std::size_t, int) {
+			std::this_thread::sleep_for(std::chrono::milliseconds(1));
+			std::lock_guard<std::mutex> lock(mu);
+			ids.insert(std::this_thread::get_id());
 		});
-		EXPECT_EQ(ran, slices);
-		EXPECT_EQ(ids.size(), static_cast<std::size_t>(slices));
-		for (std::size_t i = 0; i < seen.size(); i++)
-			ASSERT_EQ(seen[i].load(), 1) << i << " with " << slices << " slices";
+		EXPECT_EQ(ran, 3);
+		EXPECT_EQ(ids.size(), 3u);
 	}
 }
 
 TEST(ThreadPool, ExceptionsComeBackToTheCaller)
 {
+	// The worker that throws takes no more chunks; the others finish every other one.
 	std::atomic<int> finished {0};
-	EXPECT_THROW(RunSlices(100, 4,
-	                       [&](std::size_t lo, std::size_t, int slice) {
-		                       if (slice == 2)
-			                       throw std::runtime_error("slice 2");
+	std::atomic<bool> thrown {false};
+	EXPECT_THROW(RunChunks(100, 4, 1,
+	                       [&](std::size_t lo, std::size_t, int) {
+		                       std::this_thread::sleep_for(std::chrono::microseconds(200));
+		                       if (lo == 50 && !thrown.exchange(true))
+			                       throw std::runtime_error("chunk 50");
 		                       finished++;
-		                       (void) lo;
 	                       }),
 	             std::runtime_error);
-	EXPECT_EQ(finished.load(), 3) << "the other slices ran to the end";
+	EXPECT_EQ(finished.load(), 99) << "the other chunks ran to the end";
+	// and the helpers still serve the next call
+	std::atomic<int> again {0};
+	RunChunks(100, 4, 1, [&](std::size_t, std::size_t, int) { again++; });
+	EXPECT_EQ(again.load(), 100);
 }
 
-TEST(ThreadPool, ThreadsRunWithEverySignalBlocked)
+TEST(ThreadPool, HelpersRunWithEverySignalBlocked)
 {
 	std::atomic<int> unblocked {0};
-	RunSlices(4, 4, [&](std::size_t, std::size_t, int slice) {
-		if (slice == 0)
+	std::atomic<int> helpers {0};
+	RunChunks(400, 4, 1, [&](std::size_t, std::size_t, int worker) {
+		std::this_thread::sleep_for(std::chrono::microseconds(200));
+		if (worker == 0)
 			return; // the caller's own thread keeps its mask
+		helpers++;
 		sigset_t mask;
 		pthread_sigmask(SIG_SETMASK, nullptr, &mask);
 		if (!sigismember(&mask, SIGTERM) || !sigismember(&mask, SIGINT) || !sigismember(&mask, SIGUSR1))
 			unblocked++;
 	});
+	EXPECT_GT(helpers.load(), 0);
 	EXPECT_EQ(unblocked.load(), 0);
 	sigset_t mine;
 	pthread_sigmask(SIG_SETMASK, nullptr, &mine);
