@@ -2154,7 +2154,11 @@ BEGIN
 		ev_previous := ev_previous || NULL::text;
 		new_alerts := new_alerts || al.id;
 	END LOOP;
-	PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
+	-- (Only with something to deliver: most passes have nothing, and a call costs as much as
+	-- the statements of a quiet pass.)
+	IF pg_catalog.cardinality(ev_alerts) > 0 THEN
+		PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
+	END IF;
 	ev_alerts := '{}';
 	ev_events := '{}';
 	ev_previous := '{}';
@@ -2203,9 +2207,13 @@ BEGIN
 		ev_previous := ev_previous || NULL::text;
 	END LOOP;
 	-- (A batch of their own, after the others: a resolution goes only where the alert was announced.)
-	PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
+	IF pg_catalog.cardinality(ev_alerts) > 0 THEN
+		PERFORM thrillmon._enqueue_deliveries(ev_alerts, ev_events, ev_previous);
+	END IF;
 
-	PERFORM thrillmon._auto_incidents(new_alerts);
+	IF pg_catalog.cardinality(new_alerts) > 0 THEN
+		PERFORM thrillmon._auto_incidents(new_alerts);
+	END IF;
 
 	INSERT INTO thrillmon.detector_progress (id, pass, horizon, updated_at) VALUES (true, pass, upto, pg_catalog.now())
 	ON CONFLICT (id) DO UPDATE SET pass = EXCLUDED.pass, horizon = EXCLUDED.horizon, updated_at = EXCLUDED.updated_at;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "core/detect_pass.hpp"
+#include "core/thread_pool.hpp"
 #include "core/vocabulary.hpp"
 #include "pg/boundary.hpp"
 #include "pg/detect.hpp"
@@ -218,6 +219,7 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 	const std::size_t max_metrics = static_cast<std::size_t>(thrillmon::pg::max_metrics_per_pass);
 	bool kept = false;
 	RunCore([&] {
+		thrillmon::HelperThreads::Get().Reserve(thrillmon::pg::detect_threads - 1);
 		cache->set_capacity(static_cast<std::size_t>(thrillmon::pg::detector_cache_size));
 		kept = cache->BeginPass(MyDatabaseId, prev_pass);
 		max_lookback = settings.MaxLookbackMinutes();
@@ -226,31 +228,6 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 		last_silent->clear();
 	});
 	const bool keep = thrillmon::pg::IsThrillmonWorker() || thrillmon::pg::session_detector_cache;
-
-	// The worker, whose cache has just started over in a steady pass (a restart, or a pass run
-	// elsewhere), learns every metric's cadence from its lookback before the new points: a metric
-	// that stopped arriving has no new point to be seen by, and must not be forgotten for that.
-	// Once per start of the cache; other backends give their cache back after each pass, so only
-	// their cold passes (which read every lookback anyway) see silent metrics.
-	if (steady && keep && !kept) {
-		const TimestampTz lo = thrillmon::pg::MinusMinutes(prev, max_lookback);
-		auto learn = [&](const ScanRow *rows, int n) {
-			for (int i = 0; i < n; i++) {
-				const std::string_view name(rows[i].name, rows[i].name_len);
-				const detect::MetricSettings &ms = settings.For(name);
-				if (ms.enabled && detect::InLookback(rows[i].point.t, upto_s, ms.lookback_minutes))
-					cache->NoteArrival(name, rows[i].point, ms.lookback_minutes);
-			}
-		};
-		if (!thrillmon::pg::ScanWindowDirect(lo, prev, thrillmon::pg::SinkOf(learn))) {
-			Oid types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-			Datum values[2] = {TimestampTzGetDatum(lo), TimestampTzGetDatum(prev)};
-			thrillmon::pg::ScanPoints(
-			    "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
-			    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 ORDER BY \"timestamp\"",
-			    false, 2, types, values, thrillmon::pg::SinkOf(learn));
-		}
-	}
 
 	// New points. Without a previous pass, each metric's lookback window is new.
 	{
@@ -316,9 +293,55 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			need_lookback = std::max(need_lookback, pm.settings.lookback_minutes);
 		}
 	});
-	if (need > 0) {
-		// A few metrics: by name (index scans); many (a cold start of the cache): one range scan.
-		const bool by_name = need <= 64;
+	// A few metrics: their history by name (index scans); many (a cold start of the cache): one
+	// range scan.
+	const bool by_name = need <= 64;
+	const TimestampTz history_lo = thrillmon::pg::MinusMinutes(prev, need_lookback);
+	const double prev_s = thrillmon::pg::EpochSeconds(prev);
+	auto history_row = [&](const ScanRow &row) {
+		auto it = scratch->index.find(std::string_view(row.name, row.name_len));
+		if (it == scratch->index.end())
+			return;
+		detect::PassMetric &pm = scratch->metrics[it->second];
+		if (pm.needs_history && detect::InLookback(row.point.t, prev_s, pm.settings.lookback_minutes) &&
+		    (pm.excluded.empty() || !detect::InWindows(pm.excluded, row.point.t)))
+			pm.history.push_back(row.point);
+	};
+
+	// The worker, whose cache has just started over in a steady pass (a restart, or a pass run
+	// elsewhere), learns every metric's cadence from its lookback: a metric that stopped arriving
+	// has no new point to be seen by, and must not be forgotten for that. (Its new points are
+	// noted after scoring, so the lookback is noted first.) Once per start of the cache; other
+	// backends give their cache back after each pass, so only their cold passes (which read every
+	// lookback anyway) see silent metrics. That read covers the history a rebuild of many metrics
+	// needs (need_lookback <= max_lookback), so it collects that too: a worker's restart reads
+	// the lookback window once, not twice.
+	bool history_read = false;
+	if (steady && keep && !kept) {
+		const TimestampTz lo = thrillmon::pg::MinusMinutes(prev, max_lookback);
+		const bool with_history = need > 0 && !by_name;
+		auto learn = [&](const ScanRow *rows, int n) {
+			for (int i = 0; i < n; i++) {
+				const std::string_view name(rows[i].name, rows[i].name_len);
+				const detect::MetricSettings &ms = settings.For(name);
+				if (ms.enabled && detect::InLookback(rows[i].point.t, upto_s, ms.lookback_minutes))
+					cache->NoteArrival(name, rows[i].point, ms.lookback_minutes);
+				if (with_history) // (each metric's own lookback is within this one)
+					history_row(rows[i]);
+			}
+		};
+		if (!thrillmon::pg::ScanWindowDirect(lo, prev, thrillmon::pg::SinkOf(learn))) {
+			Oid types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+			Datum values[2] = {TimestampTzGetDatum(lo), TimestampTzGetDatum(prev)};
+			thrillmon::pg::ScanPoints(
+			    "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
+			    "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 ORDER BY \"timestamp\"",
+			    false, 2, types, values, thrillmon::pg::SinkOf(learn));
+		}
+		history_read = with_history;
+	}
+
+	if (need > 0 && !history_read) {
 		ArrayType *names = nullptr;
 		if (by_name) {
 			Datum *elems = static_cast<Datum *>(palloc(sizeof(Datum) * need));
@@ -330,24 +353,15 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			names = construct_array(elems, k, TEXTOID, -1, false, TYPALIGN_INT);
 		}
 		Oid types[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTARRAYOID};
-		Datum values[3] = {TimestampTzGetDatum(thrillmon::pg::MinusMinutes(prev, need_lookback)),
-		                   TimestampTzGetDatum(prev), by_name ? PointerGetDatum(names) : (Datum) 0};
-		const double prev_s = thrillmon::pg::EpochSeconds(prev);
+		Datum values[3] = {TimestampTzGetDatum(history_lo), TimestampTzGetDatum(prev),
+		                   by_name ? PointerGetDatum(names) : (Datum) 0};
 		auto history = [&](const ScanRow *rows, int n) {
-			for (int i = 0; i < n; i++) {
-				auto it = scratch->index.find(std::string_view(rows[i].name, rows[i].name_len));
-				if (it == scratch->index.end())
-					continue;
-				detect::PassMetric &pm = scratch->metrics[it->second];
-				if (pm.needs_history && detect::InLookback(rows[i].point.t, prev_s, pm.settings.lookback_minutes) &&
-				    (pm.excluded.empty() || !detect::InWindows(pm.excluded, rows[i].point.t)))
-					pm.history.push_back(rows[i].point);
-			}
+			for (int i = 0; i < n; i++)
+				history_row(rows[i]);
 		};
 		// Many metrics scan the partitions directly; a few metrics, or a table with partitions of
 		// its own naming, go through SQL.
-		if (by_name || !thrillmon::pg::ScanWindowDirect(thrillmon::pg::MinusMinutes(prev, need_lookback), prev,
-		                                                thrillmon::pg::SinkOf(history)))
+		if (by_name || !thrillmon::pg::ScanWindowDirect(history_lo, prev, thrillmon::pg::SinkOf(history)))
 			thrillmon::pg::ScanPoints(
 			    by_name ? "SELECT \"timestamp\", metric_value, metric_name FROM thrillmon.metric_time_series "
 			              "WHERE \"timestamp\" > $1 AND \"timestamp\" <= $2 AND metric_name = ANY ($3)"

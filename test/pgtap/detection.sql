@@ -16,7 +16,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(230);
+SELECT plan(232);
 -- (A metric of a few hundred points is new: its lone anomaly would raise no alert. What is tested
 -- here is what alerts do; corroboration has its own section in detection.sql.)
 SET thrillmon.corroborate_new_metrics = off;
@@ -688,13 +688,23 @@ $$;
 -- 300 metrics: a thread takes 64 metrics or more, so the passes run in four threads.
 SELECT pg_temp.live_many(300, 100, 0);
 SELECT lives_ok($$SELECT pg_temp.pass('t1')$$, 'threads: a first pass over 300 metrics with detect_threads = 4 (new detectors)');
--- (What the backend's last pass did: threads counts the threads that really scored a slice.)
-SELECT is((SELECT (metrics, rebuilt, threads, cached)::text FROM thrillmon._detect_pass_stats()), '(300,300,4,0)',
-	'threads: the first pass scored 300 metrics, all new, in four threads (and this backend, not the worker, kept none)');
+-- (What the backend's last pass did: threads counts the threads that took part. The helpers
+-- take chunks of metrics as they come free, so one that the scheduler runs late may find none
+-- left: more than one thread, and at most four.)
+SELECT is((SELECT (metrics, rebuilt, threads BETWEEN 2 AND 4, cached)::text FROM thrillmon._detect_pass_stats()), '(300,300,t,0)',
+	'threads: the first pass scored 300 metrics, all new, in two to four threads (and this backend, not the worker, kept none)');
 SELECT pg_temp.live_many(300, 100, 60);
 SELECT lives_ok($$SELECT pg_temp.pass('t2')$$, 'threads: a second pass (steady: scored in threads)');
-SELECT is((SELECT (metrics, rebuilt, points, threads)::text FROM thrillmon._detect_pass_stats()), '(300,300,30000,4)',
-	'threads: the second pass rebuilt the 300 detectors from history and scored 100 new points of each, in four threads');
+SELECT is((SELECT (metrics, rebuilt, points, threads BETWEEN 2 AND 4)::text FROM thrillmon._detect_pass_stats()), '(300,300,30000,t)',
+	'threads: the second pass rebuilt the 300 detectors from history and scored 100 new points of each, in two to four threads');
+-- A backend that keeps its detectors (as the worker does) and starts with none learns every
+-- metric's cadence from its lookback; that one read also gives the rebuild its history.
+SET LOCAL thrillmon.session_detector_cache = on;
+SELECT pg_temp.live_many(300, 100, 70);
+SELECT lives_ok($$SELECT pg_temp.pass('t3')$$, 'threads: a third pass, in a backend that keeps its detectors and has none yet');
+SELECT is((SELECT (metrics, rebuilt, points, cached)::text FROM thrillmon._detect_pass_stats()), '(300,300,30000,300)',
+	'threads: ... rebuilt the 300 detectors from the lookback it read for their cadence, and kept them');
+SET LOCAL thrillmon.session_detector_cache = off;
 SELECT is((SELECT count(DISTINCT metric_name)::int FROM thrillmon.anomaly_detections WHERE metric_name LIKE 'th\_%'), 300,
 	'threads: every metric''s spike found');
 SELECT results_eq(
