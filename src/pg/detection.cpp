@@ -386,11 +386,14 @@ THRILLMON_FUNCTION(thrillmon_detect_scan)
 			}
 		detect::PassStats stats;
 		scratch->found = detect::ScorePass(*cache, scratch->metrics, thrillmon::pg::detect_threads, &stats);
-		// How many metrics, thrillmon's own counts aside, are anomalous in this pass: a provisional
-		// anomaly (a new metric's) alerts only with another one (70_detection.sql).
+		// How many metrics, thrillmon's own counts aside, are anomalous in this pass beyond low
+		// severity: a provisional anomaly (a new metric's) alerts only with another one
+		// (70_detection.sql). A low one (a new extreme, a move of a per cent) raises no alert of
+		// its own at the default threshold, and would corroborate whatever else happened to fall
+		// in the same ten seconds.
 		std::vector<bool> anomalous(scratch->metrics.size());
 		for (const detect::PassAnomaly &f : scratch->found)
-			if (!anomalous[f.metric] &&
+			if (!anomalous[f.metric] && f.score.severity != detect::Severity::kLow &&
 			    !thrillmon::vocabulary::IndexOf(thrillmon::vocabulary::kSelfMetric, scratch->metrics[f.metric].name)) {
 				anomalous[f.metric] = true;
 				anomalous_metrics++;

@@ -16,7 +16,7 @@
 BEGIN;
 SET client_min_messages = warning;
 SET LOCAL TimeZone = 'UTC';
-SELECT plan(232);
+SELECT plan(236);
 -- (A metric of a few hundred points is new: its lone anomaly would raise no alert. What is tested
 -- here is what alerts do; corroboration has its own section in detection.sql.)
 SET thrillmon.corroborate_new_metrics = off;
@@ -739,6 +739,17 @@ SELECT set_eq($$SELECT metric_name FROM thrillmon.system_alerts WHERE alert_type
 	'corroboration: ... each raises its alert');
 SELECT is((SELECT count(*)::int FROM thrillmon.anomaly_detections WHERE metadata ? 'uncorroborated'), 0,
 	'corroboration: ... none is marked uncorroborated');
+-- A low anomaly corroborates nothing: a move of 1.2 % on a metric at 1000 (12 of its standard
+-- deviations, but reported low) in the same pass as a new metric's spike.
+SELECT pg_temp.reset();
+SELECT pg_temp.history('cr_d', pg_temp.vals(300, '{290}', '{30}'));
+SELECT pg_temp.history('cr_small', (SELECT array_agg(v + 900 ORDER BY i) FROM unnest(pg_temp.vals(300, '{290}', '{12}')) WITH ORDINALITY u(v, i)));
+SELECT lives_ok($$SELECT pg_temp.pass('cr6')$$, 'corroboration: a pass over a new metric with a spike and one with a move of a per cent');
+SELECT is((SELECT string_agg(DISTINCT severity, ',') FROM got WHERE tag = 'cr6' AND metric_name = 'cr_small' AND anomaly_value = 1012), 'low',
+	'corroboration: ... the small move is reported, low');
+SELECT is((SELECT count(*)::int FROM thrillmon.system_alerts), 0, 'corroboration: ... and corroborates nothing: no alert');
+SELECT is((SELECT metadata->>'uncorroborated' FROM thrillmon.anomaly_detections WHERE metric_name = 'cr_d' AND anomaly_value = 130),
+	'true', 'corroboration: ... the spike is marked uncorroborated');
 -- thrillmon's own counts corroborate nothing (an alert moves them).
 SELECT pg_temp.reset();
 SELECT pg_temp.history(m, pg_temp.vals(300, '{290}', '{30}')) FROM unnest(ARRAY['cr_c', 'unresolved_alerts']) m;
