@@ -884,7 +884,9 @@ Detector::Update(const Point &in)
 		level_ = x;
 		trend_ = 0;
 	} else {
-		double f = level_ + trend_ * dt;
+		// (Extrapolated as the score's forecast is: over a long gap, a collector down for days,
+		// the trend times the gap had put the level far from anything the metric did.)
+		double f = level_ + trend_ * (dt_ew_ > 0 ? std::min(dt, kHorizonSteps * dt_ew_) : dt);
 		double e = x - f;
 		double sc = kMeanAbsToSigma * err_scale_;
 		double clipped = (holt_n_ > 3 && sc > 0) ? std::clamp(e, -5 * sc, 5 * sc) : e;
@@ -895,7 +897,8 @@ Detector::Update(const Point &in)
 			// noise divided by a small dt: such a step moves the trend proportionally less.
 			double w = dt_ew_ > 0 ? std::min(1.0, dt / dt_ew_) : 1.0;
 			trend_ += kHoltBeta * w * ((new_level - level_) / dt - trend_);
-			dt_ew_ = dt_ew_ == 0 ? dt : dt_ew_ + kDtAlpha * (dt - dt_ew_);
+			// (A gap counts as a few usual spacings: one outage does not make the metric sparse.)
+			dt_ew_ = dt_ew_ == 0 ? dt : dt_ew_ + kDtAlpha * (std::min(dt, kHorizonSteps * dt_ew_) - dt_ew_);
 		}
 		level_ = new_level;
 	}

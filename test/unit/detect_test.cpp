@@ -1171,6 +1171,35 @@ TEST(Detect, AMoveOfAPerCentIsReportedLowAtMost)
 // back (marked, score under 0.5, no anomaly), the same spike after them is reported, and a held
 // report moves the detector's state as a report does: the spike's shoulders that follow it are
 // the same episode, not reports of their own.
+TEST(Detect, AMetricBackAfterAnOutageIsNotAnAnomaly)
+{
+	// A metric rising a little when its collector stopped, back three days later where it had
+	// been: the forecast extrapolates the trend over a few usual spacings, not over the gap (it
+	// had put the level at the trend times three days, and the first point back was a critical
+	// trend change), and the gap does not make the usual spacing three days long either.
+	for (std::uint64_t seed : {31u, 32u, 33u}) {
+		auto d = Make();
+		std::mt19937_64 rng(seed);
+		double t = kT0;
+		FeedNoise(*d, rng, &t, 2000);
+		for (int i = 0; i < 8; i++) {
+			Feed(*d, t, 100 + 0.5 * i);
+			t += kMinute;
+		}
+		t += 3 * 86400.0;
+		std::normal_distribution<double> noise(100, 1);
+		int anomalies = 0;
+		for (int i = 0; i < 300; i++) {
+			const Score s = Feed(*d, t, noise(rng));
+			ExpectSane(s, "after an outage");
+			anomalies += s.anomaly;
+			EXPECT_LT(std::fabs(s.baseline - 100), 10) << "seed " << seed << " point " << i << " after the gap";
+			t += kMinute;
+		}
+		EXPECT_EQ(anomalies, 0) << "seed " << seed;
+	}
+}
+
 TEST(Detect, ANewMetricLearnsBeforeItSpeaks)
 {
 	auto d = Make();
