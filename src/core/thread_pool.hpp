@@ -59,9 +59,7 @@ public:
 	Reserve(int helpers)
 	{
 		std::lock_guard<std::mutex> lock(mu_);
-		while (started_ < helpers && StartOne())
-			started_++;
-		return started_;
+		return StartUpTo(helpers);
 	}
 
 	// Runs task(0) in the caller and task(w), w in [1, workers), in each helper that is free
@@ -76,8 +74,7 @@ public:
 		std::vector<std::exception_ptr> errors(static_cast<std::size_t>(std::max(1, workers)));
 		{
 			std::lock_guard<std::mutex> lock(mu_);
-			while (started_ < workers - 1 && StartOne())
-				started_++;
+			StartUpTo(workers - 1);
 			task_ = &task;
 			errors_ = &errors;
 			open_ = std::min(workers - 1, started_);
@@ -107,6 +104,15 @@ public:
 
 private:
 	HelperThreads() = default;
+
+	// (Called with mu_ held, as StartOne.) Returns how many helpers there are.
+	int
+	StartUpTo(int helpers)
+	{
+		while (started_ < helpers && StartOne())
+			started_++;
+		return started_;
+	}
 
 	// (Called with mu_ held: the new thread waits for it before it looks at anything.)
 	bool
