@@ -25,6 +25,13 @@ constexpr double kEwmaLambda = 0.2;
 constexpr double kCusumSlack = 0.5;       // k, in standard deviations
 constexpr double kCusumCap = 50.0;        // bounds the statistic (and so its decay after a shift)
 constexpr double kCusumBiasAlpha = 0.002; // slow mean of the clipped residual (skew correction)
+// The CUSUM's threshold assumes steps of unit variance. A heavy-tailed metric's clipped residual
+// varies more than that in robust deviations (Student-t(3) and log-normal latency: about 1.1
+// times), and the sum's tail grows exponentially with that variance: over half of log-normal
+// latency's false level shifts were the CUSUM's. So the steps are divided by their own root mean
+// square (a slow mean over about 1000 points, starting at 1), never multiplied: a metric whose
+// robust scale overstates its noise keeps the plain sum.
+constexpr double kCusumVarAlpha = 0.001;
 constexpr double kHoltAlpha = 0.5;
 constexpr double kHoltBeta = 0.1;
 constexpr double kAbsDevAlpha = 0.02; // EW mean |x - median|
@@ -372,6 +379,13 @@ Detector::Detector(const Settings &settings) : settings_(settings)
 	}
 }
 
+// The factor that gives the CUSUM's steps unit variance, at most 1 (see kCusumVarAlpha).
+double
+Detector::CusumUnit() const
+{
+	return cusum_var_ > 1 ? 1 / std::sqrt(cusum_var_) : 1.0;
+}
+
 double
 Detector::RobustScale(double m, bool *tied) const
 {
@@ -525,7 +539,7 @@ Detector::Update(const Point &in)
 		{
 			// Residuals are centred on their own slow mean: against the median, a skewed metric
 			// (mostly idle with bursts) has a positive mean residual and would saturate the sum.
-			double r = std::clamp((x - m) / s, -6.0, 6.0) - cusum_bias_;
+			double r = (std::clamp((x - m) / s, -6.0, 6.0) - cusum_bias_) * CusumUnit();
 			double hi = std::min(kCusumCap, std::max(0.0, cusum_hi_ + r - kCusumSlack));
 			double lo = std::min(kCusumCap, std::max(0.0, cusum_lo_ - r - kCusumSlack));
 			// P(S > h) ~ exp(-2 k h) = exp(-h) for k = 1/2; the Gaussian z with that tail is sqrt(2h).
@@ -825,7 +839,8 @@ Detector::Update(const Point &in)
 	// ---- learn ----------------------------------------------------------------------------
 	// CUSUM from the pre-point baseline (as scored)
 	if (count_ >= 2) {
-		double rc = std::clamp((x - m) / s, -6.0, 6.0), r = rc - cusum_bias_;
+		double rc = std::clamp((x - m) / s, -6.0, 6.0), r = (rc - cusum_bias_) * CusumUnit();
+		cusum_var_ += kCusumVarAlpha * ((rc - cusum_bias_) * (rc - cusum_bias_) - cusum_var_);
 		cusum_bias_ += kCusumBiasAlpha * (rc - cusum_bias_);
 		// Only once scoring starts: the first few points' baseline is too rough to accumulate.
 		if (n_ >= settings_.min_data_points && !(out.anomaly && out.algorithm == Algorithm::kCusum)) {

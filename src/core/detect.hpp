@@ -206,6 +206,7 @@ private:
 	};
 
 	double RobustScale(double m, bool *tied) const;
+	double CusumUnit() const;
 	void TailAdd(int c, double z);
 	void LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m);
 	void LearnBucket(Bucket &b, double x, std::int64_t local_day);
@@ -241,6 +242,7 @@ private:
 	std::uint32_t departs_ = 0;
 	double cusum_hi_ = 0, cusum_lo_ = 0;
 	double cusum_bias_ = 0; // slow mean of the clipped robust residual
+	double cusum_var_ = 1;  // slow mean square of the clipped robust residual about cusum_bias_
 
 	// burst component: ring of capped surprises, its sum, and the sum's long-run level/spread
 	double burst_ring_[kBurstPoints];
