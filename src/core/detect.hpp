@@ -210,7 +210,7 @@ private:
 	void TailAdd(int c, double z);
 	void LearnSeason(const Point &p, double x, Bucket &day, Bucket &week, bool with_scales, double m);
 	void LearnBucket(Bucket &b, double x, std::int64_t local_day);
-	void TailQuantiles(int c, const double (&q)[2], double (&out)[2]) const;
+	void TailQuantiles(int c, const double (&q)[3], double (&out)[3]) const;
 	void RefreshCalibration();
 
 	Settings settings_;
