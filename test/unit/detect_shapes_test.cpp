@@ -116,6 +116,18 @@ WeeklyRate(const Shape &shape, std::uint64_t seed, int points, int skip = 0)
 	return n * static_cast<double>(kWeek) / (points - skip);
 }
 
+// The seeds of the rates below: 11 and 22, or the two in SHAPE_SEEDS ("33,44"), to see how far
+// the figures hold on series the detector was not looked at on.
+std::pair<std::uint64_t, std::uint64_t>
+Seeds()
+{
+	unsigned long long a = 11, b = 22;
+	if (const char *env = std::getenv("SHAPE_SEEDS"))
+		if (std::sscanf(env, "%llu,%llu", &a, &b) != 2)
+			a = 11, b = 22;
+	return {a, b};
+}
+
 } // namespace
 
 // The rates, printed for bench/README.md (and the table): each shape, two seeds, two weeks
@@ -123,17 +135,18 @@ WeeklyRate(const Shape &shape, std::uint64_t seed, int points, int skip = 0)
 // (before any daily profile exists).
 TEST(Shapes, WeeklyRatesOnHealthySeries)
 {
+	const auto [seed_a, seed_b] = Seeds();
 	std::map<std::string, double> rate;
 	for (const Shape &s : Shapes()) {
 		double sum = 0;
-		for (std::uint64_t seed : {11u, 22u})
+		for (std::uint64_t seed : {seed_a, seed_b})
 			sum += WeeklyRate(s, seed, 2 * kWeek);
 		rate[s.name] = sum / 2;
 	}
 	Shape first_days {"diurnal_first_3_days", [](int, double t, std::mt19937_64 &r) {
 		                  return Diurnal(t) + std::normal_distribution<double>(0, 2)(r);
 	                  }};
-	rate[first_days.name] = (WeeklyRate(first_days, 11, 3 * 1440) + WeeklyRate(first_days, 22, 3 * 1440)) / 2;
+	rate[first_days.name] = (WeeklyRate(first_days, seed_a, 3 * 1440) + WeeklyRate(first_days, seed_b, 3 * 1440)) / 2;
 	for (const auto &[name, r] : rate)
 		std::printf("[ info     ] shape %-22s %5.2f anomalies per week (requirement <= 1)\n", name.c_str(), r);
 	// What holds today. The rest are measured and printed: quieting them by calibrating the far
