@@ -12,9 +12,11 @@ cluster_conf "shared_preload_libraries = 'thrillmon'" "thrillmon.collect_interva
 cluster_start
 sql "CREATE EXTENSION thrillmon" >/dev/null
 # 100 past days within a 365-day retention (two rows each), and 500 far-future days by direct INSERT.
+# The past rows are at 11:00 and 12:00 of their day: stamped from now() itself, the hour-earlier
+# row fell on the day before in the first hour after midnight, and the backlog was 101 days.
 sql "UPDATE thrillmon.retention_policies SET retention_days = 365 WHERE target = 'metrics'" >/dev/null
 sql "INSERT INTO thrillmon.metric_time_series (metric_name, metric_value, \"timestamp\")
-	SELECT 'backfill', 1, now() - make_interval(days => 1 + d) - make_interval(hours => h)
+	SELECT 'backfill', 1, date_trunc('day', now()) + interval '12 hours' - make_interval(days => 1 + d) - make_interval(hours => h)
 	FROM generate_series(1, 100) d, generate_series(0, 1) h
 	UNION ALL SELECT 'ahead', 1, now() + make_interval(days => 30 + d) FROM generate_series(1, 500) d" >/dev/null
 
