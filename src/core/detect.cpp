@@ -118,8 +118,8 @@ constexpr double kGaussianDecade = 3.8906 / 3.2905; // two-sided Gaussian quanti
 // counter: over 90 % of its points) the 0.9 quantile is an interpolation inside the first bin, the
 // growth is at its cap, and the estimate is the cap's, 4.4 times the 0.99 quantile: such a
 // component then speaks only for bursts far beyond its usual 1 in 100 (factor 7 to 10 on the rare
-// bursts shape). That is what quieted the rare bursts; a burst the point components see (a lock
-// storm on lock_waits) is still found by them.
+// bursts shape). That is what quieted the rare bursts; a burst far beyond the usual ones is still
+// found (a lock storm's lock_waits: the moving average at 44 to 64 deviations, critical).
 constexpr double kTailCore = 0.9;
 constexpr bool
 Averaging(int c)
